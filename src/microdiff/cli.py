@@ -1,0 +1,155 @@
+"""The command line: one subcommand per verb. Parses flags into configs and calls the API;
+heavy imports happen inside the handlers so ``microdiff --help`` is fast."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit code 2."""
+
+
+def _add_config_flags(p: argparse.ArgumentParser, default_preset: str = "cpu") -> None:
+    p.add_argument("--preset", default=default_preset, help="named settings: cpu (64x64, laptop) or paper (Table 2)")
+    p.add_argument("--config", help="JSON file with settings overriding the preset (same nesting as run.json's config)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any setting, e.g. --set train.lr=2e-4 --set model.base_channels=64")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    ap = argparse.ArgumentParser(prog="microdiff", description="Conditional diffusion-based microstructure reconstruction.")
+    ap.add_argument("--version", action="version", version=f"microdiff {__version__}")
+    sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("synth", help="make the built-in synthetic data set")
+    p.add_argument("kind", choices=["fiber"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--per-class", type=int, default=200)
+    p.add_argument("--radius", type=float, default=None, help="mean fiber radius in pixels (default size/14)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("train", help="train a class-conditional diffusion model on a folder of class subfolders")
+    p.add_argument("--data", required=True, help="folder with one subfolder of images per class")
+    p.add_argument("--out", required=True, help="run folder; the final pipeline lands in OUT/model")
+    _add_config_flags(p)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint and the model) after this long")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("sample", help="generate micrographs of given classes")
+    p.add_argument("--model", required=True, help="model folder (RUN/model)")
+    p.add_argument("--class", dest="classes", action="append", help="class name (repeatable; default all)")
+    p.add_argument("--num", type=int, default=16, help="samples per class")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp"])
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = plain conditional)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+
+    p = sub.add_parser("demo", help="the whole job on built-in data: data, model, samples, report")
+    p.add_argument("--out", default="demo")
+    p.add_argument("--from-scratch", action="store_true", help="train the cpu preset here instead of using the shipped model")
+    p.add_argument("--train-minutes", type=float, default=7.0, help="training budget with --from-scratch")
+    p.add_argument("--num", type=int, default=16, help="samples per class")
+    p.add_argument("--overwrite", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(HANDLERS[args.verb](args) or 0)
+    except KeyboardInterrupt:
+        print("microdiff: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("MICRODIFF_DEBUG") or not _is_user_error(e):
+            raise
+        print(f"microdiff {args.verb}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _is_user_error(e: Exception) -> bool:
+    return isinstance(e, (UserError, ValueError, FileNotFoundError, FileExistsError, PermissionError))
+
+
+def _config(args):
+    from .config import load_config
+    overrides = list(args.set)
+    for flag, key in (("steps", "train.steps"), ("batch_size", "train.batch_size"),
+                      ("image_size", "model.image_size"), ("lr", "train.lr"), ("seed", "train.seed")):
+        v = getattr(args, flag, None)
+        if v is not None:
+            overrides.append(f"{key}={v}")
+    return load_config(args.preset, args.config, overrides)
+
+
+def cmd_synth(args) -> int:
+    from .data.dataset import synth_fiber
+    out = synth_fiber(args.out, size=args.size, per_class=args.per_class, seed=args.seed,
+                      overwrite=args.overwrite, radius=args.radius)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import train
+    cfg = _config(args)
+    res = train(args.data, args.out, cfg, resume=args.resume, overwrite=args.overwrite,
+                max_minutes=args.max_minutes, show_progress=not args.no_progress)
+    print(f"trained to step {res.step} in {res.seconds:.0f} s; model in {res.run_dir / 'model'}")
+    return 0
+
+
+def _device(name: str | None):
+    import torch
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    return name
+
+
+def cmd_sample(args) -> int:
+    from .model import load_pipeline
+    from .sample import sample_to_folder
+    pipe = load_pipeline(args.model, _device(args.device))
+    classes = args.classes or pipe.class_names
+    for c in classes:
+        pipe.class_index(c)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise UserError(f"{out} is not empty; pass --overwrite or choose another --out")
+    if args.num < 1:
+        raise UserError("--num must be at least 1")
+    s = pipe.microdiff_config.sample
+    n = sample_to_folder(pipe, classes, args.num, out, args.steps or s.steps, args.sampler or s.sampler,
+                         s.guidance if args.guidance is None else args.guidance, args.seed, args.batch_size)
+    print(f"wrote {n} samples to {out}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    report = run_demo(args.out, from_scratch=args.from_scratch, train_minutes=args.train_minutes,
+                      num=args.num, overwrite=args.overwrite)
+    print(report.read_text())
+    return 0
+
+
+HANDLERS = {"synth": cmd_synth, "train": cmd_train, "sample": cmd_sample, "demo": cmd_demo}

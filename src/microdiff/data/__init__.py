@@ -1,0 +1,1 @@
+"""Data: readers, the synthetic fiber generator and the `prepare` importers."""
