@@ -127,10 +127,14 @@ def _make_pipeline_class():
                 names = list(meta["class_names"])
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
                 raise ModelDirError(f"{meta_path} is corrupt ({e}); re-export the model") from None
-            try:
-                pipe = super().from_pretrained(str(path), **kwargs)
-            except Exception as e:  # diffusers raises many kinds for truncated files
-                raise ModelDirError(f"cannot load the model in {path}: {e}") from None
+            from diffusers import DDPMScheduler, UNet2DModel
+            try:   # the two components directly: no progress bar, clear errors
+                unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", **kwargs)
+                scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
+            except Exception as e:  # diffusers raises many kinds for missing or truncated files
+                raise ModelDirError(f"cannot load the model in {path} ({type(e).__name__}: {e}); "
+                                    "re-export it or retrain") from None
+            pipe = cls(unet=unet, scheduler=scheduler)
             pipe.microdiff_config = config
             pipe.class_names = names
             return pipe
@@ -173,5 +177,6 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu"):
         raise ModelDirError(f"model directory {path} does not exist; train one with `microdiff train`")
     from . import model as _m
     pipe = _m.MicrodiffPipeline.from_pretrained(path)
-    pipe.unet.to(torch.float32)          # weights may be stored in half precision (the demo model)
+    if pipe.unet.dtype != torch.float32:   # weights may be stored in half precision (the demo model)
+        pipe.unet.to(torch.float32)
     return pipe.to(device)

@@ -157,7 +157,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
     if resume:
         ck = load_checkpoint(list_checkpoints(out)[-1])
         saved = ck["meta"]
-        if saved.get("config", {}).get("model") != config.to_dict()["model"] or saved.get("class_names") != class_names:
+        old = Config.from_dict(saved["config"])
+        if (old.model, old.diffusion) != (config.model, config.diffusion) or saved.get("class_names") != class_names:
             raise RunDirError(f"the checkpoint in {out} was written by a different model configuration "
                               "or class list; resume with the same --preset/--set/--data, or start a new --out")
         unet.load_state_dict(ck["unet"])
