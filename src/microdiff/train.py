@@ -237,7 +237,10 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
                 save_checkpoint(out, step, acc.unwrap_model(unet).state_dict(), ema.state_dict(),
                                 opt.state_dict(), meta)
         if acc.is_main_process and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == tc.steps):
-            write_sample_grid(ema, config, class_names, out / "samples" / f"step_{step:07d}.png")
+            try:   # a preview must never end a run
+                write_sample_grid(ema, config, class_names, out / "samples" / f"step_{step:07d}.png")
+            except Exception as e:  # noqa: BLE001
+                log(f"warning: sample grid at step {step} failed ({type(e).__name__}: {e}); training goes on")
         if out_of_time:
             log(f"time budget of {max_minutes} min reached at step {step}; checkpoint written")
             break
