@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint and the model) after this long")
+    p.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step (same global batch)")
+    p.add_argument("--num-processes", type=int, default=1,
+                   help="data-parallel processes on this machine (torchrun underneath; or use `accelerate launch`)")
+    p.add_argument("--no-compile", action="store_true", help="do not torch.compile the U-Net on a GPU")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("sample", help="generate micrographs of given classes")
@@ -60,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--num-processes", type=int, default=1,
+                   help="split the samples over processes by sample index (same images as one process)")
 
     p = sub.add_parser("prepare", help="turn downloaded micrograph collections into a balanced training set")
     psub = p.add_subparsers(dest="importer", required=True, metavar="SOURCE")
@@ -132,7 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    n = getattr(args, "num_processes", 1) or 1
+    if n < 1:
+        print(f"microdiff {args.verb}: error: --num-processes must be at least 1", file=sys.stderr)
+        return 2
+    if n > 1 and "WORLD_SIZE" not in os.environ:
+        return launch(n, argv)
     try:
         return int(HANDLERS[args.verb](args) or 0)
     except KeyboardInterrupt:
@@ -145,6 +158,37 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def launch(n: int, argv: list[str]) -> int:
+    """Re-run this command in ``n`` local processes with the torch.distributed environment set
+    (as torchrun would: one process per GPU, or gloo on CPUs); returns the worst exit code."""
+    import socket
+    import subprocess
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--num-processes":
+            skip = True
+        elif not a.startswith("--num-processes="):
+            rest.append(a)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = []
+    for rank in range(n):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(n),
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(n)}
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+        procs.append(subprocess.Popen([sys.executable, "-m", "microdiff", *rest], env=env))
+    codes = [p.wait() for p in procs]
+    return max(codes, key=abs)
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) from the torchrun / accelerate environment."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
 def _is_user_error(e: Exception) -> bool:
     return isinstance(e, (UserError, ValueError, FileNotFoundError, FileExistsError, PermissionError))
 
@@ -152,7 +196,9 @@ def _is_user_error(e: Exception) -> bool:
 def _config(args):
     from .config import load_config
     overrides = list(args.set)
-    for flag, key in (("steps", "train.steps"), ("batch_size", "train.batch_size"),
+    if getattr(args, "no_compile", False):
+        overrides.append("train.compile=no")
+    for flag, key in (("steps", "train.steps"), ("batch_size", "train.batch_size"), ("grad_accum", "train.grad_accum"),
                       ("image_size", "model.image_size"), ("lr", "train.lr"), ("seed", "train.seed")):
         v = getattr(args, flag, None)
         if v is not None:
@@ -187,21 +233,36 @@ def _device(name: str | None):
 
 
 def cmd_sample(args) -> int:
+    import torch
+
     from .model import load_pipeline
     from .sample import sample_to_folder
-    pipe = load_pipeline(args.model, _device(args.device))
+    rank, world = dist_info()
+    if args.num < 1:
+        raise UserError("--num must be at least 1")
+    if world > args.num:
+        raise UserError(f"{world} processes for {args.num} sample(s) per class: use at most {args.num} processes")
+    out = Path(args.out)
+    state = None
+    if world > 1:
+        from accelerate import PartialState
+        state = PartialState(cpu=not torch.cuda.is_available())
+    device = str(state.device) if state is not None and args.device is None else _device(args.device)
+    pipe = load_pipeline(args.model, device)
     classes = args.classes or pipe.class_names
     for c in classes:
         pipe.class_index(c)
-    out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise UserError(f"{out} is not empty; pass --overwrite or choose another --out")
-    if args.num < 1:
-        raise UserError("--num must be at least 1")
+    if state is not None:
+        state.wait_for_everyone()          # every process checked the folder before any writes
     s = pipe.microdiff_config.sample
     n = sample_to_folder(pipe, classes, args.num, out, args.steps or s.steps, args.sampler or s.sampler,
-                         s.guidance if args.guidance is None else args.guidance, args.seed, args.batch_size)
-    print(f"wrote {n} samples to {out}")
+                         s.guidance if args.guidance is None else args.guidance, args.seed, args.batch_size,
+                         indices=range(rank, args.num, world), show_progress=rank == 0)
+    if state is not None:
+        state.wait_for_everyone()
+    print(f"process {rank}/{world}: wrote {n} samples to {out}" if world > 1 else f"wrote {n} samples to {out}")
     return 0
 
 

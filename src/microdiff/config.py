@@ -61,8 +61,12 @@ class TrainConfig:
     checkpoint_every: int = 500
     sample_every: int = 500
     log_every: int = 10
-    num_workers: int = 0
+    grad_accum: int = 1              # micro-batches per step: per-device batch = batch_size / (processes x grad_accum)
     mixed_precision: str = "auto"    # "auto" = bf16 on CUDA, fp32 elsewhere; "no"; "bf16"
+    compile: str = "auto"            # torch.compile the U-Net: "auto" = on CUDA only; "yes"; "no"
+    channels_last: str = "auto"      # channels_last memory format: "auto" = on CUDA only; "yes"; "no"
+    grad_checkpointing: bool = False # recompute activations in the backward pass (saves memory)
+    audit_order: bool = False        # write the sample indices each process trains on (RUN/order/)
 
 
 @dataclass(frozen=True)

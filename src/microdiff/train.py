@@ -7,6 +7,7 @@ the r-th W-th of each global batch (accelerate / DDP averages the gradients).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import json
@@ -120,9 +121,25 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def _switch(value: str, cuda: bool, name: str, log) -> bool:
+    """Resolve an auto/yes/no fast-path switch; a CUDA-only switch asked for on a CPU is ignored, saying why."""
+    if value not in ("auto", "yes", "no"):
+        raise ValueError(f"train.{name} must be auto, yes or no (got {value!r})")
+    if value == "yes" and not cuda:
+        log(f"note: train.{name}=yes is ignored: it only pays off on a CUDA GPU and none is in use")
+        return False
+    return value == "yes" or (value == "auto" and cuda)
+
+
 def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: bool = False,
           overwrite: bool = False, max_minutes: float | None = None, show_progress: bool = True,
           accelerator=None, log=print) -> TrainResult:
+    """Train on a folder of class subfolders; the final EMA pipeline lands in ``out_dir/model``.
+
+    Global batch ``B`` = processes x grad_accum x per-device micro-batch; every global batch is
+    drawn as in a single-process run and process r trains on its r-th share, so results (up to
+    float summation order) and the number of optimizer steps do not depend on the process count.
+    """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
@@ -130,25 +147,33 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
 
     out = Path(out_dir)
     tc, mc, dc = config.train, config.model, config.diffusion
-    acc = accelerator or Accelerator(mixed_precision=_mixed_precision(tc.mixed_precision), cpu=not torch.cuda.is_available())
+    cuda = torch.cuda.is_available()
+    if tc.mixed_precision == "bf16" and not cuda:
+        log("note: train.mixed_precision=bf16 is ignored on the CPU (about 50x slower than fp32 there)")
+    acc = accelerator or Accelerator(mixed_precision=_mixed_precision(tc.mixed_precision), cpu=not cuda)
     world, rank = acc.num_processes, acc.process_index
-    if tc.batch_size % world:
-        raise ValueError(f"batch size {tc.batch_size} is not divisible by {world} processes; "
-                         f"choose a multiple of {world}")
+    if tc.grad_accum < 1 or tc.batch_size % (world * tc.grad_accum):
+        raise ValueError(f"batch size {tc.batch_size} is not divisible by {world} process(es) x "
+                         f"{tc.grad_accum} accumulation step(s); choose a multiple of {world * tc.grad_accum}")
     if acc.is_main_process:
         prepare_run_dir(out, resume, overwrite)
     acc.wait_for_everyone()
 
     images, labels, class_names, skipped = load_class_folders(data_dir, mc.image_size)
-    for s in skipped:
-        log(f"skipped: {s}")
-    data = torch.from_numpy(images)[:, None]                         # (N, 1, S, S) uint8
+    if acc.is_main_process:
+        for s in skipped:
+            log(f"skipped: {s}")
+    data = torch.from_numpy(images)[:, None]                         # (N, 1, S, S) uint8, decoded once
     if mc.image_channels != 1:
         data = data.expand(-1, mc.image_channels, -1, -1)
+    if acc.device.type == "cuda":
+        data = data.pin_memory()
     labels_t = torch.from_numpy(labels)
 
     torch.manual_seed(_seed(tc.seed, 0))                             # identical init on every rank
     unet = build_unet(mc, len(class_names))
+    if tc.grad_checkpointing:
+        unet.enable_gradient_checkpointing()
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=tc.lr, weight_decay=tc.weight_decay,
                             **({"fused": True} if acc.device.type == "cuda" else {}))
@@ -168,12 +193,16 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
     if acc.is_main_process:
         (out / "run.json").write_text(json.dumps({**meta, "argv": sys.argv, "processes": world}, indent=2))
 
+    channels_last = _switch(tc.channels_last, cuda, "channels_last", log)
+    if channels_last:
+        unet = unet.to(memory_format=torch.channels_last)
     unet, opt = acc.prepare(unet, opt)
+    forward_net = torch.compile(unet) if _switch(tc.compile, cuda, "compile", log) else unet
     ema.to(acc.device)
     diff = Diffusion.from_config(dc.schedule, dc.timesteps)
     order = DataOrder(len(data), tc.batch_size, tc.seed)
     per = tc.batch_size // world
-    sl = slice(rank * per, (rank + 1) * per)
+    micro = per // tc.grad_accum
     shape = tuple(data.shape[1:])
     null = len(class_names)
     log_path = out / "log.csv"
@@ -182,6 +211,10 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
     writer = csv.writer(logf) if logf else None
     if writer and new_log:
         writer.writerow(["step", "loss", "mse", "vb", "lr", "images_per_s", "elapsed_s"])
+    audit = None
+    if tc.audit_order:
+        (out / "order").mkdir(exist_ok=True)
+        audit = open(out / "order" / f"rank{rank}.csv", "a")
     bar = tqdm(total=tc.steps, initial=step, desc="training", unit="step",
                disable=not (show_progress and acc.is_main_process), dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -189,25 +222,37 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
     deadline = t0 + 60 * max_minutes if max_minutes else None
     last_loss = float("nan")
     ema_params = list(ema.parameters())
+    nb = acc.device.type == "cuda"
 
     while step < tc.steps:
         idx = order.batch(step)
         rnd = step_randomness(tc.seed, step, tc.batch_size, shape, dc.timesteps, tc.label_dropout,
                               tc.augment == "dihedral")
-        x0 = data[idx[sl]].float() / 127.5 - 1
-        x0 = dihedral(x0, rnd["dihedral"][sl]).to(acc.device)
-        y = torch.where(rnd["drop"][sl], null, labels_t[idx[sl]]).to(acc.device)
-        t = rnd["t"][sl].to(acc.device)
-        noise = rnd["noise"][sl].to(acc.device)
-        xt = q_sample(diff, x0, t, noise)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, tc)
-        with acc.autocast():
-            out_ = unet_forward(unet, xt, diff.model_timesteps(t), y)
-        terms = hybrid_loss(diff, out_.float(), x0, xt, t, noise, dc.lambda_vlb)
-        loss = terms["loss"].mean()
         opt.zero_grad(set_to_none=True)
-        acc.backward(loss)
+        loss_sum = mse_sum = vb_sum = 0.0
+        for m in range(tc.grad_accum):
+            sl = slice(rank * per + m * micro, rank * per + (m + 1) * micro)
+            if audit:
+                audit.write(f"{step},{','.join(map(str, idx[sl].tolist()))}\n")
+            x0 = dihedral(data[idx[sl]].float() / 127.5 - 1, rnd["dihedral"][sl]).to(acc.device, non_blocking=nb)
+            y = torch.where(rnd["drop"][sl], null, labels_t[idx[sl]]).to(acc.device, non_blocking=nb)
+            t = rnd["t"][sl].to(acc.device, non_blocking=nb)
+            noise = rnd["noise"][sl].to(acc.device, non_blocking=nb)
+            xt = q_sample(diff, x0, t, noise)
+            if channels_last:
+                xt = xt.contiguous(memory_format=torch.channels_last)
+            sync = acc.no_sync(unet) if m < tc.grad_accum - 1 else contextlib.nullcontext()
+            with sync:
+                with acc.autocast():
+                    out_ = unet_forward(forward_net, xt, diff.model_timesteps(t), y)
+                terms = hybrid_loss(diff, out_.float(), x0, xt, t, noise, dc.lambda_vlb)
+                loss = terms["loss"].mean() / tc.grad_accum
+                acc.backward(loss)
+            loss_sum += float(loss.detach())
+            mse_sum += float(terms["mse"].detach().mean()) / tc.grad_accum
+            vb_sum += float(terms["vb"].detach().mean()) / tc.grad_accum if "vb" in terms else 0.0
         if tc.grad_clip > 0:
             acc.clip_grad_norm_(unet.parameters(), tc.grad_clip)
         opt.step()
@@ -215,20 +260,23 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
             d = ema_decay_at(step, tc.ema_decay)
             torch._foreach_lerp_(ema_params, [p.detach() for p in acc.unwrap_model(unet).parameters()], 1 - d)
         step += 1
-        last_loss = float(loss.detach())
+        last_loss = loss_sum
+        log_now = step % tc.log_every == 0 or step == tc.steps
+        if log_now and world > 1:      # log the global-batch means, not the main process's share
+            v = acc.reduce(torch.tensor([loss_sum, mse_sum, vb_sum], device=acc.device), reduction="mean")
+            last_loss, mse_sum, vb_sum = (float(a) for a in v.cpu())
         if acc.is_main_process:
             bar.update(1)
-            if step % tc.log_every == 0 or step == tc.steps:
+            if log_now:
                 now = time.perf_counter()
                 ips = (step - step_last) * tc.batch_size / max(now - t_last, 1e-9)
                 t_last, step_last = now, step
-                vb = float(terms["vb"].detach().mean()) if "vb" in terms else 0.0
-                writer.writerow([step, f"{last_loss:.6f}", f"{float(terms['mse'].detach().mean()):.6f}",
-                                 f"{vb:.6f}", f"{lr_at(step - 1, tc):.3g}", f"{ips:.2f}", f"{now - t0:.1f}"])
+                writer.writerow([step, f"{last_loss:.6f}", f"{mse_sum:.6f}", f"{vb_sum:.6f}",
+                                 f"{lr_at(step - 1, tc):.3g}", f"{ips:.2f}", f"{now - t0:.1f}"])
                 logf.flush()
                 bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
         out_of_time = deadline is not None and time.perf_counter() > deadline
-        if out_of_time and world > 1:
+        if deadline is not None and world > 1:       # every process stops at the same step
             flag = torch.tensor([1.0 if out_of_time else 0.0], device=acc.device)
             out_of_time = bool(acc.reduce(flag, reduction="max").item() > 0)
         if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time:
@@ -242,14 +290,18 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
             except Exception as e:  # noqa: BLE001
                 log(f"warning: sample grid at step {step} failed ({type(e).__name__}: {e}); training goes on")
         if out_of_time:
-            log(f"time budget of {max_minutes} min reached at step {step}; checkpoint written")
+            if acc.is_main_process:
+                log(f"time budget of {max_minutes} min reached at step {step}; checkpoint written")
             break
     bar.close()
     if logf:
         logf.close()
+    if audit:
+        audit.close()
     acc.wait_for_everyone()
     if acc.is_main_process:
         export_pipeline(ema, config, class_names, out / "model")
+    acc.wait_for_everyone()
     return TrainResult(out, step, time.perf_counter() - t0, last_loss)
 
 
