@@ -180,3 +180,13 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu"):
     if pipe.unet.dtype != torch.float32:   # weights may be stored in half precision (the demo model)
         pipe.unet.to(torch.float32)
     return pipe.to(device)
+
+
+def save_half(src: str | Path, dst: str | Path) -> Path:
+    """Copy a model folder with the U-Net weights stored in float16 (half the size; loaded back
+    as float32). How the shipped demo model is made from ``RUN/model``."""
+    pipe = load_pipeline(src)
+    pipe.unet.to(torch.float16)
+    dst = Path(dst)
+    pipe.save_pretrained(dst)
+    return dst
