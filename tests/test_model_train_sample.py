@@ -133,6 +133,10 @@ def test_sample_cli_output_contract(tiny_model, tmp_path, capsys):
           "--sampler", "ddim", "--guidance", "1.5", "--seed", "7", "--out", str(out2), "--batch-size", "1"])
     np.testing.assert_allclose(np.load(out2 / "FVC40" / "0001.npy"), np.load(out / "FVC40" / "0001.npy"), atol=1e-4)
     assert sample_seed(7, 0, 1) != sample_seed(7, 1, 1)
+    # the Python pipeline call gives the CLI's images for the same seed
+    pipe = load_pipeline(tiny_model)
+    imgs = pipe(["FVC50"], num=2, steps=5, sampler="ddim", guidance=1.5, seed=7)
+    np.testing.assert_allclose(imgs[1, 0].numpy(), np.load(out / "FVC50" / "0001.npy"), atol=1e-4)
 
 
 def test_user_errors_are_one_line(tiny_model, tmp_path, capsys):

@@ -147,9 +147,9 @@ def _make_pipeline_class():
         @torch.no_grad()
         def __call__(self, class_names: Sequence[str], num: int = 1, steps: int | None = None,
                      sampler: str | None = None, guidance: float | None = None, seed: int = 0):
-            from .sample import generate
+            from .sample import generate, sample_seed
             labels = [self.class_index(n) for n in class_names for _ in range(num)]
-            seeds = [seed + i for i in range(len(labels))]
+            seeds = [sample_seed(seed, self.class_index(n), i) for n in class_names for i in range(num)]
             s = self.microdiff_config.sample
             return generate(self, labels, seeds, steps or s.steps, sampler or s.sampler,
                             s.guidance if guidance is None else guidance)

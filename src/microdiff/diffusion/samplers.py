@@ -39,6 +39,14 @@ def _t(i: int, x: Tensor) -> Tensor:
     return torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
 
 
+def _denoised(model: ModelFn, x: Tensor, diffusion: Diffusion, i: int, clip: bool) -> tuple[Tensor, Tensor]:
+    """(t, x_0 predicted from epsilon at respaced step i), x_0 clipped to [-1, 1] if asked."""
+    t = _t(i, x)
+    eps, _ = split_output(model(x, diffusion.model_timesteps(t)), x.shape[1])
+    x0 = predict_x0_from_eps(diffusion, x, t, eps.to(x.dtype))
+    return t, (x0.clamp(-1, 1) if clip else x0)
+
+
 def sample_ancestral(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: NoiseSource,
                      clip_denoised: bool = True, callback=None) -> Tensor:
     """Ancestral sampling x_{t-1} ~ p_theta(x_{t-1} | x_t) (eqs. 3-5) with the learned Sigma.
@@ -65,15 +73,10 @@ def sample_ddim(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: NoiseSou
                 clip_denoised: bool = True, callback=None, eta: float = 0.0) -> Tensor:
     """DDIM (Song et al. 2021, eq. 12) on the respaced steps; uses epsilon only (eta = 0:
     deterministic). The last step lands on x_0 = the predicted clean image."""
-    c = x.shape[1]
     acp = diffusion.alphas_cumprod
     acp_prev = diffusion.alphas_cumprod_prev
     for i in reversed(range(diffusion.num_timesteps)):
-        t = _t(i, x)
-        eps, _ = split_output(model(x, diffusion.model_timesteps(t)), c)
-        x0 = predict_x0_from_eps(diffusion, x, t, eps.to(x.dtype))
-        if clip_denoised:
-            x0 = x0.clamp(-1, 1)
+        t, x0 = _denoised(model, x, diffusion, i, clip_denoised)
         eps = predict_eps_from_x0(diffusion, x, t, x0)
         a, ap = acp[i].item(), acp_prev[i].item()
         sigma = eta * ((1 - ap) / (1 - a) * (1 - a / ap)) ** 0.5
@@ -92,17 +95,12 @@ def sample_dpmpp_2m(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: Nois
     Walks lambda_t = log(alpha_t / sigma_t) through the respaced steps, then a final first-order
     step to sigma = 0 (which returns the denoised estimate). One network call per step.
     """
-    c = x.shape[1]
     acp = diffusion.alphas_cumprod
     alpha, sigma = acp.sqrt(), (1 - acp).sqrt()
     lam = torch.log(alpha) - torch.log(sigma)
     prev_x0, prev_h = None, None
     for i in reversed(range(diffusion.num_timesteps)):
-        t = _t(i, x)
-        eps, _ = split_output(model(x, diffusion.model_timesteps(t)), c)
-        x0 = predict_x0_from_eps(diffusion, x, t, eps.to(x.dtype))
-        if clip_denoised:
-            x0 = x0.clamp(-1, 1)
+        _, x0 = _denoised(model, x, diffusion, i, clip_denoised)
         if i == 0:
             x_next = x0                               # sigma_next = 0: the denoised estimate
         else:
