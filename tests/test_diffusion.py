@@ -8,7 +8,7 @@ from scipy import stats
 
 from microdiff.diffusion import (Diffusion, NoiseSource, classifier_free_guidance,
                                  discretized_gaussian_log_likelihood, hybrid_loss, learned_log_variance,
-                                 linear_betas, normal_kl, p_mean_variance, q_posterior, q_sample, respace,
+                                 linear_betas, normal_kl, q_posterior, q_sample, respace,
                                  sample_ancestral, sample_ddim, sample_dpmpp_2m, space_timesteps, vb_terms_bpd)
 
 

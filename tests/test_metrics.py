@@ -2,7 +2,6 @@
 re-derivations, nearest-neighbour errors where the answer is known by construction."""
 import csv
 import importlib.util
-import io
 import pickle
 
 import numpy as np

@@ -29,6 +29,7 @@ class ModelConfig:
     num_res_blocks: int = 1
     attention_resolutions: tuple[int, ...] = (16,)
     num_heads: int = 4
+    norm_groups: int = 8             # GroupNorm groups; keep >= 4 channels per group (see model.unet_kwargs)
     dropout: float = 0.0
     learn_sigma: bool = True
 
@@ -110,7 +111,7 @@ PRESETS: dict[str, Config] = {
     # lr 1e-4, EMA 0.9999, batch 8 (the paper's A100 run).
     "paper": Config(
         model=ModelConfig(image_size=256, base_channels=128, channel_mult=(1, 1, 2, 2, 4, 4),
-                          num_res_blocks=3, attention_resolutions=(16,), num_heads=4),
+                          num_res_blocks=3, attention_resolutions=(16,), num_heads=4, norm_groups=32),
         diffusion=DiffusionConfig(timesteps=4000),
         train=TrainConfig(steps=300_000, batch_size=8, lr=1e-4, warmup_steps=0, ema_decay=0.9999,
                           grad_clip=0.0, augment="none", checkpoint_every=10_000,

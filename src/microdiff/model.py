@@ -33,8 +33,13 @@ def unet_kwargs(cfg: ModelConfig, num_classes: int) -> dict:
 
     Scale-shift norm, the class embedding added to the time embedding (``num_classes + 1``
     embeddings: the last is the null class of classifier-free guidance), attention at the levels
-    whose feature map size is in ``attention_resolutions`` and in the middle block, group norm
-    with 32 groups in the attention blocks too.
+    whose feature map size is in ``attention_resolutions`` and in the middle block, the same
+    group norm in the attention blocks (32 groups in the paper preset, as improved-diffusion).
+
+    With one channel per group GroupNorm becomes an instance norm, which removes each channel's
+    spatial mean, including the final one before the output convolution: the network then can
+    hardly predict the image-wide (DC) part of epsilon, and samples drift in global brightness
+    (seen with 32 groups on 32 channels). Hence at least 4 channels per group are required.
     """
     levels = len(cfg.channel_mult)
     sizes = [cfg.image_size // 2 ** i for i in range(levels)]
@@ -42,8 +47,9 @@ def unet_kwargs(cfg: ModelConfig, num_classes: int) -> dict:
     if cfg.image_size % 2 ** (levels - 1):
         raise ValueError(f"image_size {cfg.image_size} is not divisible by 2^{levels - 1}")
     chans = cfg.block_channels
-    if any(c % 32 for c in chans):
-        raise ValueError("every block's channel count must be a multiple of 32 (group norm)")
+    if any(c % cfg.norm_groups or c // cfg.norm_groups < 4 for c in chans):
+        raise ValueError(f"every block's channel count must be a multiple of norm_groups={cfg.norm_groups} "
+                         "with at least 4 channels per group")
     head_dim = chans[-1] // cfg.num_heads
     return dict(
         sample_size=cfg.image_size,
@@ -55,7 +61,8 @@ def unet_kwargs(cfg: ModelConfig, num_classes: int) -> dict:
         up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)),
         resnet_time_scale_shift="scale_shift",
         num_class_embeds=num_classes + 1,
-        attn_norm_num_groups=32,
+        norm_num_groups=cfg.norm_groups,
+        attn_norm_num_groups=cfg.norm_groups,
         attention_head_dim=head_dim,
         dropout=cfg.dropout,
         flip_sin_to_cos=True,

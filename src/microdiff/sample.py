@@ -10,12 +10,13 @@ from torch import Tensor
 
 from .diffusion import DEFAULT_SPACING, Diffusion, NoiseSource, classifier_free_guidance, get_sampler, respace
 from .model import unet_forward
+from .seeding import derive_seed
 
 
 def sample_seed(seed: int, class_index: int, index: int) -> int:
     """The seed of sample ``index`` of a class: independent of batch size, process count and of
     which other classes are sampled in the same run."""
-    return int(np.random.SeedSequence([seed, class_index, index]).generate_state(1, np.uint64)[0] >> 1)
+    return derive_seed(seed, class_index, index)
 
 
 def sampling_diffusion(config, steps: int, spacing: str = "uniform") -> Diffusion:

@@ -25,6 +25,7 @@ from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .config import Config
 from .diffusion import Diffusion, hybrid_loss, q_sample
 from .model import build_unet, unet_forward
+from .seeding import derive_seed as _seed
 
 
 class RunDirError(ValueError):
@@ -37,10 +38,6 @@ class TrainResult:
     step: int
     seconds: float
     last_loss: float
-
-
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
 
 
 class DataOrder:

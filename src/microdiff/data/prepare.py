@@ -18,7 +18,6 @@ images, a random ``region`` square); an *augmented* item is a random square of
 """
 from __future__ import annotations
 
-import math
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -508,4 +507,4 @@ def prepare_fiber(src: str | Path, out: str | Path, settings: PrepareSettings = 
 
 
 __all__ = ["prepare_folder", "prepare_uhcs", "prepare_nffa", "prepare_fiber", "detect_bar", "PrepareSettings",
-           "PrepareError", "summary_table", "math"]
+           "PrepareError", "summary_table"]

@@ -10,7 +10,6 @@ as in the paper).
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import torch
@@ -235,4 +234,4 @@ def mse(a: Tensor, b: Tensor) -> Tensor:
 
 __all__ = ["correlations", "correlation_features", "correlation_offsets", "gram_matrices", "volume_fraction",
            "two_point_radial", "otsu_threshold", "segment", "flops_correlations", "flops_gram", "soft_threshold",
-           "PHI_A", "PHI_B", "math"]
+           "PHI_A", "PHI_B"]
