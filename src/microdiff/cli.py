@@ -219,7 +219,8 @@ def cmd_train(args) -> int:
     cfg = _config(args)
     res = train(args.data, args.out, cfg, resume=args.resume, overwrite=args.overwrite,
                 max_minutes=args.max_minutes, show_progress=not args.no_progress)
-    print(f"trained to step {res.step} in {res.seconds:.0f} s; model in {res.run_dir / 'model'}")
+    if dist_info()[0] == 0:
+        print(f"trained to step {res.step} in {res.seconds:.0f} s; model in {res.run_dir / 'model'}")
     return 0
 
 
