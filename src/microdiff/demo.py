@@ -80,7 +80,7 @@ def write_demo_report(out: Path, data: Path, class_names, source: str, times: di
     from .data.dataset import read_manifest
     from .data.fiber import FIBER_CLASSES
     from .data.io import read_image, save_png
-    from .train import image_grid
+    from .figures import image_grid, labelled_grid
 
     manifest = read_manifest(data)
     rows = []
@@ -94,7 +94,7 @@ def write_demo_report(out: Path, data: Path, class_names, source: str, times: di
                      f_gen.mean(), f_gen.std(), len(gen)))
         grid_imgs += [read_image(f) for f in gen[:8]]
     grid = image_grid(torch.from_numpy(np.stack(grid_imgs))[:, None], 8)
-    save_png(out / "grid.png", grid)
+    save_png(out / "grid.png", labelled_grid(grid, DEMO_SIZE, 2, row_labels=list(class_names)))
     lines = [
         "# microdiff demo report", "",
         f"Model: {source}.  ",

@@ -182,7 +182,7 @@ def write_table(path: Path, rows, fids, settings: EvalSettings, size: int) -> No
 def write_closest(path: Path, rows, generated: Path, train: Path, settings: EvalSettings, size: int) -> None:
     """Table 3's layout: one column per class; rows: generated example, closest in S, closest in G."""
     from .data.io import save_png
-    from .train import image_grid
+    from .figures import image_grid, labelled_grid
     classes = list(dict.fromkeys(r["class"] for r in rows))
     which = [d for d in ("S", "G", "px") if d in settings.descriptors][:2]
     tiles = []
@@ -194,4 +194,5 @@ def write_closest(path: Path, rows, generated: Path, train: Path, settings: Eval
             if a.shape != (size, size):
                 a = resize_area(center_square(a), size)
             tiles.append(a)
-    save_png(path, image_grid(torch.from_numpy(np.stack(tiles))[:, None], len(classes)))
+    grid = image_grid(torch.from_numpy(np.stack(tiles))[:, None], len(classes))
+    save_png(path, labelled_grid(grid, size, 2, classes, ["generated"] + [f"closest in {d}" for d in which]))

@@ -11,14 +11,12 @@ import contextlib
 import copy
 import csv
 import json
-import math
 import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -343,15 +341,6 @@ def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_cla
                     config.sample.guidance, batch_size=len(labels))
     ema_unet.train(was_training)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(path, image_grid(imgs, per_class))
-
-
-def image_grid(imgs: torch.Tensor, ncol: int, pad: int = 2) -> np.ndarray:
-    """(N, C, H, W) in [0, 1] -> one HxW(x3) array with ``ncol`` images per row and white gaps."""
-    n, c, h, w = imgs.shape
-    nrow = math.ceil(n / ncol)
-    grid = np.ones((nrow * (h + pad) - pad, ncol * (w + pad) - pad, c), dtype=np.float32)
-    for i in range(n):
-        r, k = divmod(i, ncol)
-        grid[r * (h + pad):r * (h + pad) + h, k * (w + pad):k * (w + pad) + w] = imgs[i].permute(1, 2, 0).numpy()
-    return grid[..., 0] if c == 1 else grid
+    from .figures import image_grid, labelled_grid
+    save_png(path, labelled_grid(image_grid(imgs, per_class), config.model.image_size, 2,
+                                 row_labels=class_names))
