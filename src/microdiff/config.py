@@ -32,6 +32,7 @@ class ModelConfig:
     norm_groups: int = 8             # GroupNorm groups; keep >= 4 channels per group (see model.unet_kwargs)
     dropout: float = 0.0
     learn_sigma: bool = True
+    eps_skip_sigma: float = 0.0      # > 0: add the exact epsilon of N(0, sigma^2) data to the output (see model.eps_skip)
 
     @property
     def block_channels(self) -> tuple[int, ...]:
@@ -118,8 +119,9 @@ PRESETS: dict[str, Config] = {
                           sample_every=10_000, log_every=100),
         sample=SampleConfig(sampler="ancestral", steps=4000, batch_size=16),
     ),
-    # A 64x64 model for a 2-core CPU: the same model family and loss, smaller numbers.
-    "cpu": Config(),
+    # A 64x64 model for a 2-core CPU: the same model family and loss, smaller numbers, plus the
+    # epsilon skip (model.eps_skip) that a network this small needs to get image brightness right.
+    "cpu": Config(model=ModelConfig(eps_skip_sigma=0.5)),
 }
 
 

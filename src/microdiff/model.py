@@ -75,9 +75,31 @@ def build_unet(cfg: ModelConfig, num_classes: int):
     return UNet2DModel(**unet_kwargs(cfg, num_classes))
 
 
-def unet_forward(unet, x: Tensor, tau: Tensor, labels: Tensor) -> Tensor:
-    """The network as the samplers and the loss see it: output (B, 2C, H, W)."""
-    return unet(x, tau, class_labels=labels).sample
+def eps_skip(x: Tensor, alpha_bar: Tensor, sigma_data: float) -> Tensor:
+    """The exact E[eps | x_t] if the data were N(0, sigma_data^2) per pixel:
+    sqrt(1 - a) x_t / (a sigma_data^2 + 1 - a), a = alpha-bar_t (cf. EDM's c_skip).
+
+    Added to the network's epsilon output (``model.eps_skip_sigma > 0``), it gives the network
+    the identity path that epsilon-prediction needs at low SNR, where the image-wide (DC) part of
+    the prediction must equal that of x_t almost exactly: an error d there becomes an error of
+    d sqrt((1 - a) / a) (x160 at t = T for T = 1000) in the predicted image. Measured on the cpu
+    preset after 1000 steps without it: the network reproduced ~20 % of the noise's DC and the
+    brightness of a sample correlated 0.98 with the mean of its initial noise.
+    """
+    a = alpha_bar.to(device=x.device, dtype=torch.float64)
+    c = torch.sqrt(1 - a) / (a * sigma_data ** 2 + 1 - a)
+    return c.to(x.dtype).view(-1, *[1] * (x.ndim - 1)) * x
+
+
+def unet_forward(unet, x: Tensor, tau: Tensor, labels: Tensor, alpha_bar: Tensor | None = None,
+                 sigma_data: float = 0.0) -> Tensor:
+    """The network as the samplers and the loss see it: output (B, 2C, H, W); with
+    ``sigma_data > 0`` the epsilon channels get ``eps_skip`` added (needs ``alpha_bar`` per sample)."""
+    out = unet(x, tau, class_labels=labels).sample
+    if sigma_data > 0:
+        c = x.shape[1]
+        out = torch.cat([out[:, :c] + eps_skip(x, alpha_bar, sigma_data), out[:, c:]], dim=1)
+    return out
 
 
 def _scheduler_for(config: Config):

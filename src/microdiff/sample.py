@@ -42,9 +42,13 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
     null = len(pipe.class_names)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullctx()
 
+    base_acp = Diffusion.from_config(cfg.diffusion.schedule, cfg.diffusion.timesteps).alphas_cumprod
+    scale = cfg.diffusion.timesteps / 1000.0
+
     def net(x, tau, y):
+        acp = base_acp[torch.round(tau.detach().cpu().double() * scale).long()]
         with autocast:
-            return unet_forward(unet, x.to(dtype), tau, y).float()
+            return unet_forward(unet, x.to(dtype), tau, y, acp, cfg.model.eps_skip_sigma).float()
 
     out = []
     for start in range(0, len(labels), bs):

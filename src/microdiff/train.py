@@ -241,7 +241,8 @@ def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: boo
             sync = acc.no_sync(unet) if m < tc.grad_accum - 1 else contextlib.nullcontext()
             with sync:
                 with acc.autocast():
-                    out_ = unet_forward(forward_net, xt, diff.model_timesteps(t), y)
+                    out_ = unet_forward(forward_net, xt, diff.model_timesteps(t), y,
+                                        diff.alphas_cumprod[t], mc.eps_skip_sigma)
                 terms = hybrid_loss(diff, out_.float(), x0, xt, t, noise, dc.lambda_vlb)
                 loss = terms["loss"].mean() / tc.grad_accum
                 acc.backward(loss)
