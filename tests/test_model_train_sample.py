@@ -162,3 +162,20 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, capsys):
     assert "unreadable" in err(["train", "--data", str(data), "--out", str(run), "--resume",
                                 *sum((["--set", s] for s in __import__("helpers").TINY), [])])
     assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_eps_skip_alone_samples_its_gaussian(tiny_model):
+    """With the network's output zeroed, epsilon = eps_skip = the exact epsilon of N(0, 0.5^2)
+    data, so the whole sampling path (timestep mapping included) must produce that distribution."""
+    from scipy import stats
+    pipe = load_pipeline(tiny_model)
+    assert pipe.microdiff_config.model.eps_skip_sigma == 0.5
+    torch.nn.init.zeros_(pipe.unet.conv_out.weight)
+    torch.nn.init.zeros_(pipe.unet.conv_out.bias)
+    x = generate(pipe, [0] * 16, list(range(16)), 25, "dpmpp", 1.0, clip_denoised=False)   # 4096 pixels
+    z = x.double() * 2 - 1                                                              # back to [-1, 1]
+    # N(0, 0.25) clamped to [-1, 1] at the end: mean 0; variance = inside part + mass at +-1
+    p_out = 2 * stats.norm.sf(2)
+    std_ref = float(np.sqrt(stats.truncnorm(-2, 2, scale=0.5).var() * (1 - p_out) + p_out * 1.0))
+    assert float(z.mean()) == pytest.approx(0.0, abs=0.03)
+    assert float(z.std()) == pytest.approx(std_ref, rel=0.04)
