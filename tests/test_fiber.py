@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from microdiff.data.dataset import read_manifest, synth_fiber
-from microdiff.data.fiber import FiberSettings, fiber_fraction, fiber_image, otsu_threshold, pack
+from microdiff.data.fiber import FiberSettings, fiber_fraction, fiber_image, pack
+from microdiff.metrics.descriptors import otsu_threshold
 
 
 @pytest.mark.parametrize("fvc", [0.4, 0.5, 0.6])
@@ -32,7 +33,7 @@ def test_packing_has_no_overlaps_at_60_percent():
 def test_otsu_on_two_level_image():
     img = np.full((50, 50), 0.2)
     img[:, :15] = 0.8                                   # 30 % bright
-    t = otsu_threshold(img)
+    t = float(otsu_threshold(img)[0])
     assert 0.2 < t < 0.8 and fiber_fraction(img) == pytest.approx(0.3)
 
 

@@ -112,13 +112,8 @@ def _scheduler_for(config: Config):
                          clip_sample=True, prediction_type="epsilon")
 
 
-def _pipeline_base():
-    from diffusers import DiffusionPipeline
-    return DiffusionPipeline
-
-
 def _make_pipeline_class():
-    DiffusionPipeline = _pipeline_base()
+    from diffusers import DiffusionPipeline
 
     class MicrodiffPipeline(DiffusionPipeline):
         """Class-conditional improved DDPM. ``pipe(["FVC40"], num=4, steps=25)`` -> float images in [0, 1]."""

@@ -15,7 +15,6 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -110,10 +109,3 @@ def synth_fiber(out: str | Path, size: int = 64, per_class: int = 200, seed: int
         bar.close()
         return w.commit({"kind": "synthetic fiber composite", "size": size, "seed": seed,
                          "target_fvc": classes, "mean_radius_px": settings.mean_radius})
-
-
-def iter_images(root: str | Path) -> Iterable[tuple[str, Path]]:
-    for d in sorted(Path(root).iterdir()):
-        if d.is_dir():
-            for f in sorted(d.glob("*.png")):
-                yield d.name, f

@@ -132,20 +132,9 @@ def fiber_image(seed: int | np.random.SeedSequence, fvc: float, settings: FiberS
     return np.clip(img, 0, 1).astype(np.float32), measured, len(r)
 
 
-def otsu_threshold(img: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of an image in [0, 1] (maximises the between-class variance)."""
-    hist, edges = np.histogram(np.clip(img, 0, 1), bins=bins, range=(0, 1))
-    p = hist.astype(np.float64) / max(hist.sum(), 1)
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(p)
-    m = np.cumsum(p * centers)
-    mt = m[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mt * w0 - m) ** 2 / (w0 * (1 - w0))
-    between[~np.isfinite(between)] = -1
-    return float(edges[int(np.argmax(between)) + 1])
-
-
 def fiber_fraction(img: np.ndarray) -> float:
     """Fraction of pixels brighter than the Otsu threshold (fibers are the bright phase)."""
-    return float((img > otsu_threshold(img)).mean())
+    import torch
+
+    from ..metrics.descriptors import volume_fraction
+    return float(volume_fraction(torch.from_numpy(np.asarray(img, dtype=np.float64)))[0])

@@ -1,8 +1,6 @@
 """Reading and writing micrographs. Every reader returns float32 arrays in [0, 1]."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -150,16 +148,3 @@ def load_class_folders(root: str | Path, image_size: int) -> tuple[np.ndarray, n
         if n_ok == 0:
             raise ValueError(f"class folder {Path(root) / name} has no readable images; add images or remove it")
     return np.stack(images), np.asarray(labels, dtype=np.int64), names, skipped
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -227,11 +227,6 @@ def flops_gram(h: int, w: int) -> float:
     return total
 
 
-def mse(a: Tensor, b: Tensor) -> Tensor:
-    """Mean squared difference over all but the first axis (for eqs. 8-10)."""
-    return ((a - b) ** 2).flatten(1).mean(1)
-
-
 __all__ = ["correlations", "correlation_features", "correlation_offsets", "gram_matrices", "volume_fraction",
            "two_point_radial", "otsu_threshold", "segment", "flops_correlations", "flops_gram", "soft_threshold",
            "PHI_A", "PHI_B"]
