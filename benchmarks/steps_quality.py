@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from microdiff.data.fiber import fiber_fraction
-from microdiff.model import load_pipeline
+from microdiff.pipeline import load_pipeline
 from microdiff.sample import generate, sample_seed
 
 

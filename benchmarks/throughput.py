@@ -16,17 +16,18 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from microdiff.config import apply_overrides, get_preset
-from microdiff.diffusion import Diffusion, hybrid_loss, q_sample
-from microdiff.model import build_unet, unet_forward
-from microdiff.train import make_pipeline
+from microdiff.denoiser import Denoiser
+from microdiff.diffusion import hybrid_loss, q_sample
+from microdiff.network import build_unet
+from microdiff.sample import sample_images
 
 
 def forward_flops(unet, cfg, batch: int, device) -> float:
     x = torch.randn(batch, cfg.model.image_channels, cfg.model.image_size, cfg.model.image_size, device=device)
-    t = torch.full((batch,), 500.0, device=device)
+    t = torch.full((batch,), cfg.diffusion.timesteps // 2, device=device)
     y = torch.zeros(batch, dtype=torch.long, device=device)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        unet_forward(unet, x, t, y)
+        Denoiser.from_config(unet, cfg, 3)(x, t, y)
     return fc.get_total_flops() / batch
 
 
@@ -38,18 +39,18 @@ def sync(device):
 def bench_train(unet, cfg, batch, steps, device, bf16, compile_):
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-4, **({"fused": True} if device.type == "cuda" else {}))
     net = torch.compile(unet) if compile_ else unet
-    diff = Diffusion.from_config(cfg.diffusion.schedule, cfg.diffusion.timesteps)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else None
+    den = Denoiser.from_config(net, cfg, 3, autocast=autocast)
+    diffusion = den.diffusion
     s, c = cfg.model.image_size, cfg.model.image_channels
     x0 = torch.rand(batch, c, s, s, device=device) * 2 - 1
     y = torch.randint(0, 3, (batch,), device=device)
 
     def step():
-        t = torch.randint(0, diff.num_timesteps, (batch,), device=device)
+        t = torch.randint(0, diffusion.num_timesteps, (batch,), device=device)
         noise = torch.randn_like(x0)
-        xt = q_sample(diff, x0, t, noise)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            out = unet_forward(net, xt, diff.model_timesteps(t), y)
-        loss = hybrid_loss(diff, out.float(), x0, xt, t, noise)["loss"].mean()
+        xt = q_sample(diffusion, x0, t, noise)
+        loss = hybrid_loss(diffusion, den(xt, t, y), x0, xt, t, noise)["loss"].mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -66,13 +67,17 @@ def bench_train(unet, cfg, batch, steps, device, bf16, compile_):
 
 
 def bench_sample(unet, cfg, sampler, steps, guidance, n, batch, device):
-    from microdiff.sample import generate
-    pipe = make_pipeline(unet, cfg, ["a", "b", "c"])
+    from microdiff.sample import inference_denoiser
+    den = inference_denoiser(unet, cfg, 3)
+    shape = (cfg.model.image_channels, cfg.model.image_size, cfg.model.image_size)
     labels = [i % 3 for i in range(n)]
-    generate(pipe, labels[:batch], list(range(batch)), min(steps, 3), sampler, guidance, batch_size=batch)   # warm-up
+
+    def run(k, num_steps):
+        sample_images(den, labels[:k], list(range(k)), shape, num_steps, sampler, guidance, batch, device=device)
+    run(batch, min(steps, 3))                                                                # warm-up
     sync(device)
     t0 = time.perf_counter()
-    generate(pipe, labels, list(range(n)), steps, sampler, guidance, batch_size=batch)
+    run(n, steps)
     sync(device)
     return (time.perf_counter() - t0) / n
 
@@ -110,13 +115,14 @@ def main():
            "bf16": a.bf16, "compile": a.compile}
     if a.forward_only:
         x = torch.randn(a.batch_size, cfg.model.image_channels, cfg.model.image_size, cfg.model.image_size, device=device)
-        t = torch.full((a.batch_size,), 500.0, device=device)
+        t = torch.full((a.batch_size,), cfg.diffusion.timesteps // 2, device=device)
         y = torch.zeros(a.batch_size, dtype=torch.long, device=device)
+        den = Denoiser.from_config(unet, cfg, 3)
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.bf16):
-            unet_forward(unet, x, t, y)
+            den(x, t, y)
             sync(device)
             t0 = time.perf_counter()
-            unet_forward(unet, x, t, y)
+            den(x, t, y)
             sync(device)
         res["forward_s"] = round(time.perf_counter() - t0, 3)
         res["forward_batch"] = a.batch_size

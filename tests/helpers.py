@@ -16,5 +16,5 @@ def tiny_config(*extra):
 
 
 def tiny_data(root: Path, per_class: int = 4) -> Path:
-    from microdiff.data.dataset import synth_fiber
+    from microdiff.data.synth import synth_fiber
     return synth_fiber(root, size=32, per_class=per_class, seed=1, show_progress=False)

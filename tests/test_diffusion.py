@@ -6,10 +6,11 @@ import pytest
 import torch
 from scipy import stats
 
-from microdiff.diffusion import (Diffusion, NoiseSource, classifier_free_guidance,
-                                 discretized_gaussian_log_likelihood, hybrid_loss, learned_log_variance,
-                                 linear_betas, normal_kl, q_posterior, q_sample, respace,
-                                 sample_ancestral, sample_ddim, sample_dpmpp_2m, space_timesteps, vb_terms_bpd)
+from microdiff.denoiser import ClassifierFreeGuidance, DenoiserOutput, GaussianDenoiser, bind_labels
+from microdiff.diffusion import (Diffusion, NoiseSource, discretized_gaussian_log_likelihood, hybrid_loss,
+                                 learned_log_variance, linear_betas, normal_kl, predict_x0_from_eps, q_posterior,
+                                 q_sample, respace, sample_ancestral, sample_ddim, sample_dpmpp_2m, space_timesteps,
+                                 vb_terms_bpd)
 
 
 def test_linear_betas_scaled_by_1000_over_T():
@@ -110,15 +111,17 @@ def test_vlb_term_sends_no_gradient_into_epsilon():
     t = torch.tensor([0, 10, 900])
     noise = torch.randn_like(x0)
     xt = q_sample(d, x0, t, noise)
-    out = torch.randn(3, 2, 4, 4, requires_grad=True)
+    eps = torch.randn(3, 1, 4, 4, requires_grad=True)
+    v = torch.randn(3, 1, 4, 4, requires_grad=True)
+    out = DenoiserOutput(eps, predict_x0_from_eps(d, xt, t, eps), v)
     terms = hybrid_loss(d, out, x0, xt, t, noise, lambda_vlb=0.001)
-    (g,) = torch.autograd.grad(terms["vb"].sum(), out)
-    assert torch.all(g[:, :1] == 0)
-    assert torch.all(g[:, 1:].abs().sum((1, 2, 3)) > 0)
+    g_eps, g_v = torch.autograd.grad(terms["vb"].sum(), [eps, v], allow_unused=True)
+    assert g_eps is None or torch.all(g_eps == 0)
+    assert torch.all(g_v.abs().sum((1, 2, 3)) > 0)
     # the vlb term is lambda * T times L_t in bits per dim (improved-diffusion's convention)
-    ref = vb_terms_bpd(d, out[:, :1].detach(), out[:, 1:].detach(), x0, xt, t) * (0.001 * 1000)
+    ref = vb_terms_bpd(d, out.x0.detach(), v.detach(), x0, xt, t) * (0.001 * 1000)
     torch.testing.assert_close(terms["vb"].detach(), ref)
-    torch.testing.assert_close(terms["mse"], ((out[:, :1] - noise) ** 2).mean((1, 2, 3)))
+    torch.testing.assert_close(terms["mse"], ((eps - noise) ** 2).mean((1, 2, 3)))
 
 
 def test_vlb_at_true_posterior_is_zero_for_t_positive():
@@ -128,25 +131,13 @@ def test_vlb_at_true_posterior_is_zero_for_t_positive():
     noise = torch.randn_like(x0)
     xt = q_sample(d, x0, t, noise)
     # with the true noise the predicted x0 is exact; with v = -1 Sigma is beta-tilde: KL = 0
-    vb = vb_terms_bpd(d, noise, -torch.ones_like(x0), x0, xt, t)
+    vb = vb_terms_bpd(d, predict_x0_from_eps(d, xt, t, noise), -torch.ones_like(x0), x0, xt, t)
     assert float(vb.abs().max()) < 1e-10
 
 
 # ---------- samplers on an analytic data distribution ----------
 
 M, S = 0.3, 0.2          # data: every pixel i.i.d. N(M, S^2)
-
-
-def gaussian_eps_model(base: Diffusion, mean=M, std=S):
-    """The exact E[eps | x_t] for Gaussian data: sqrt(1 - a)(x_t - sqrt(a) m) / (a s^2 + 1 - a)."""
-    acp = base.alphas_cumprod
-
-    def model(x, tau, labels=None):
-        t = torch.round(tau * base.num_timesteps / 1000).long()
-        a = acp[t].to(x.dtype).view(-1, *[1] * (x.ndim - 1))
-        m = mean if labels is None else torch.as_tensor(mean, dtype=x.dtype)[labels].view(-1, 1, 1, 1)
-        return torch.sqrt(1 - a) * (x - torch.sqrt(a) * m) / (a * std ** 2 + 1 - a)
-    return model
 
 
 @pytest.mark.parametrize("sampler,steps,spacing,tol", [
@@ -162,10 +153,10 @@ def test_sampler_reproduces_gaussian_data(sampler, steps, spacing, tol):
     n = 256
     noise = NoiseSource(range(n))
     x = noise.randn((1, 8, 8), dtype=torch.float64)
-    model = gaussian_eps_model(base)
+    variance = None
     if sampler == "ancestral_beta":           # learned-variance channel saying "Sigma = beta_t" (v = 1)
-        sampler, eps_model = sample_ancestral, model
-        model = lambda x, tau: torch.cat([eps_model(x, tau), torch.ones_like(x)], 1)  # noqa: E731
+        sampler, variance = sample_ancestral, 1.0
+    model = GaussianDenoiser(base, M, S, variance=variance)
     out = sampler(model, x, diff, noise, clip_denoised=False)
     # 16384 samples: s.e. of the mean 0.0016, of the std ~0.6 %
     assert float(out.mean()) == pytest.approx(M, abs=0.01)
@@ -186,24 +177,26 @@ def test_logsnr_spacing_is_distinct_and_even_in_logsnr():
 def test_classifier_free_guidance_combination_and_scale_one():
     base = Diffusion.from_config("linear", 1000)
     means = [-0.4, 0.5, 0.0]               # class 0, class 1, null (unconditional)
-    cond = gaussian_eps_model(base, mean=means)
+    den = GaussianDenoiser(base, means, S)
     labels = torch.tensor([0, 1, 1, 0])
     x = torch.randn(4, 1, 4, 4, dtype=torch.float64)
-    tau = torch.full((4,), 500.0)
-    guided = classifier_free_guidance(cond, labels, 2, 3.0, 1)(x, tau)
-    c, u = cond(x, tau, labels), cond(x, tau, torch.full_like(labels, 2))
-    torch.testing.assert_close(guided, u + 3.0 * (c - u))
+    t = torch.full((4,), 500)
+    guided = ClassifierFreeGuidance(den, 3.0)(x, t, labels)
+    c, u = den(x, t, labels), den(x, t, torch.full_like(labels, 2))
+    torch.testing.assert_close(guided.eps, u.eps + 3.0 * (c.eps - u.eps))
+    torch.testing.assert_close(guided.x0, predict_x0_from_eps(base, x, t, guided.eps))
     # scale 1 is plain conditional sampling, sample for sample
     diff = respace(base, 20)
-    plain = sample_dpmpp_2m(lambda x, t: cond(x, t, labels), x, diff, NoiseSource(range(4)))
-    cfg1 = sample_dpmpp_2m(classifier_free_guidance(cond, labels, 2, 1.0, 1), x, diff, NoiseSource(range(4)))
+    plain = sample_dpmpp_2m(bind_labels(den, labels), x, diff, NoiseSource(range(4)))
+    cfg1 = sample_dpmpp_2m(bind_labels(ClassifierFreeGuidance(den, 1.0), labels), x, diff, NoiseSource(range(4)))
     torch.testing.assert_close(plain, cfg1, rtol=0, atol=0)
     # the variance channels come from the conditional pass
-    def two_out(x, tau, y):
-        e = cond(x, tau, y)
-        return torch.cat([e, y.view(-1, 1, 1, 1).expand_as(e).to(e.dtype)], 1)
-    g = classifier_free_guidance(two_out, labels, 2, 2.0, 1)(x, tau)
-    assert torch.equal(g[:, 1, 0, 0], labels.to(g.dtype))
+    class LabelVariance(GaussianDenoiser):
+        def __call__(self, x, t, y=None):
+            out = super().__call__(x, t, y)
+            return DenoiserOutput(out.eps, out.x0, y.view(-1, 1, 1, 1).expand_as(x).to(x.dtype))
+    g = ClassifierFreeGuidance(LabelVariance(base, means, S), 2.0)(x, t, labels)
+    assert torch.equal(g.v[:, 0, 0, 0], labels.to(g.v.dtype))
 
 
 def test_noise_source_is_per_sample():

@@ -4,7 +4,9 @@ import hashlib
 import numpy as np
 import pytest
 
-from microdiff.data.dataset import read_manifest, synth_fiber
+from microdiff.data.dataset import read_manifest
+from microdiff.data.synth import synth_fiber
+from microdiff.errors import OutputExistsError
 from microdiff.data.fiber import FiberSettings, fiber_fraction, fiber_image, pack
 from microdiff.metrics.descriptors import otsu_threshold
 
@@ -46,7 +48,7 @@ def test_synth_dataset_manifest_and_determinism(tmp_path):
         assert abs(float(r["measured_fvc"]) - float(r["target_fvc"])) <= 0.01
     h = lambda root: sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*.png"))  # noqa: E731
     assert h(a) == h(b)
-    with pytest.raises(ValueError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="--overwrite"):
         synth_fiber(tmp_path / "a", size=32, per_class=1, show_progress=False)
 
 

@@ -11,7 +11,8 @@ from microdiff.cli import main
 from microdiff.config import PRESETS, load_config
 from microdiff.model import build_unet, load_pipeline
 from microdiff.sample import generate, sample_seed
-from microdiff.train import DataOrder, dihedral, train
+from microdiff.data.transforms import dihedral, dihedral_batch
+from microdiff.train import DataOrder, train_model as train
 
 
 def test_paper_unet_matches_improved_diffusion_parameter_count():
@@ -46,10 +47,13 @@ def test_data_order_visits_every_item_once_per_epoch():
 
 def test_dihedral_group():
     x = torch.arange(9.0).view(1, 1, 3, 3).repeat(8, 1, 1, 1)
-    out = dihedral(x, torch.arange(8))
+    out = dihedral_batch(x, torch.arange(8))
     assert len({tuple(o.flatten().tolist()) for o in out}) == 8
     assert torch.equal(out[1, 0], torch.rot90(x[0, 0], 1))
     assert torch.equal(out[4, 0], torch.flip(x[0, 0], dims=(-1,)))
+    a = np.arange(12.0).reshape(3, 4)          # one transform: NumPy (prepare) = PyTorch (training)
+    for k in range(8):
+        np.testing.assert_array_equal(dihedral(a, k), dihedral(torch.from_numpy(a), k).numpy())
 
 
 def _weights(run):
@@ -153,7 +157,7 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, capsys):
     assert "--resume" in m and "--overwrite" in m
     empty = tmp_path / "empty" / "cls"
     empty.mkdir(parents=True)
-    assert "no readable images" in err(["train", "--data", str(empty.parent), "--out", str(tmp_path / "r2")])
+    assert "have no images" in err(["train", "--data", str(empty.parent), "--out", str(tmp_path / "r2")])
     # a corrupt checkpoint: clear message, the run folder is left as it was
     ck = sorted((run / "checkpoints").iterdir())[-1]
     (ck / "unet.safetensors").write_bytes(b"garbage")

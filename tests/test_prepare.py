@@ -11,8 +11,8 @@ from PIL import Image
 from conftest import shared_path
 from microdiff.cli import main
 from microdiff.data.dataset import read_manifest
-from microdiff.data.prepare import (PrepareError, PrepareSettings, detect_bar, prepare_fiber, prepare_folder,
-                                    prepare_nffa, prepare_uhcs)
+from microdiff.data.prepare import (ClassCount, PrepareError, PrepareSettings, detect_bar, prepare_fiber,
+                                    prepare_folder, prepare_nffa, prepare_uhcs)
 
 Q = dict(show_progress=False)
 
@@ -27,15 +27,16 @@ def uhcs():
 
 
 def test_uhcs_classes_and_counts_match_database(uhcs, tmp_path):
-    out, counts, report = prepare_uhcs(uhcs / "microstructures.sqlite", uhcs / "images", tmp_path / "u",
-                                       PrepareSettings(size=64, per_class=None), **Q)
+    res = prepare_uhcs(uhcs / "microstructures.sqlite", uhcs / "images", tmp_path / "u",
+                       PrepareSettings(size=64, per_class=None), **Q)
+    out, counts = res.out, res.counts
     con = sqlite3.connect(uhcs / "microstructures.sqlite")
     ids = [int(p.stem[4:]) for p in (uhcs / "images").glob("uhcs*.tif")]
     expect = {}
     for (c,) in (con.execute("SELECT primary_microconstituent FROM micrograph WHERE micrograph_id = ?", (i,))
                  .fetchone() for i in ids):
         expect[c] = expect.get(c, 0) + 1
-    assert {c: k["total"] for c, k in counts.items()} == expect
+    assert {c: k.total for c, k in counts.items()} == expect
     meta = json.loads((out / "dataset.json").read_text())
     n_real = con.execute("SELECT count(*) FROM micrograph WHERE primary_microconstituent IN "
                          "('martensite','pearlite','pearlite+spheroidite','pearlite+widmanstatten','spheroidite',"
@@ -47,8 +48,8 @@ def test_uhcs_classes_and_counts_match_database(uhcs, tmp_path):
 
 
 def test_uhcs_output_holds_no_part_of_the_data_bar(uhcs, tmp_path):
-    out, counts, _ = prepare_uhcs(uhcs / "microstructures.sqlite", uhcs / "images", tmp_path / "u",
-                                  PrepareSettings(size=484, per_class=30, seed=3), classes=["spheroidite"], **Q)
+    out = prepare_uhcs(uhcs / "microstructures.sqlite", uhcs / "images", tmp_path / "u",
+                       PrepareSettings(size=484, per_class=30, seed=3), classes=["spheroidite"], **Q).out
     rows = read_manifest(out)
     assert all(int(r["bar_rows"]) == 38 for r in rows)
     assert all(int(r["crop_top"]) + int(r["crop_size"]) <= 522 - 38 for r in rows)
@@ -80,15 +81,16 @@ def test_balancing_exact_counts_no_duplicates_and_determinism(tmp_path):
         for i in range(n):
             Image.fromarray((rng.random((80, 100)) * 255).astype(np.uint8)).save(src / c / f"{i}.png")
     s = PrepareSettings(size=32, per_class=5, seed=9)
-    a, counts, _ = prepare_folder(src, tmp_path / "a", s, **Q)
-    b, _, _ = prepare_folder(src, tmp_path / "b", s, **Q)
-    assert counts["big"] == {"sources": 7, "originals_available": 7, "originals": 5, "augmented": 0, "total": 5}
-    assert counts["small"]["originals"] == 2 and counts["small"]["augmented"] == 3
+    res = prepare_folder(src, tmp_path / "a", s, **Q)
+    a, counts = res.out, res.counts
+    b = prepare_folder(src, tmp_path / "b", s, **Q).out
+    assert counts["big"] == ClassCount(sources=7, originals_available=7, originals=5, augmented=0)
+    assert counts["small"].originals == 2 and counts["small"].augmented == 3 and counts["small"].total == 5
     rows = read_manifest(a)
     keys = [(r["source"], r["crop_top"], r["crop_left"], r["crop_size"], r["transform"]) for r in rows]
     assert len(keys) == len(set(keys)) == 10
     assert _hashes(a) == _hashes(b)
-    c, _, _ = prepare_folder(src, tmp_path / "c", PrepareSettings(size=32, per_class=5, seed=10), **Q)
+    c = prepare_folder(src, tmp_path / "c", PrepareSettings(size=32, per_class=5, seed=10), **Q).out
     assert _hashes(a) != _hashes(c)
     meta = json.loads((a / "dataset.json").read_text())
     assert meta["counts_before"] == {"big": 7, "small": 2} and meta["counts_after"] == {"big": 5, "small": 5}
@@ -104,7 +106,7 @@ def test_16bit_rgb_and_multipage_gray_values(tmp_path):
     pages[0].save(src / "d_pages.tif", save_all=True, append_images=pages[1:])
     Image.fromarray(np.full((40, 40), 77, np.uint8)).save(src / "e.jpg", quality=100)
     Image.fromarray(np.full((40, 40), 99, np.uint8)).save(src / "f.bmp")
-    out, _, _ = prepare_folder(tmp_path / "src", tmp_path / "o", PrepareSettings(size=16, per_class=None), **Q)
+    out = prepare_folder(tmp_path / "src", tmp_path / "o", PrepareSettings(size=16, per_class=None), **Q).out
     got = {r["source"].rsplit("/", 1)[-1]: int(np.asarray(Image.open(out / r["file"])).mean().round())
            for r in read_manifest(out)}
     assert got == {"a16.tif": 128, "b16max.png": 255, "c_rgb.png": 76, "d_pages.tif": 200, "e.jpg": 77, "f.bmp": 99}
@@ -117,8 +119,9 @@ def test_bad_files_are_skipped_or_stop_with_strict(tmp_path):
     good = (src / "good.png").read_bytes()
     (src / "trunc.png").write_bytes(good[: len(good) // 2])
     (src / "text.tif").write_text("not an image")
-    out, counts, report = prepare_folder(tmp_path / "src", tmp_path / "o", PrepareSettings(size=16), **Q)
-    assert counts["k"]["total"] == 1 and {p.rsplit("/", 1)[-1] for p, _ in report.skipped} == {"trunc.png", "text.tif"}
+    res = prepare_folder(tmp_path / "src", tmp_path / "o", PrepareSettings(size=16), **Q)
+    out, counts, report = res.out, res.counts, res.report
+    assert counts["k"].total == 1 and {p.rsplit("/", 1)[-1] for p, _ in report.skipped} == {"trunc.png", "text.tif"}
     assert len(json.loads((out / "dataset.json").read_text())["skipped"]) == 2
     with pytest.raises(PrepareError, match="trunc.png|text.tif"):
         prepare_folder(tmp_path / "src", tmp_path / "o2", PrepareSettings(size=16, strict=True), **Q)
@@ -168,8 +171,9 @@ def test_nffa_mapping_and_exclude(tmp_path):
             Image.fromarray(np.full((50, 60), 40 * i + 20, np.uint8)).save(src / cat / f"{cat}_{i}.jpg")
     excl = tmp_path / "ex.txt"
     excl.write_text("Biological_1.jpg\n")
-    out, counts, report = prepare_nffa(src, tmp_path / "o", PrepareSettings(size=32, per_class=None), excl, **Q)
-    assert {c: k["total"] for c, k in counts.items()} == {"Biological": 1, "Coated_surfaces": 2}
+    res = prepare_nffa(src, tmp_path / "o", PrepareSettings(size=32, per_class=None), excl, **Q)
+    counts, report = res.counts, res.report
+    assert {c: k.total for c, k in counts.items()} == {"Biological": 1, "Coated_surfaces": 2}
     assert ("Biological/Biological_1.jpg", "excluded by --exclude") in report.skipped
 
 
@@ -179,10 +183,11 @@ def test_fiber_regions(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray((rng.random((300, 400)) * 255).astype(np.uint8)).save(src / f"{i}.tif")
-    out, counts, _ = prepare_fiber(tmp_path / "fib", tmp_path / "o", PrepareSettings(size=32, per_class=None),
-                                   regions_per_image=5, region_um=180, pixel_size=1.5, **Q)
+    res = prepare_fiber(tmp_path / "fib", tmp_path / "o", PrepareSettings(size=32, per_class=None),
+                        regions_per_image=5, region_um=180, pixel_size=1.5, **Q)
+    out, counts = res.out, res.counts
     rows = read_manifest(out)
-    assert counts["FVC40"]["total"] == 10 and all(int(r["crop_size"]) == 120 for r in rows)
+    assert counts["FVC40"].total == 10 and all(int(r["crop_size"]) == 120 for r in rows)
     assert len({(r["source"], r["crop_top"], r["crop_left"]) for r in rows}) == 10
     with pytest.raises(PrepareError, match="smaller than the 500 px crop|no usable"):
         prepare_fiber(tmp_path / "fib", tmp_path / "o2", PrepareSettings(size=32), region_px=500, **Q)

@@ -13,11 +13,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .errors import CheckpointError
+
 STATE_JSON = "state.json"
-
-
-class CheckpointError(ValueError):
-    pass
 
 
 def _flatten_optimizer(opt_state: dict) -> tuple[dict[str, torch.Tensor], dict]:

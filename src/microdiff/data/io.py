@@ -1,16 +1,27 @@
-"""Reading and writing micrographs. Every reader returns float32 arrays in [0, 1]."""
+"""The one image path: list class images, read an image, crop and resample, write.
+
+Every reader returns float32 arrays in [0, 1]. One resampling policy everywhere (training,
+``prepare``, ``evaluate``, figures): area averaging when shrinking, bicubic when enlarging,
+always a square crop (centred by default), never a non-uniform resize.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError, ImageError, MissingPathError
+from ..files import atomic_path
+
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy"}
 
+__all__ = ["IMAGE_SUFFIXES", "ImageError", "to_unit_float", "read_image", "to_uint8", "save_png", "save_npy",
+           "center_box", "crop", "resample", "crop_resample", "list_images", "list_class_images", "read_stack",
+           "ImageSet", "load_class_images"]
 
-class ImageError(ValueError):
-    """A file that is not a usable image; the message names the file and the fix."""
 
+# ----------------------------------------------------------------------------- reading
 
 def to_unit_float(arr: np.ndarray, source: str = "array") -> np.ndarray:
     """Scale an image array to float32 in [0, 1]: integers by their dtype's range (8/16-bit, not
@@ -47,7 +58,7 @@ def read_image(path: str | Path, allow_rgb: bool = True) -> np.ndarray:
     if path.suffix.lower() == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001  numpy raises many kinds for a bad file
             raise ImageError(f"{path}: not a readable .npy array ({e})") from None
         arr = np.squeeze(arr)
         if arr.ndim != 2:
@@ -66,9 +77,9 @@ def read_image(path: str | Path, allow_rgb: bool = True) -> np.ndarray:
 
 def _pil_to_array(im, path: Path, allow_rgb: bool) -> np.ndarray:
     mode = im.mode
-    if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "LA", "PA"):
-        if mode in ("LA",):
-            return np.asarray(im.convert("L"))
+    if mode == "LA":
+        return np.asarray(im.convert("L"))
+    if mode in ("RGB", "RGBA", "P", "CMYK", "YCbCr", "PA"):
         if not allow_rgb:
             raise ImageError(f"{path}: is a colour ({mode}) image; convert it to grayscale first")
         return np.asarray(im.convert("L"))
@@ -80,71 +91,127 @@ def _pil_to_array(im, path: Path, allow_rgb: bool) -> np.ndarray:
         arr = np.asarray(im, dtype=np.int64)
         return arr.astype(np.uint16) if arr.min() >= 0 and arr.max() <= 65535 else arr
     if mode == "F":
-        arr = np.asarray(im, dtype=np.float32)
-        return arr
+        return np.asarray(im, dtype=np.float32)
     return np.asarray(im.convert("L"))
 
 
+# ----------------------------------------------------------------------------- writing
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] floats -> 8-bit, rounded to nearest."""
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
 def save_png(path: str | Path, image: np.ndarray) -> None:
-    """Write a float image in [0, 1] (HxW or HxWx3) as an 8-bit PNG."""
+    """Write a float image in [0, 1] (HxW or HxWx3) as an 8-bit PNG, atomically."""
     from PIL import Image
-    arr = np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
-    Image.fromarray(arr).save(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
 
 
-def center_square(arr: np.ndarray) -> np.ndarray:
-    h, w = arr.shape[:2]
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` atomically (never a truncated .npy under the final name)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+
+
+# ----------------------------------------------------------------------------- crop and resample
+
+def center_box(h: int, w: int) -> tuple[int, int, int]:
+    """(top, left, side) of the centred square of the shorter side."""
     s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return arr[top:top + s, left:left + s]
+    return (h - s) // 2, (w - s) // 2, s
 
 
-def resize_area(arr: np.ndarray, size: int) -> np.ndarray:
-    """Resample a square float image to ``size`` x ``size`` by area averaging (box filter)."""
-    if arr.shape[0] == size and arr.shape[1] == size:
-        return arr.astype(np.float32)
+def crop(a: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
+    t, l_, side = box
+    return a[t:t + side, l_:l_ + side]
+
+
+def resample(a: np.ndarray, size: int) -> np.ndarray:
+    """Square float image -> ``size`` x ``size``: area averaging down, bicubic up (clipped to [0, 1])."""
+    if a.shape[0] == size and a.shape[1] == size:
+        return a.astype(np.float32)
     from PIL import Image
-    im = Image.fromarray(arr.astype(np.float32), mode="F")
-    return np.asarray(im.resize((size, size), Image.Resampling.BOX), dtype=np.float32)
+    im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))
+    method = Image.Resampling.BOX if a.shape[0] > size else Image.Resampling.BICUBIC
+    return np.clip(np.asarray(im.resize((size, size), method), dtype=np.float32), 0, 1)
 
 
-def list_class_folders(root: str | Path) -> dict[str, list[Path]]:
-    """``{class: [image files]}`` for a folder of class subfolders (sorted, hidden files skipped)."""
+def crop_resample(a: np.ndarray, size: int, box: tuple[int, int, int] | None = None) -> np.ndarray:
+    """A square crop (default: the centred square of the shorter side) resampled to ``size``."""
+    return resample(crop(a, box or center_box(*a.shape[:2])), size)
+
+
+# ----------------------------------------------------------------------------- folders
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files below ``folder`` (recursive, sorted, hidden files skipped); of ``x.npy`` and
+    ``x.png`` in one folder only the lossless ``x.npy`` is kept."""
+    by_key: dict[tuple[Path, str], Path] = {}
+    for f in sorted(Path(folder).rglob("*")):
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+            key = (f.parent, f.stem)
+            if key not in by_key or f.suffix.lower() == ".npy":
+                by_key[key] = f
+    return sorted(by_key.values())
+
+
+def list_class_images(root: str | Path, what: str = "data folder") -> dict[str, list[Path]]:
+    """``{class: [image files]}`` for a folder of class subfolders; an empty class is an error."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist; make one with `microdiff synth fiber` "
-                                "or `microdiff prepare`")
-    classes = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                       and not f.name.startswith("."))
-        classes[d.name] = files
+        raise MissingPathError(f"{what} {root} does not exist; make one with `microdiff synth fiber` "
+                               "or `microdiff prepare`")
+    classes = {d.name: list_images(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
     if not classes:
-        raise FileNotFoundError(f"data folder {root} has no class subfolders; expected {root}/<class>/*.png")
+        raise DataError(f"{what} {root} has no class subfolders; expected {root}/<class>/*.png")
+    empty = [str(root / c) for c, fs in classes.items() if not fs]
+    if empty:
+        raise DataError(f"class folder(s) {', '.join(empty)} have no images; add images or remove the folder")
     return classes
 
 
-def load_class_folders(root: str | Path, image_size: int) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """All images of a class-folder tree, centre-cropped square and area-resampled to
-    ``image_size``: (uint8 array (N, S, S), labels (N,), class names, skipped-file messages).
+def read_stack(files: list[Path], size: int | None = None, allow_rgb: bool = False) -> np.ndarray:
+    """(N, H, W) float32 in [0, 1]; brought to ``size`` by ``crop_resample`` where given, else
+    all files must have one size."""
+    arrs = []
+    for f in files:
+        a = read_image(f, allow_rgb=allow_rgb)
+        arrs.append(crop_resample(a, size) if size is not None and a.shape != (size, size) else a)
+    shapes = sorted({a.shape for a in arrs})
+    if len(shapes) > 1:
+        raise ImageError(f"images in {files[0].parent} have different sizes {shapes}; pass them at one size")
+    return np.stack(arrs)
 
-    Unreadable files are skipped and reported; a class left without images is an error.
-    """
-    classes = list_class_folders(root)
+
+@dataclass
+class ImageSet:
+    """A class-folder tree in memory: uint8 images (N, S, S), labels (N,), class names, and the
+    files that were skipped (with why)."""
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    skipped: list[str] = field(default_factory=list)
+
+
+def load_class_images(root: str | Path, image_size: int) -> ImageSet:
+    """All images of a class-folder tree, brought to ``image_size`` by ``crop_resample``.
+    Unreadable files are skipped and reported; a class left without images is an error."""
+    classes = list_class_images(root)
     images, labels, skipped = [], [], []
-    names = list(classes)
-    for ci, name in enumerate(names):
+    for ci, (name, files) in enumerate(classes.items()):
         n_ok = 0
-        for f in classes[name]:
+        for f in files:
             try:
                 arr = read_image(f)
             except ImageError as e:
                 skipped.append(str(e))
                 continue
-            arr = resize_area(center_square(arr), image_size)
-            images.append(np.clip(np.rint(arr * 255), 0, 255).astype(np.uint8))
+            images.append(to_uint8(crop_resample(arr, image_size)))
             labels.append(ci)
             n_ok += 1
         if n_ok == 0:
-            raise ValueError(f"class folder {Path(root) / name} has no readable images; add images or remove it")
-    return np.stack(images), np.asarray(labels, dtype=np.int64), names, skipped
+            raise DataError(f"class folder {Path(root) / name} has no readable images; add images or remove it")
+    return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), skipped)

@@ -1,10 +1,10 @@
 """The paper's Section 2.2 as pure tensor functions: schedule, posterior, learned Sigma,
 hybrid loss, respacing and samplers."""
 from .losses import discretized_gaussian_log_likelihood, hybrid_loss, normal_kl, vb_terms_bpd
-from .samplers import (DEFAULT_SPACING, SAMPLERS, NoiseSource, classifier_free_guidance, get_sampler,
-                       sample_ancestral, sample_ddim, sample_dpmpp_2m)
-from .schedule import (Diffusion, extract, learned_log_variance, linear_betas, make_betas,
-                       logsnr_timesteps, p_mean_variance, predict_eps_from_x0, predict_x0_from_eps, q_posterior,
-                       q_sample, respace, space_timesteps, split_output)
+from .samplers import (DEFAULT_SPACING, SAMPLERS, NoiseSource, get_sampler, sample_ancestral, sample_ddim,
+                       sample_dpmpp_2m)
+from .schedule import (Diffusion, extract, learned_log_variance, linear_betas, logsnr_timesteps, make_betas,
+                       p_mean_variance, predict_eps_from_x0, predict_x0_from_eps, q_posterior, q_sample, respace,
+                       space_timesteps, split_output)
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor
 
-from .schedule import Diffusion, p_mean_variance, q_posterior, split_output
+from .schedule import Diffusion, p_mean_variance, q_posterior
 
 
 def normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) -> Tensor:
@@ -39,32 +39,32 @@ def mean_flat(x: Tensor) -> Tensor:
     return x.mean(dim=tuple(range(1, x.ndim)))
 
 
-def vb_terms_bpd(diff: Diffusion, eps: Tensor, v: Tensor | None, x0: Tensor, xt: Tensor,
+def vb_terms_bpd(diffusion: Diffusion, pred_x0: Tensor, v: Tensor | None, x0: Tensor, xt: Tensor,
                  t: Tensor) -> Tensor:
     """L_{t-1} in bits per dimension: KL(q(x_{t-1}|x_t,x_0) || p(x_{t-1}|x_t)) for t > 0 and the
-    discretized decoder NLL at t = 0. Per batch element."""
-    true_mean, _, true_logvar = q_posterior(diff, x0, xt, t)
-    out = p_mean_variance(diff, eps, v, xt, t, clip_denoised=False)
-    kl = mean_flat(normal_kl(true_mean, true_logvar, out["mean"], out["log_variance"])) / math.log(2.0)
-    nll = -mean_flat(discretized_gaussian_log_likelihood(x0, out["mean"], 0.5 * out["log_variance"]))
+    discretized decoder NLL at t = 0, with p's mean from ``pred_x0`` (unclipped). Per batch element."""
+    true_mean, _, true_logvar = q_posterior(diffusion, x0, xt, t)
+    mean, log_var = p_mean_variance(diffusion, pred_x0, v, xt, t)
+    kl = mean_flat(normal_kl(true_mean, true_logvar, mean, log_var)) / math.log(2.0)
+    nll = -mean_flat(discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_var))
     return torch.where(t == 0, nll / math.log(2.0), kl)
 
 
-def hybrid_loss(diff: Diffusion, model_output: Tensor, x0: Tensor, xt: Tensor, t: Tensor,
+def hybrid_loss(diffusion: Diffusion, out, x0: Tensor, xt: Tensor, t: Tensor,
                 noise: Tensor, lambda_vlb: float = 0.001) -> dict[str, Tensor]:
-    """L_hybrid = L_simple + lambda L_vlb (Nichol & Dhariwal eq. 16), per batch element.
+    """L_hybrid = L_simple + lambda L_vlb (Nichol & Dhariwal eq. 16), per batch element, for a
+    denoiser's output ``out`` (``eps``, ``x0``, ``v``) at x_t.
 
     L_simple is the epsilon MSE. L_vlb is the single-timestep term L_t, which with t drawn
     uniformly estimates L_vlb / T; improved-diffusion therefore multiplies it by T, so with
     lambda = 0.001 the term carries the factor T / 1000. The mean inside L_vlb uses a stopped
-    gradient of epsilon, so L_vlb trains only Sigma (eq. 5).
+    gradient of epsilon (x_0 predicted from the detached epsilon), so L_vlb trains only Sigma (eq. 5).
     """
-    eps, v = split_output(model_output, x0.shape[1])
-    mse = mean_flat((noise - eps) ** 2)
+    mse = mean_flat((noise - out.eps) ** 2)
     terms = {"mse": mse}
-    if v is not None and lambda_vlb > 0:
-        vb = vb_terms_bpd(diff, eps.detach(), v, x0, xt, t)
-        terms["vb"] = vb * (lambda_vlb * diff.num_timesteps)
+    if out.v is not None and lambda_vlb > 0:
+        vb = vb_terms_bpd(diffusion, out.x0.detach(), out.v, x0, xt, t)
+        terms["vb"] = vb * (lambda_vlb * diffusion.num_timesteps)
         terms["loss"] = mse + terms["vb"]
     else:
         terms["loss"] = mse

@@ -2,11 +2,12 @@
 
     sampler(model, x, diffusion, noise, clip_denoised=True, callback=None) -> x_0
 
-``model(x_t, tau)`` returns the network output (epsilon, and the variance channels when Sigma is
-learned) for a batch, where ``tau`` is the original timestep scaled to [0, 1000) (what the U-Net
-is trained on). ``x`` is x_T ~ N(0, I). ``diffusion`` is the (respaced) schedule to walk, from
-its last index down to 0. ``noise`` draws the fresh noise that ancestral steps need, per sample,
-so that a sample does not depend on the batch it is in.
+``model(x_t, t)`` is a denoiser with its class labels bound: ``t`` holds original-schedule
+timesteps (``diffusion.timesteps_at(i, x)``), and it returns ``eps``, ``x0`` (the predicted
+clean image) and ``v`` (the variance channels, or None). The samplers know nothing of networks,
+classes, windows or guidance. ``x`` is x_T ~ N(0, I). ``diffusion`` is the (respaced) schedule
+to walk, from its last index down to 0. ``noise`` draws the fresh noise that ancestral steps
+need, per sample, so that a sample does not depend on the batch it is in.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .schedule import Diffusion, p_mean_variance, predict_eps_from_x0, predict_x0_from_eps, split_output
+from .schedule import Diffusion, p_mean_variance, predict_eps_from_x0
 
-ModelFn = Callable[[Tensor, Tensor], Tensor]
+ModelFn = Callable[[Tensor, Tensor], object]
 
 
 class NoiseSource:
@@ -35,16 +36,15 @@ class NoiseSource:
         return self.randn(x.shape[1:], device=x.device, dtype=x.dtype)
 
 
-def _t(i: int, x: Tensor) -> Tensor:
+def _index(i: int, x: Tensor) -> Tensor:
     return torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
 
 
-def _denoised(model: ModelFn, x: Tensor, diffusion: Diffusion, i: int, clip: bool) -> tuple[Tensor, Tensor]:
-    """(t, x_0 predicted from epsilon at respaced step i), x_0 clipped to [-1, 1] if asked."""
-    t = _t(i, x)
-    eps, _ = split_output(model(x, diffusion.model_timesteps(t)), x.shape[1])
-    x0 = predict_x0_from_eps(diffusion, x, t, eps.to(x.dtype))
-    return t, (x0.clamp(-1, 1) if clip else x0)
+def _denoise(model: ModelFn, x: Tensor, diffusion: Diffusion, i: int, clip: bool):
+    """The model's output at respaced step i and its x_0, clipped to [-1, 1] if asked."""
+    out = model(x, diffusion.timesteps_at(i, x))
+    x0 = out.x0.to(x.dtype)
+    return out, (x0.clamp(-1, 1) if clip else x0)
 
 
 def sample_ancestral(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: NoiseSource,
@@ -54,18 +54,13 @@ def sample_ancestral(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: Noi
     On the full schedule (K = T = 4000) this is the paper's sampler; on a respaced one it is
     improved-DDPM's fast sampling (Sigma interpolates between the respaced beta and beta-tilde).
     """
-    c = x.shape[1]
     for i in reversed(range(diffusion.num_timesteps)):
-        t = _t(i, x)
-        eps, v = split_output(model(x, diffusion.model_timesteps(t)), c)
-        out = p_mean_variance(diffusion, eps.to(x.dtype), None if v is None else v.to(x.dtype),
-                              x, t, clip_denoised)
-        if i > 0:
-            x = out["mean"] + torch.exp(0.5 * out["log_variance"]) * noise.randn_like(x)
-        else:
-            x = out["mean"]
+        out, x0 = _denoise(model, x, diffusion, i, clip_denoised)
+        v = None if out.v is None else out.v.to(x.dtype)
+        mean, log_var = p_mean_variance(diffusion, x0, v, x, _index(i, x))
+        x = mean + torch.exp(0.5 * log_var) * noise.randn_like(x) if i > 0 else mean
         if callback is not None:
-            callback(i, x, out["pred_x0"])
+            callback(i, x, x0)
     return x
 
 
@@ -76,8 +71,8 @@ def sample_ddim(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: NoiseSou
     acp = diffusion.alphas_cumprod
     acp_prev = diffusion.alphas_cumprod_prev
     for i in reversed(range(diffusion.num_timesteps)):
-        t, x0 = _denoised(model, x, diffusion, i, clip_denoised)
-        eps = predict_eps_from_x0(diffusion, x, t, x0)
+        _, x0 = _denoise(model, x, diffusion, i, clip_denoised)
+        eps = predict_eps_from_x0(diffusion, x, _index(i, x), x0)
         a, ap = acp[i].item(), acp_prev[i].item()
         sigma = eta * ((1 - ap) / (1 - a) * (1 - a / ap)) ** 0.5
         x = ap ** 0.5 * x0 + (1 - ap - sigma ** 2) ** 0.5 * eps
@@ -100,7 +95,7 @@ def sample_dpmpp_2m(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: Nois
     lam = torch.log(alpha) - torch.log(sigma)
     prev_x0, prev_h = None, None
     for i in reversed(range(diffusion.num_timesteps)):
-        _, x0 = _denoised(model, x, diffusion, i, clip_denoised)
+        _, x0 = _denoise(model, x, diffusion, i, clip_denoised)
         if i == 0:
             x_next = x0                               # sigma_next = 0: the denoised estimate
         else:
@@ -137,25 +132,3 @@ def get_sampler(name: str) -> Callable[..., Tensor]:
         return SAMPLERS[name]
     except KeyError:
         raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}") from None
-
-
-def classifier_free_guidance(model: Callable[[Tensor, Tensor, Tensor], Tensor], labels: Tensor,
-                             null_label: int, scale: float, channels: int) -> ModelFn:
-    """Wrap a class-conditional network into a ``ModelFn`` with classifier-free guidance.
-
-    epsilon = eps(x, null) + scale * (eps(x, y) - eps(x, null)) (Ho & Salimans 2021); the variance
-    channels come from the conditional pass. Both passes run as one batch. ``scale == 1`` is plain
-    conditional sampling and costs one pass.
-    """
-    if scale == 1.0:
-        return lambda x, tau: model(x, tau, labels)
-
-    null = torch.full_like(labels, null_label)
-
-    def guided(x: Tensor, tau: Tensor) -> Tensor:
-        out = model(torch.cat([x, x]), torch.cat([tau, tau]), torch.cat([labels, null]))
-        cond, uncond = out.chunk(2)
-        eps = uncond[:, :channels] + scale * (cond[:, :channels] - uncond[:, :channels])
-        return torch.cat([eps, cond[:, channels:]], dim=1)
-
-    return guided

@@ -100,9 +100,10 @@ class Diffusion:
     def posterior_mean_coef2(self) -> Tensor:
         return (1.0 - self.alphas_cumprod_prev) * torch.sqrt(self.alphas) / (1.0 - self.alphas_cumprod)
 
-    def model_timesteps(self, t: Tensor) -> Tensor:
-        """What the network is fed for respaced index t: the original timestep scaled to [0, 1000)."""
-        return self.timestep_map.to(t.device)[t].to(torch.float32) * (1000.0 / self.original_timesteps)
+    def timesteps_at(self, i: int, x: Tensor) -> Tensor:
+        """The original-schedule timestep that respaced index ``i`` stands for, one per sample of
+        the batch ``x``: what a denoiser is called with."""
+        return self.timestep_map[i].to(x.device).expand(x.shape[0])
 
 
 def extract(table: Tensor, t: Tensor, x: Tensor) -> Tensor:
@@ -111,37 +112,37 @@ def extract(table: Tensor, t: Tensor, x: Tensor) -> Tensor:
     return out.reshape(t.shape[0], *([1] * (x.ndim - 1)))
 
 
-def q_sample(diff: Diffusion, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+def q_sample(diffusion: Diffusion, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
     """Sample q(x_t | x_0) = N(sqrt(alpha-bar_t) x_0, (1 - alpha-bar_t) I) (eqs. 1-2 in closed form)."""
-    acp = diff.alphas_cumprod
+    acp = diffusion.alphas_cumprod
     return extract(acp.sqrt(), t, x0) * x0 + extract((1 - acp).sqrt(), t, x0) * noise
 
 
-def q_posterior(diff: Diffusion, x0: Tensor, xt: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def q_posterior(diffusion: Diffusion, x0: Tensor, xt: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Mean, variance (eq. 7) and clipped log variance of q(x_{t-1} | x_t, x_0)."""
-    mean = extract(diff.posterior_mean_coef1, t, xt) * x0 + extract(diff.posterior_mean_coef2, t, xt) * xt
-    return (mean, extract(diff.posterior_variance, t, xt),
-            extract(diff.posterior_log_variance_clipped, t, xt))
+    mean = extract(diffusion.posterior_mean_coef1, t, xt) * x0 + extract(diffusion.posterior_mean_coef2, t, xt) * xt
+    return (mean, extract(diffusion.posterior_variance, t, xt),
+            extract(diffusion.posterior_log_variance_clipped, t, xt))
 
 
-def predict_x0_from_eps(diff: Diffusion, xt: Tensor, t: Tensor, eps: Tensor) -> Tensor:
-    acp = diff.alphas_cumprod
+def predict_x0_from_eps(diffusion: Diffusion, xt: Tensor, t: Tensor, eps: Tensor) -> Tensor:
+    acp = diffusion.alphas_cumprod
     return extract(torch.rsqrt(acp), t, xt) * xt - extract(torch.sqrt(1 / acp - 1), t, xt) * eps
 
 
-def predict_eps_from_x0(diff: Diffusion, xt: Tensor, t: Tensor, x0: Tensor) -> Tensor:
-    acp = diff.alphas_cumprod
+def predict_eps_from_x0(diffusion: Diffusion, xt: Tensor, t: Tensor, x0: Tensor) -> Tensor:
+    acp = diffusion.alphas_cumprod
     return (extract(torch.rsqrt(acp), t, xt) * xt - x0) / extract(torch.sqrt(1 / acp - 1), t, xt)
 
 
-def learned_log_variance(diff: Diffusion, v: Tensor, t: Tensor) -> Tensor:
+def learned_log_variance(diffusion: Diffusion, v: Tensor, t: Tensor) -> Tensor:
     """Eq. (5): log Sigma = f log beta_t + (1 - f) log beta-tilde_t.
 
     The network's raw variance output v lies in roughly [-1, 1]; as in improved-diffusion the
     interpolation weight is f = (v + 1) / 2 (the paper writes f as v_theta directly).
     """
-    min_log = extract(diff.posterior_log_variance_clipped, t, v)
-    max_log = extract(torch.log(diff.betas), t, v)
+    min_log = extract(diffusion.posterior_log_variance_clipped, t, v)
+    max_log = extract(torch.log(diffusion.betas), t, v)
     frac = (v + 1) / 2
     return frac * max_log + (1 - frac) * min_log
 
@@ -155,20 +156,18 @@ def split_output(model_output: Tensor, channels: int) -> tuple[Tensor, Tensor | 
     raise ValueError(f"model output has {model_output.shape[1]} channels, expected {channels} or {2 * channels}")
 
 
-def p_mean_variance(diff: Diffusion, eps: Tensor, v: Tensor | None, xt: Tensor, t: Tensor,
-                    clip_denoised: bool = True) -> dict[str, Tensor]:
-    """Mean (eq. 4, computed through the predicted x_0 as improved-DDPM does) and log variance of
-    p_theta(x_{t-1} | x_t) (eq. 3). With no learned variance, Sigma = beta-tilde_t (fixed small).
-    """
+def p_mean_variance(diffusion: Diffusion, pred_x0: Tensor, v: Tensor | None, xt: Tensor,
+                    t: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean (eq. 4, through the predicted x_0 as improved-DDPM computes it: the posterior mean of
+    eq. 7 at x_0 = pred_x0) and log variance (eq. 5; with no learned variance Sigma = beta-tilde_t,
+    fixed small) of p_theta(x_{t-1} | x_t). ``t`` indexes ``diffusion`` (respaced indices on a
+    respaced diffusion)."""
     if v is None:
-        log_var = extract(diff.posterior_log_variance_clipped, t, xt).expand_as(xt)
+        log_var = extract(diffusion.posterior_log_variance_clipped, t, xt).expand_as(xt)
     else:
-        log_var = learned_log_variance(diff, v, t)
-    x0 = predict_x0_from_eps(diff, xt, t, eps)
-    if clip_denoised:
-        x0 = x0.clamp(-1, 1)
-    mean, _, _ = q_posterior(diff, x0, xt, t)
-    return {"mean": mean, "log_variance": log_var, "pred_x0": x0}
+        log_var = learned_log_variance(diffusion, v, t)
+    mean, _, _ = q_posterior(diffusion, pred_x0, xt, t)
+    return mean, log_var
 
 
 def space_timesteps(num_timesteps: int, count: int) -> list[int]:
@@ -183,7 +182,7 @@ def space_timesteps(num_timesteps: int, count: int) -> list[int]:
     return sorted({round(i * stride) for i in range(count)})
 
 
-def logsnr_timesteps(diff: Diffusion, count: int) -> list[int]:
+def logsnr_timesteps(diffusion: Diffusion, count: int) -> list[int]:
     """``count`` distinct timesteps (0 and T-1 included) evenly spaced in log-SNR
     lambda_t = log(alpha-bar_t / (1 - alpha-bar_t)) / 2, each the nearest integer timestep.
 
@@ -191,10 +190,10 @@ def logsnr_timesteps(diff: Diffusion, count: int) -> list[int]:
     (t = 42 -> 0 for T = 1000, K = 25), where a multistep ODE solver overshoots; log-SNR spacing
     is what DPM-Solver recommends for pixel-space models.
     """
-    n = diff.num_timesteps
+    n = diffusion.num_timesteps
     if not 2 <= count <= n:
         return space_timesteps(n, count)
-    acp = diff.alphas_cumprod
+    acp = diffusion.alphas_cumprod
     lam = 0.5 * torch.log(acp / (1 - acp))            # decreasing in t
     targets = torch.linspace(float(lam[-1]), float(lam[0]), count, dtype=torch.float64)
     ts = sorted(int(torch.argmin((lam - v).abs())) for v in targets)
@@ -209,23 +208,23 @@ def logsnr_timesteps(diff: Diffusion, count: int) -> list[int]:
 SPACINGS = ("uniform", "logsnr")
 
 
-def respace(diff: Diffusion, count: int, spacing: str = "uniform") -> Diffusion:
+def respace(diffusion: Diffusion, count: int, spacing: str = "uniform") -> Diffusion:
     """A diffusion on ``count`` of the timesteps with betas recomputed from alpha-bar, so that
     alpha-bar at the kept steps is unchanged: beta'_i = 1 - alpha-bar_{t_i} / alpha-bar_{t_{i-1}}.
 
     ``spacing``: "uniform" (improved-diffusion's evenly spaced steps) or "logsnr".
     """
     if spacing == "uniform":
-        keep = space_timesteps(diff.num_timesteps, count)
+        keep = space_timesteps(diffusion.num_timesteps, count)
     elif spacing == "logsnr":
-        keep = logsnr_timesteps(diff, count)
+        keep = logsnr_timesteps(diffusion, count)
     else:
         raise ValueError(f"unknown timestep spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
-    acp = diff.alphas_cumprod
+    acp = diffusion.alphas_cumprod
     last = torch.tensor(1.0, dtype=torch.float64)
     betas = []
     for i in keep:
         betas.append(1 - acp[i] / last)
         last = acp[i]
-    tmap = diff.timestep_map[torch.tensor(keep)]
-    return Diffusion(torch.stack(betas), tmap, diff.original_timesteps)
+    tmap = diffusion.timestep_map[torch.tensor(keep)]
+    return Diffusion(torch.stack(betas), tmap, diffusion.original_timesteps)

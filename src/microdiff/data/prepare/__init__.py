@@ -1,0 +1,17 @@
+"""`microdiff prepare`: real micrograph collections -> a balanced, class-labelled training set.
+
+One engine (``engine``: scan -> plan -> render -> write), SEM data-bar detection (``sem_bar``)
+and one small module per importer (``folder``, ``uhcs``, ``nffa``, ``fiber``). Every importer
+returns a ``PrepareResult`` (the folder, per-class counts, skipped files and notes).
+"""
+from .engine import ClassCount, PrepareResult, PrepareSettings, Report, summary_table
+from .fiber import prepare_fiber
+from .folder import prepare_folder
+from .nffa import NFFA_CLASSES, NFFA_UNUSED, prepare_nffa
+from .sem_bar import bar_like_rows, detect_bar
+from .uhcs import PAPER_UHCS_CLASSES, read_uhcs_db, prepare_uhcs
+from ...errors import PrepareError
+
+__all__ = ["prepare_folder", "prepare_uhcs", "prepare_nffa", "prepare_fiber", "detect_bar", "bar_like_rows",
+           "PrepareSettings", "PrepareResult", "ClassCount", "Report", "PrepareError", "summary_table",
+           "read_uhcs_db", "PAPER_UHCS_CLASSES", "NFFA_CLASSES", "NFFA_UNUSED"]

@@ -1,0 +1,302 @@
+"""The pipeline every importer shares (Section 2.1 of the paper): scan -> plan -> render -> write.
+
+1. *scan*: read every source image once (a bad file is skipped and listed, or stops the run
+   with ``strict``), cut off the SEM data bar at the bottom (detected, not hard-coded), and keep
+   only its bar-free size;
+2. *plan*: per class, up to ``per_class`` items; classes with more sources are subsampled,
+   classes with fewer are filled by augmentation -- random square crops and the 8
+   rotations/mirrors -- never repeating a (source, crop, transform);
+3. *render*: crop, transform, resample to ``size`` (``data.io.crop_resample``: area averaging
+   when shrinking, bicubic when enlarging), and
+4. *write* through ``DatasetWriter`` (a temporary folder, moved into place at the end).
+
+Crop policy: an *original* is the centred square of the whole shorter side (or, for fiber
+images, a random ``region`` square); an *augmented* item is a random square of
+``crop_fraction`` x the shorter side at a random position, with a random dihedral transform.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ...errors import ImageError, PrepareError
+from ..dataset import DatasetWriter
+from ..io import center_box, crop, read_image, resample
+from ..transforms import DIHEDRAL_NAMES, dihedral
+from .sem_bar import detect_bar
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    size: int = 256
+    per_class: int | None = None        # None: keep every original (the paper: 1000)
+    seed: int = 0
+    crop_fraction: float = 0.75         # side of augmentation crops / shorter side
+    detect_bar: bool = True
+    strict: bool = False
+    overwrite: bool = False
+
+
+@dataclass
+class Source:
+    cls: str
+    path: Path
+    height: int                          # bar-free
+    width: int
+    bar_rows: int = 0
+    meta: dict = field(default_factory=dict)
+    regions: list[tuple[int, int, int]] | None = None   # fixed original crops (fiber importer)
+
+
+@dataclass(frozen=True)
+class Item:
+    cls: str
+    source: int
+    box: tuple[int, int, int]            # top, left, side (in the bar-free image)
+    transform: int                       # 0..7, see DIHEDRAL_NAMES
+    original: bool
+
+
+@dataclass
+class Report:
+    skipped: list[tuple[str, str]] = field(default_factory=list)     # (file, reason)
+    notes: list[str] = field(default_factory=list)
+
+    def skip(self, path, reason: str, strict: bool):
+        if strict:
+            raise PrepareError(f"{path}: {reason} (run without --strict to skip such files)")
+        self.skipped.append((str(path), reason))
+
+
+@dataclass
+class ClassCount:
+    sources: int
+    originals_available: int
+    originals: int
+    augmented: int
+
+    @property
+    def total(self) -> int:
+        return self.originals + self.augmented
+
+
+@dataclass
+class PrepareResult:
+    """What ``prepare_*`` wrote: the data set folder, per-class counts, skipped files and notes."""
+    out: Path
+    counts: dict[str, ClassCount]
+    report: Report
+
+    def summary(self, classes: list[str] | None = None) -> str:
+        return summary_table(self, classes)
+
+
+# ----------------------------------------------------------------------------- scan
+
+def scan(files: Iterable[tuple[str, Path, dict]], settings: PrepareSettings, report: Report,
+         progress: Callable[[], None] | None = None, min_side: int = 1) -> list[Source]:
+    out = []
+    for cls, path, meta in files:
+        try:
+            img = read_image(path)
+        except ImageError as e:
+            report.skip(path, str(e).split(": ", 1)[-1], settings.strict)
+            continue
+        finally:
+            if progress:
+                progress()
+        bar = detect_bar(img) if settings.detect_bar else 0
+        h, w = img.shape[0] - bar, img.shape[1]
+        if min(h, w) < min_side:
+            report.skip(path, f"{w}x{h} px (without the data bar) is smaller than the {min_side} px crop",
+                        settings.strict)
+            continue
+        out.append(Source(cls, Path(path), h, w, bar, dict(meta)))
+    return out
+
+
+# ----------------------------------------------------------------------------- plan
+
+def random_crop(rng: np.random.Generator, h: int, w: int, side: int) -> tuple[int, int, int]:
+    return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
+
+
+def _originals(sources: list[Source], idx: list[int], cls: str) -> list[Item]:
+    out = []
+    for i in idx:
+        s = sources[i]
+        for box in (s.regions if s.regions is not None else [center_box(s.height, s.width)]):
+            out.append(Item(cls, i, box, 0, True))
+    return out
+
+
+def _augment_box(rng: np.random.Generator, s: Source, base: Item, fraction: float) -> tuple[int, int, int]:
+    """A random square of ``fraction`` x the shorter side (inside the region for fiber regions)."""
+    short = min(s.height, s.width) if s.regions is None else base.box[2]
+    side = max(1, int(round(fraction * short)))
+    if s.regions is None:
+        return random_crop(rng, s.height, s.width, side)
+    t, l_, rs = base.box
+    dt, dl, _ = random_crop(rng, rs, rs, side)
+    return t + dt, l_ + dl, side
+
+
+def _fill(rng: np.random.Generator, sources: list[Source], originals: list[Item], target: int,
+          settings: PrepareSettings, cls: str) -> list[Item]:
+    """The originals plus distinct augmented items up to ``target``."""
+    items = list(originals)
+    seen = {(it.source, it.box, it.transform) for it in items}
+    attempts, k = 0, 0
+    while len(items) < target:
+        attempts += 1
+        if attempts > 200 * target + 1000:
+            raise PrepareError(f"class {cls}: cannot make {target} distinct crops from {len(originals)} original(s); "
+                               "lower --per-class or --crop-fraction")
+        base = originals[k % len(originals)]
+        k += 1
+        box = _augment_box(rng, sources[base.source], base, settings.crop_fraction)
+        key = (base.source, box, int(rng.integers(0, 8)))
+        if key in seen:
+            continue
+        seen.add(key)
+        items.append(Item(cls, base.source, box, key[2], False))
+    return items
+
+
+def plan(sources: list[Source], classes: list[str], settings: PrepareSettings
+         ) -> tuple[list[Item], dict[str, ClassCount]]:
+    """Items per class: subsample or fill up to ``per_class``."""
+    items: list[Item] = []
+    counts = {}
+    for ci, c in enumerate(classes):
+        rng = np.random.default_rng([settings.seed, ci])
+        idx = [i for i, s in enumerate(sources) if s.cls == c]
+        originals = _originals(sources, idx, c)
+        n_avail = len(originals)
+        target = n_avail if settings.per_class is None else settings.per_class
+        if n_avail >= target:
+            chosen = sorted(rng.choice(n_avail, size=target, replace=False).tolist()) if target < n_avail else range(n_avail)
+            cls_items = [originals[k] for k in chosen]
+        else:
+            cls_items = _fill(rng, sources, originals, target, settings, c)
+        items += cls_items
+        n_orig = sum(it.original for it in cls_items)
+        counts[c] = ClassCount(len(idx), n_avail, n_orig, len(cls_items) - n_orig)
+    return items, counts
+
+
+# ----------------------------------------------------------------------------- render and write
+
+def render(sources: list[Source], items: list[Item], settings: PrepareSettings, writer: DatasetWriter,
+           progress: Callable[[int], None] | None = None) -> None:
+    by_source: dict[int, list[tuple[int, Item]]] = {}
+    for n, it in enumerate(items):
+        by_source.setdefault(it.source, []).append((n, it))
+    counter: dict[str, int] = {}
+    names = {}
+    for n, it in enumerate(items):                      # stable names: class order, then plan order
+        counter[it.cls] = counter.get(it.cls, 0) + 1
+        names[n] = f"{counter[it.cls] - 1:05d}"
+    for si in sorted(by_source):
+        s = sources[si]
+        img = read_image(s.path)
+        img = img[:img.shape[0] - s.bar_rows] if s.bar_rows else img
+        for n, it in by_source[si]:
+            t, l_, side = it.box
+            out = resample(dihedral(crop(img, it.box), it.transform), settings.size)
+            writer.add(it.cls, names[n], out, source=str(s.path), crop_top=t, crop_left=l_, crop_size=side,
+                       transform=DIHEDRAL_NAMES[it.transform], original=it.original, bar_rows=s.bar_rows,
+                       seed=settings.seed, **s.meta)
+        if progress:
+            progress(len(by_source[si]))
+
+
+def _dataset_meta(kind: str, settings: PrepareSettings, counts: dict[str, ClassCount], report: Report) -> dict:
+    return {"kind": kind, "size": settings.size, "seed": settings.seed, "per_class": settings.per_class,
+            "crop_policy": {"original": "centred square of the shorter side" if kind != "fiber" else
+                            "random square region", "augmented": f"random square of {settings.crop_fraction} "
+                            "x the shorter side, random rotation/mirror", "resampling": "area down, bicubic up"},
+            "counts_before": {c: k.originals_available for c, k in counts.items()},
+            "counts_after": {c: k.total for c, k in counts.items()},
+            "originals": {c: k.originals for c, k in counts.items()},
+            "augmented": {c: k.augmented for c, k in counts.items()},
+            "skipped": [{"file": f, "reason": r} for f, r in report.skipped],
+            "notes": report.notes}
+
+
+def run(kind: str, sources: list[Source], classes: list[str], out: Path, settings: PrepareSettings,
+        report: Report, info: dict, show_progress: bool = True) -> PrepareResult:
+    """Plan, render and write the data set of the scanned ``sources``."""
+    from tqdm.auto import tqdm
+    present = [c for c in classes if any(s.cls == c for s in sources)]
+    if not present:
+        raise PrepareError("no usable images in any class" + (f"; skipped: {report.skipped[0][0]}: "
+                                                               f"{report.skipped[0][1]}" if report.skipped else ""))
+    items, counts = plan(sources, present, settings)
+    with DatasetWriter(out, settings.overwrite) as w:
+        bar = tqdm(total=len(items), desc=f"prepare {kind}: writing", unit="img", disable=not show_progress)
+        render(sources, items, settings, w, bar.update)
+        bar.close()
+        path = w.commit({**_dataset_meta(kind, settings, counts, report), **info})
+    return PrepareResult(path, counts, report)
+
+
+def summary_table(result: PrepareResult, classes: list[str] | None = None) -> str:
+    """Per-class counts, skipped files and notes as the text `microdiff prepare` prints."""
+    counts, report = result.counts, result.report
+    lines = [f"{'class':32s} {'originals':>9s} {'augmented':>9s} {'total':>7s}"]
+    for c in list(counts) + [c for c in (classes or []) if c not in counts]:
+        if c in counts:
+            k = counts[c]
+            lines.append(f"{c:32s} {k.originals:9d} {k.augmented:9d} {k.total:7d}")
+        else:
+            lines.append(f"{c:32s} {'-':>9s} {'-':>9s} {0:7d}   (no images)")
+    if report.skipped:
+        lines.append(f"skipped {len(report.skipped)} file(s):")
+        lines += [f"  {f}: {r}" for f, r in report.skipped[:20]]
+        if len(report.skipped) > 20:
+            lines.append(f"  ... {len(report.skipped) - 20} more (all listed in dataset.json)")
+    lines += report.notes
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- helpers for importers
+
+def progress_bar(total: int, desc: str, show: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="file", disable=not show)
+
+
+def scan_with_progress(kind: str, files: list[tuple[str, Path, dict]], settings: PrepareSettings,
+                       report: Report, show: bool, min_side: int = 1) -> list[Source]:
+    bar = progress_bar(len(files), f"prepare {kind}: reading", show)
+    sources = scan(files, settings, report, bar.update, min_side)
+    bar.close()
+    return sources
+
+
+def check_classes(asked, available, where) -> list[str]:
+    if not asked:
+        return list(available)
+    missing = [c for c in asked if c not in available]
+    if missing:
+        raise PrepareError(f"class(es) {', '.join(missing)} not found in {where}; available: {', '.join(available)}")
+    return list(asked)
+
+
+def class_folders(src: Path) -> list[str]:
+    if not src.is_dir():
+        raise PrepareError(f"{src} is not a folder; expected SRC/<class>/images")
+    return sorted(d.name for d in src.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def drop_empty_classes(classes, sources, report: Report, explicit: bool) -> None:
+    empty = [c for c in classes if not any(s.cls == c for s in sources)]
+    if empty and explicit:
+        raise PrepareError(f"class(es) {', '.join(empty)} have no usable images; add images or leave them out "
+                           "with --classes")
+    for c in empty:
+        report.notes.append(f"class {c}: no images found, left out")

@@ -1,0 +1,69 @@
+"""Files and folders: the one rule for outputs that exist, and atomic writes (a temporary name in
+the same folder, then a rename), so an interrupted command never leaves a file that looks complete."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from .errors import OutputExistsError
+
+
+def is_nonempty_dir(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def check_output_free(path: str | Path, overwrite: bool, holds: str = "files",
+                      alternative: str = "") -> bool:
+    """Refuse an output folder that holds something unless ``overwrite``; returns whether it does.
+
+    ``holds`` says what is there ("a data set", "a training run"); ``alternative`` is another way
+    out besides ``--overwrite`` ("pass --resume to continue it").
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} is a file, not a folder; choose another --out")
+    taken = is_nonempty_dir(path)
+    if taken and not overwrite:
+        ways = f"{alternative}, or pass --overwrite to replace it" if alternative else "pass --overwrite to replace it"
+        raise OutputExistsError(f"{path} already holds {holds}; {ways} (or choose another --out)")
+    return taken
+
+
+def temp_sibling(path: Path, tag: str = "tmp") -> Path:
+    """A hidden name beside ``path`` for a file or folder being written (unique per process)."""
+    return path.parent / f".{path.name}.{tag}-{os.getpid()}"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed to ``path`` (replacing
+    it), on an exception it is removed. Works for files and folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path)
+    remove(tmp)
+    try:
+        yield tmp
+        if path.is_dir() and tmp.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        remove(tmp)
+        raise
+
+
+def remove(path: Path) -> None:
+    """Delete a file or a folder tree if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)

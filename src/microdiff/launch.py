@@ -1,0 +1,69 @@
+"""Processes and devices: the local launcher behind ``--num-processes``, and the torchrun /
+accelerate environment a command finds itself in."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Sequence
+
+from .errors import UsageError
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) from the torchrun / accelerate environment."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def distributed_state():
+    """accelerate's ``PartialState`` when this process is one of several, else None."""
+    if dist_info()[1] <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def default_device(requested: str | None = None) -> str:
+    """``requested`` if usable; else this process's GPU under torchrun, any GPU, or the CPU."""
+    import torch
+    if requested is not None:
+        if requested.startswith("cuda") and not torch.cuda.is_available():
+            raise UsageError(f"--device {requested}: no CUDA device is available here; use --device cpu")
+        return requested
+    state = distributed_state()
+    if state is not None:
+        return str(state.device)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def strip_flag(argv: Sequence[str], flag: str) -> list[str]:
+    """``argv`` without ``flag VALUE`` and ``flag=VALUE``."""
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == flag:
+            skip = True
+        elif not a.startswith(flag + "="):
+            rest.append(a)
+    return rest
+
+
+def launch(n: int, argv: Sequence[str]) -> int:
+    """Re-run ``microdiff argv`` (without --num-processes) in ``n`` local processes with the
+    torch.distributed environment set as torchrun would (one process per GPU, or gloo on CPUs);
+    returns the worst exit code."""
+    import socket
+    rest = strip_flag(argv, "--num-processes")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = []
+    for rank in range(n):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(n),
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(n)}
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+        procs.append(subprocess.Popen([sys.executable, "-m", "microdiff", *rest], env=env))
+    codes = [p.wait() for p in procs]
+    return max(codes, key=abs)

@@ -1,0 +1,153 @@
+"""The saved model: a diffusers pipeline folder plus microdiff's config and class names.
+
+    model/model_index.json          (diffusers) pipeline class and components
+    model/unet/                     UNet2DModel config + safetensors weights
+    model/scheduler/                DDPMScheduler (learned-range variance, the same betas)
+    model/microdiff.json            microdiff's full config and the class names
+
+``MicrodiffPipeline.from_pretrained(dir)`` loads it in one line; a plain diffusers user gets the
+network with ``UNet2DModel.from_pretrained(dir, subfolder="unet")``. diffusers is imported only
+when the pipeline class is first used.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .config import Config
+from .errors import ModelDirError, UsageError
+from .network import build_unet
+
+MICRODIFF_JSON = "microdiff.json"
+
+
+def scheduler_for(config: Config):
+    """diffusers' DDPMScheduler with the same betas and the learned-range variance (for diffusers
+    users; microdiff's own samplers use ``microdiff.diffusion``)."""
+    from diffusers import DDPMScheduler
+
+    from .diffusion import make_betas
+    betas = make_betas(config.diffusion.schedule, config.diffusion.timesteps)
+    return DDPMScheduler(num_train_timesteps=config.diffusion.timesteps, trained_betas=betas.tolist(),
+                         variance_type="learned_range", clip_sample=True, prediction_type="epsilon")
+
+
+def read_model_meta(path: Path) -> tuple[Config, list[str]]:
+    """The config and class names of a model folder, with a clear error when they are unusable."""
+    meta_path = path / MICRODIFF_JSON
+    if not meta_path.is_file():
+        raise ModelDirError(f"{path} is not a microdiff model directory (no {MICRODIFF_JSON}); "
+                            "point --model at RUN/model written by `microdiff train`")
+    try:
+        meta = json.loads(meta_path.read_text())
+        return Config.from_dict(meta["config"]), list(meta["class_names"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ModelDirError(f"{meta_path} is corrupt ({e}); re-export the model") from None
+
+
+def _make_pipeline_class():
+    from diffusers import DiffusionPipeline
+
+    class MicrodiffPipeline(DiffusionPipeline):
+        """Class-conditional improved DDPM. ``pipe(["FVC40"], num=4, steps=25)`` -> float images in [0, 1]."""
+
+        model_cpu_offload_seq = "unet"
+
+        def __init__(self, unet, scheduler):
+            super().__init__()
+            self.register_modules(unet=unet, scheduler=scheduler)
+            self.microdiff_config: Config | None = None
+            self.class_names: list[str] = []
+
+        @classmethod
+        def create(cls, config: Config, class_names: Sequence[str], unet=None) -> "MicrodiffPipeline":
+            """A pipeline around ``unet`` (default: a freshly initialised one for ``config``)."""
+            unet = unet if unet is not None else build_unet(config.model, len(class_names))
+            pipe = cls(unet=unet, scheduler=scheduler_for(config))
+            pipe.microdiff_config = config
+            pipe.class_names = list(class_names)
+            return pipe
+
+        def save_pretrained(self, save_directory, **kwargs):
+            super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
+            meta = {"class_names": self.class_names, "config": self.microdiff_config.to_dict()}
+            (Path(save_directory) / MICRODIFF_JSON).write_text(json.dumps(meta, indent=2))
+
+        @classmethod
+        def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+            path = Path(pretrained_model_name_or_path)
+            config, names = read_model_meta(path)
+            from diffusers import DDPMScheduler, UNet2DModel
+            try:   # the two components directly: no progress bar, clear errors
+                unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", **kwargs)
+                scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
+            except Exception as e:  # noqa: BLE001  diffusers raises many kinds for missing or truncated files
+                raise ModelDirError(f"cannot load the model in {path} ({type(e).__name__}: {e}); "
+                                    "re-export it or retrain") from None
+            pipe = cls(unet=unet, scheduler=scheduler)
+            pipe.microdiff_config = config
+            pipe.class_names = names
+            return pipe
+
+        def class_index(self, name: str) -> int:
+            if name not in self.class_names:
+                raise UsageError(f"class {name!r} is not in this model; it knows: {', '.join(self.class_names)}")
+            return self.class_names.index(name)
+
+        def denoiser(self):
+            """The network as a ``Denoiser`` (eval mode; bf16 autocast on a GPU)."""
+            from .sample import inference_denoiser
+            return inference_denoiser(self.unet, self.microdiff_config, len(self.class_names))
+
+        @torch.no_grad()
+        def __call__(self, class_names: Sequence[str], num: int = 1, steps: int | None = None,
+                     sampler: str | None = None, guidance: float | None = None, seed: int = 0):
+            from .sample import generate, sample_seed
+            labels = [self.class_index(n) for n in class_names for _ in range(num)]
+            seeds = [sample_seed(seed, self.class_index(n), i) for n in class_names for i in range(num)]
+            s = self.microdiff_config.sample
+            return generate(self, labels, seeds, steps or s.steps, sampler or s.sampler,
+                            s.guidance if guidance is None else guidance)
+
+    MicrodiffPipeline.__module__ = __name__
+    return MicrodiffPipeline
+
+
+_PIPELINE_CLS = None
+
+
+def __getattr__(name):  # lazy: diffusers is imported only when the pipeline is used
+    global _PIPELINE_CLS
+    if name == "MicrodiffPipeline":
+        if _PIPELINE_CLS is None:
+            _PIPELINE_CLS = _make_pipeline_class()
+        return _PIPELINE_CLS
+    raise AttributeError(name)
+
+
+def pipeline_class():
+    return __getattr__("MicrodiffPipeline")
+
+
+def load_pipeline(path: str | Path, device: str | torch.device = "cpu"):
+    """Load a model directory, with a clear error when it is missing or corrupt."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelDirError(f"model directory {path} does not exist; train one with `microdiff train`")
+    pipe = pipeline_class().from_pretrained(path)
+    if pipe.unet.dtype != torch.float32:   # weights may be stored in half precision (the demo model)
+        pipe.unet.to(torch.float32)
+    return pipe.to(device)
+
+
+def save_half(src: str | Path, dst: str | Path) -> Path:
+    """Copy a model folder with the U-Net weights stored in float16 (half the size; loaded back
+    as float32). How the shipped demo model is made from ``RUN/model``."""
+    pipe = load_pipeline(src)
+    pipe.unet.to(torch.float16)
+    dst = Path(dst)
+    pipe.save_pretrained(dst)
+    return dst
