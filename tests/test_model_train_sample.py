@@ -125,7 +125,10 @@ def test_sample_cli_output_contract(tiny_model, tmp_path, capsys):
     assert rc == 0
     for c in ("FVC50", "FVC40"):
         files = sorted(p.name for p in (out / c).iterdir())
-        assert files == ["0000.npy", "0000.png", "0001.npy", "0001.png", "0002.npy", "0002.png"]
+        assert files == [f"000{i}.{e}" for i in range(3) for e in ("json", "npy", "png")]
+        rec = json.loads((out / c / "0002.json").read_text())
+        assert rec["class"] == c and rec["index"] == 2 and rec["sampler"] == "ddim" and rec["steps"] == 5
+        assert rec["seed"] == sample_seed(7, ["FVC40", "FVC50", "FVC60"].index(c), 2) and rec["size"] == [16, 16]
         arr = np.load(out / c / "0001.npy")
         assert arr.dtype == np.float32 and arr.shape == (16, 16) and 0 <= arr.min() and arr.max() <= 1
         from PIL import Image
@@ -153,7 +156,7 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, capsys):
     assert "FVC99" in err(["sample", "--model", str(tiny_model), "--class", "FVC99", "--out", str(tmp_path / "x")])
     assert "not a microdiff model" in err(["sample", "--model", str(tmp_path), "--out", str(tmp_path / "x")])
     run = tiny_model.parent
-    m = err(["train", "--data", str(tmp_path), "--out", str(run)])
+    m = err(["train", "--data", str(run.parent / "data"), "--out", str(run)])
     assert "--resume" in m and "--overwrite" in m
     empty = tmp_path / "empty" / "cls"
     empty.mkdir(parents=True)

@@ -14,7 +14,7 @@ SRC = Path(microdiff.__file__).parent
 
 # lower layers never import higher ones (side branches share a layer)
 LAYERS = [
-    ["errors", "seeding", "files", "launch"],
+    ["errors", "checks", "seeding", "files", "launch"],
     ["config"],
     ["diffusion", "data", "metrics", "figures", "checkpoint"],
     ["network", "denoiser"],

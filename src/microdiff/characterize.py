@@ -24,8 +24,13 @@ def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path |
     from .data.io import read_image
     from .launch import default_device
     from .metrics import descriptors as D
-    if descriptor not in DESCRIPTOR_KINDS:
-        raise UsageError(f"--descriptor {descriptor!r}: choose one of {', '.join(DESCRIPTOR_KINDS)}")
+    from .checks import check_choice, check_float, check_int
+    check_choice("--descriptor", descriptor, DESCRIPTOR_KINDS, UsageError)
+    check_int("--limit-to", limit_to, 1, 1024, UsageError)
+    if threshold is not None:
+        check_float("--threshold", threshold, 0.0, 1.0, error=UsageError)
+    if not files:
+        raise UsageError("no image files given")
     imgs = [read_image(f, allow_rgb=False) for f in files]
     if len({a.shape for a in imgs}) > 1:
         raise DataError("all files must have the same size to be characterized together; "

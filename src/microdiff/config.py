@@ -1,18 +1,24 @@
-"""Settings as frozen dataclasses, with named presets.
+"""Settings as frozen dataclasses that validate themselves, with named presets.
 
 Presets are data, not code paths: ``paper`` (Table 2 of the paper, improved-DDPM defaults
 elsewhere) and ``cpu`` (a small 64x64 model that trains on a laptop CPU) differ only in
-numbers. Nothing here imports torch, so ``microdiff --help`` stays fast.
+numbers. Every setting is checked for type, range and finiteness when a config is built, from
+Python, a JSON file or ``--set`` alike; the message names the setting (``train.lr``), the bad
+value and what is allowed. Nothing here imports torch, so ``microdiff --help`` stays fast.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .checks import check_bool, check_choice, check_float, check_int
 from .errors import ConfigError
+
+SAMPLER_NAMES = ("ancestral", "ddim", "dpmpp")     # diffusion.samplers.SAMPLERS (a test keeps them equal)
+SCHEDULES = ("linear", "cosine")
 
 
 @dataclass(frozen=True)
@@ -21,7 +27,9 @@ class ModelConfig:
 
     ``channel_mult`` multiplies ``base_channels`` per resolution level; ``attention_resolutions``
     are feature-map sizes (16 -> self-attention at 16x16), the middle block always attends.
-    ``out_channels`` is 2 x ``image_channels`` when Sigma is learned (eq. 5).
+    ``out_channels`` is 2 x ``image_channels`` when Sigma is learned (eq. 5). GroupNorm needs at
+    least 4 channels per group: with one channel per group it becomes an instance norm, which
+    removes each channel's spatial mean before the output layer, and samples drift in brightness.
     """
 
     image_size: int = 64
@@ -31,14 +39,88 @@ class ModelConfig:
     num_res_blocks: int = 1
     attention_resolutions: tuple[int, ...] = (16,)
     num_heads: int = 4
-    norm_groups: int = 8             # GroupNorm groups; keep >= 4 channels per group (see model.unet_kwargs)
+    norm_groups: int = 8             # GroupNorm groups; keep >= 4 channels per group
     dropout: float = 0.0
     learn_sigma: bool = True
-    eps_skip_sigma: float = 0.0      # > 0: add the exact epsilon of N(0, sigma^2) data to the output (see model.eps_skip)
+    eps_skip_sigma: float = 0.0      # > 0: add the exact epsilon of N(0, sigma^2) data (denoiser.gaussian_eps)
 
     @property
     def block_channels(self) -> tuple[int, ...]:
         return tuple(self.base_channels * m for m in self.channel_mult)
+
+    def __post_init__(self):
+        for name in ("channel_mult", "attention_resolutions"):      # lists from Python callers
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        n = "model."
+        check_int(n + "image_size", self.image_size, 8, 65536)
+        check_choice(n + "image_channels", self.image_channels, (1, 3))
+        check_int(n + "base_channels", self.base_channels, 1, 4096)
+        if not self.channel_mult or not isinstance(self.channel_mult, tuple):
+            raise ConfigError(f"model.channel_mult = {self.channel_mult!r}: expected a non-empty list of integers >= 1")
+        for m in self.channel_mult:
+            check_int(n + "channel_mult", m, 1, 64)
+        for r in self.attention_resolutions:
+            check_int(n + "attention_resolutions", r, 1, 65536)
+        check_int(n + "num_res_blocks", self.num_res_blocks, 1, 16)
+        check_int(n + "num_heads", self.num_heads, 1, 1024)
+        check_int(n + "norm_groups", self.norm_groups, 1, 1024)
+        check_float(n + "dropout", self.dropout, 0.0, 1.0, hi_open=True)
+        check_bool(n + "learn_sigma", self.learn_sigma)
+        check_float(n + "eps_skip_sigma", self.eps_skip_sigma, 0.0)
+        levels = len(self.channel_mult)
+        if self.image_size % 2 ** (levels - 1):
+            raise ConfigError(f"model.image_size = {self.image_size}: must be divisible by 2^{levels - 1} "
+                              f"for {levels} levels of model.channel_mult")
+        if any(c % self.norm_groups or c // self.norm_groups < 4 for c in self.block_channels):
+            raise ConfigError(f"model.norm_groups = {self.norm_groups}: every block's channel count "
+                              f"{self.block_channels} must be a multiple of it with at least 4 channels per group")
+        if self.block_channels[-1] % self.num_heads:
+            raise ConfigError(f"model.num_heads = {self.num_heads}: must divide the last block's "
+                              f"{self.block_channels[-1]} channels")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the network is parameterised and what its loss weights (the schedule, T and the
+    learned Sigma are separate settings). Every weighting is a weight w(SNR_t) on the x_0 error
+    |x0_hat - x0|^2, with SNR = alpha-bar / (1 - alpha-bar):
+
+    - ``eps``: the epsilon MSE of L_simple (w = SNR), the paper;
+    - ``v``: the v MSE (w = SNR + 1);
+    - ``min_snr``: min-SNR-gamma (w = min(SNR, gamma), Hang et al. 2023);
+    - ``edm``: EDM's lambda(sigma) (w = SNR + 1 / sigma_data^2, Karras et al. 2022).
+
+    ``prediction`` is what the network outputs: ``eps``; ``v`` = alpha eps - sigma x_0; ``edm``:
+    EDM's preconditioning (c_in, c_skip, c_out with ``sigma_data``; the network keeps its time
+    input). ``timesteps`` is how training draws t: ``uniform``, or ``lognormal``: EDM's
+    ln(sigma) ~ N(mean, std^2) with sigma = sqrt(1 / SNR), mapped to the nearest timestep.
+    """
+
+    prediction: str = "eps"
+    weighting: str = "eps"
+    timesteps: str = "uniform"
+    min_snr_gamma: float = 5.0
+    lognormal_mean: float = -1.2
+    lognormal_std: float = 1.2
+    sigma_data: float = 0.5
+
+    def __post_init__(self):
+        check_choice("recipe.prediction", self.prediction, ("eps", "v", "edm"))
+        check_choice("recipe.weighting", self.weighting, ("eps", "v", "min_snr", "edm"))
+        check_choice("recipe.timesteps", self.timesteps, ("uniform", "lognormal"))
+        check_float("recipe.min_snr_gamma", self.min_snr_gamma, 0.0, lo_open=True)
+        check_float("recipe.lognormal_mean", self.lognormal_mean)
+        check_float("recipe.lognormal_std", self.lognormal_std, 0.0, lo_open=True)
+        check_float("recipe.sigma_data", self.sigma_data, 0.0, lo_open=True)
+
+
+RECIPES: dict[str, Recipe] = {
+    "paper": Recipe(),                                            # improved DDPM: epsilon, L_simple, uniform t
+    "min_snr": Recipe(weighting="min_snr"),                       # epsilon with min-SNR-5 weighting
+    "v": Recipe(prediction="v", weighting="v"),                   # v-prediction, v MSE
+    "edm": Recipe(prediction="edm", weighting="edm", timesteps="lognormal"),   # EDM preconditioning
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +130,17 @@ class DiffusionConfig:
     timesteps: int = 1000            # T
     schedule: str = "linear"         # improved-diffusion's linear schedule, scaled by 1000/T
     lambda_vlb: float = 0.001        # hybrid loss weight, improved-diffusion convention
+    recipe: str = "paper"            # a name in RECIPES: parameterisation, loss weighting, timestep sampling
+
+    @property
+    def recipe_spec(self) -> Recipe:
+        return RECIPES[self.recipe]
+
+    def __post_init__(self):
+        check_int("diffusion.timesteps", self.timesteps, 2, 100_000)
+        check_choice("diffusion.schedule", self.schedule, SCHEDULES)
+        check_float("diffusion.lambda_vlb", self.lambda_vlb, 0.0)
+        check_choice("diffusion.recipe", self.recipe, RECIPES)
 
 
 @dataclass(frozen=True)
@@ -63,7 +156,7 @@ class TrainConfig:
     augment: str = "dihedral"        # "dihedral" (8 rotations/mirrors) or "none"
     seed: int = 0
     checkpoint_every: int = 500
-    sample_every: int = 500
+    sample_every: int = 500          # 0: no preview grids
     log_every: int = 10
     grad_accum: int = 1              # micro-batches per step: per-device batch = batch_size / (processes x grad_accum)
     mixed_precision: str = "auto"    # "auto" = bf16 on CUDA, fp32 elsewhere; "no"; "bf16"
@@ -71,6 +164,33 @@ class TrainConfig:
     channels_last: str = "auto"      # channels_last memory format: "auto" = on CUDA only; "yes"; "no"
     grad_checkpointing: bool = False # recompute activations in the backward pass (saves memory)
     audit_order: bool = False        # write the sample indices each process trains on (RUN/order/)
+    keep_checkpoints: int = 2        # the newest checkpoints kept in RUN/checkpoints/
+
+    def __post_init__(self):
+        n = "train."
+        check_int(n + "steps", self.steps, 1, 10 ** 9)
+        check_int(n + "batch_size", self.batch_size, 1, 10 ** 6)
+        check_float(n + "lr", self.lr, 0.0, 1.0, lo_open=True)
+        check_int(n + "warmup_steps", self.warmup_steps, 0, 10 ** 9)
+        check_float(n + "weight_decay", self.weight_decay, 0.0)
+        check_float(n + "ema_decay", self.ema_decay, 0.0, 1.0, hi_open=True)
+        check_float(n + "grad_clip", self.grad_clip, 0.0)
+        check_float(n + "label_dropout", self.label_dropout, 0.0, 1.0)
+        check_choice(n + "augment", self.augment, ("dihedral", "none"))
+        check_int(n + "seed", self.seed, 0, 2 ** 63 - 1)
+        check_int(n + "checkpoint_every", self.checkpoint_every, 1, 10 ** 9)
+        check_int(n + "sample_every", self.sample_every, 0, 10 ** 9)
+        check_int(n + "log_every", self.log_every, 1, 10 ** 9)
+        check_int(n + "grad_accum", self.grad_accum, 1, 10 ** 6)
+        check_choice(n + "mixed_precision", self.mixed_precision, ("auto", "no", "bf16"))
+        check_choice(n + "compile", self.compile, ("auto", "yes", "no"))
+        check_choice(n + "channels_last", self.channels_last, ("auto", "yes", "no"))
+        check_bool(n + "grad_checkpointing", self.grad_checkpointing)
+        check_bool(n + "audit_order", self.audit_order)
+        check_int(n + "keep_checkpoints", self.keep_checkpoints, 1, 10 ** 6)
+        if self.batch_size % self.grad_accum:
+            raise ConfigError(f"train.batch_size = {self.batch_size}: must be a multiple of "
+                              f"train.grad_accum = {self.grad_accum}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +201,13 @@ class SampleConfig:
     batch_size: int = 32
     clip_denoised: bool = True
 
+    def __post_init__(self):
+        check_choice("sample.sampler", self.sampler, SAMPLER_NAMES)
+        check_int("sample.steps", self.steps, 1, 100_000)
+        check_float("sample.guidance", self.guidance, 0.0, 100.0)
+        check_int("sample.batch_size", self.batch_size, 1, 10 ** 6)
+        check_bool("sample.clip_denoised", self.clip_denoised)
+
 
 @dataclass(frozen=True)
 class Config:
@@ -88,6 +215,16 @@ class Config:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def __post_init__(self):
+        if self.sample.steps > self.diffusion.timesteps:
+            raise ConfigError(f"sample.steps = {self.sample.steps}: expected at most diffusion.timesteps = "
+                              f"{self.diffusion.timesteps}")
+        prediction = self.diffusion.recipe_spec.prediction
+        if self.model.eps_skip_sigma > 0 and prediction != "eps":
+            raise ConfigError(f"model.eps_skip_sigma = {self.model.eps_skip_sigma}: the epsilon skip needs an "
+                              f"epsilon-predicting recipe, and diffusion.recipe = {self.diffusion.recipe!r} predicts "
+                              f"{prediction!r}; set model.eps_skip_sigma=0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,14 +234,23 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Config":
+        """A config from nested dicts (missing settings take the defaults), validated."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"expected sections {', '.join(f.name for f in fields(cls))}, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown section(s) {', '.join(sorted(map(repr, unknown)))}; "
+                              f"choose from {', '.join(f.name for f in fields(cls))}")
         parts = {}
         for f in fields(cls):
             sub_cls = f.default_factory  # type: ignore[misc]
             sub = d.get(f.name, {})
+            if not isinstance(sub, dict):
+                raise ConfigError(f"section {f.name} = {sub!r}: expected a mapping of settings")
             unknown = set(sub) - {g.name for g in fields(sub_cls)}
             if unknown:
-                raise ConfigError(f"unknown {f.name} setting(s): {', '.join(sorted(unknown))}")
-            parts[f.name] = sub_cls(**{k: _coerce(sub_cls, k, v) for k, v in sub.items()})
+                raise ConfigError(f"unknown {f.name} setting(s): {', '.join(sorted(map(repr, unknown)))}")
+            parts[f.name] = sub_cls(**{k: _coerce(sub_cls, f.name, k, v) for k, v in sub.items()})
         return cls(**parts)
 
 
@@ -122,66 +268,89 @@ PRESETS: dict[str, Config] = {
         sample=SampleConfig(sampler="ancestral", steps=4000, batch_size=16),
     ),
     # A 64x64 model for a 2-core CPU: the same model family and loss, smaller numbers, plus the
-    # epsilon skip (model.eps_skip) that a network this small needs to get image brightness right.
+    # epsilon skip that a network this small needs to get image brightness right.
     "cpu": Config(model=ModelConfig(eps_skip_sigma=0.5)),
 }
 
 
-def _coerce(cls, name: str, value: Any) -> Any:
-    """Coerce a JSON/CLI value to the type of ``cls.name`` (tuples from lists or 'a,b')."""
+def _coerce(cls, section: str, name: str, value: Any) -> Any:
+    """Coerce a JSON/CLI value to the type of ``cls.name`` (tuples from lists or 'a,b'); the
+    dataclass then checks the range."""
     default = getattr(cls(), name)
+    where = f"{section}.{name}"
     if isinstance(default, tuple):
         if isinstance(value, str):
             value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
-        return tuple(type(default[0])(v) if default else int(v) for v in value)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} = {value!r}: expected a list of integers")
+        return tuple(_number(where, v, int) for v in value)
     if isinstance(default, bool):
         if isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on"):
                 return True
             if value.lower() in ("0", "false", "no", "off"):
                 return False
-            raise ConfigError(f"{name}: expected true/false, got {value!r}")
-        return bool(value)
-    if isinstance(default, (int, float)) and isinstance(value, str):
-        return type(default)(float(value)) if isinstance(default, int) else float(value)
-    if isinstance(default, int) and isinstance(value, float):
-        if value != int(value):
-            raise ConfigError(f"{name}: expected an integer, got {value}")
-        return int(value)
+            raise ConfigError(f"{where} = {value!r}: expected true or false")
+        return value
+    if isinstance(default, (int, float)) and (isinstance(value, str) or isinstance(default, int)):
+        return _number(where, value, type(default))
     return value
+
+
+def _number(where: str, value: Any, kind: type) -> Any:
+    """``value`` (a number or a numeric string) as ``kind``; a clear error otherwise."""
+    what = "an integer" if kind is int else "a number"
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} = {value!r}: expected {what}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{where} = {value!r}: expected {what}") from None
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} = {value!r}: expected {what}")
+    if kind is int:
+        if value != value or value in (float("inf"), float("-inf")) or value != int(value):
+            raise ConfigError(f"{where} = {value!r}: expected an integer")
+        return int(value)
+    return float(value)
 
 
 def get_preset(name: str) -> Config:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ConfigError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+        raise ConfigError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+
+
+def _override_key(cfg_dict: dict, key: str) -> tuple[str, str]:
+    """(section, name) of an override key ``section.name`` or a unique ``name``."""
+    if "." in key:
+        section, name = key.split(".", 1)
+    else:
+        owners = [s for s, sub in cfg_dict.items() if key in sub]
+        if len(owners) != 1:
+            where = " and ".join(owners) if owners else "no section"
+            raise ConfigError(f"--set {key}: that setting is in {where}; write section.{key}")
+        section, name = owners[0], key
+    if section not in cfg_dict or name not in cfg_dict[section]:
+        raise ConfigError(f"--set {key}: unknown setting")
+    return section, name
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
-    """Return a new config with ``section.key=value`` (or unique ``key=value``) overrides."""
+    """A new config with ``section.key=value`` (or unique ``key=value``) overrides, all applied
+    before the result is validated (so one may fix what another would break)."""
+    if not overrides:
+        return cfg
+    d = cfg.to_dict()
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=2e-4")
         key, value = item.split("=", 1)
-        key = key.strip()
-        if "." in key:
-            section, name = key.split(".", 1)
-        else:
-            owners = [f.name for f in fields(cfg) if name_in(getattr(cfg, f.name), key)]
-            if len(owners) != 1:
-                where = " and ".join(owners) if owners else "no section"
-                raise ConfigError(f"setting {key!r} is in {where}; write section.{key}")
-            section, name = owners[0], key
-        if not hasattr(cfg, section) or not name_in(getattr(cfg, section), name):
-            raise ConfigError(f"unknown setting {key!r}")
-        sub = getattr(cfg, section)
-        cfg = replace(cfg, **{section: replace(sub, **{name: _coerce(type(sub), name, value)})})
-    return cfg
-
-
-def name_in(obj: Any, name: str) -> bool:
-    return name in {f.name for f in fields(obj)}
+        section, name = _override_key(d, key.strip())
+        d[section][name] = value.strip()
+    return Config.from_dict(d)
 
 
 def load_config(preset: str = "cpu", config_file: str | Path | None = None,
@@ -189,17 +358,29 @@ def load_config(preset: str = "cpu", config_file: str | Path | None = None,
     """Preset, then a JSON file (partial, same nesting as ``Config.to_dict``), then overrides."""
     cfg = get_preset(preset)
     if config_file is not None:
-        path = Path(config_file)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
-        merged = cfg.to_dict()
-        for section, values in data.items():
-            if section not in merged:
-                raise ConfigError(f"{path}: unknown section {section!r}")
-            merged[section].update(values)
-        cfg = Config.from_dict(merged)
+        cfg = _merge_file(cfg, Path(config_file))
     return apply_overrides(cfg, overrides or [])
+
+
+def _merge_file(cfg: Config, path: Path) -> Config:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} is not valid JSON: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path} cannot be read: {e.strerror or e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected an object of sections, got {type(data).__name__}")
+    merged = cfg.to_dict()
+    for section, values in data.items():
+        if section not in merged:
+            raise ConfigError(f"config file {path}: unknown section {section!r}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path}: section {section} = {values!r}: expected an object of settings")
+        merged[section].update(values)
+    try:
+        return Config.from_dict(merged)
+    except ConfigError as e:
+        raise ConfigError(f"config file {path}: {e}") from None

@@ -58,6 +58,10 @@ class DemoResult:
 def run_demo(out: str | Path, from_scratch: bool = False, train_minutes: float = 7.0, num: int = 16,
              overwrite: bool = False, show_progress: bool = True, log=print) -> DemoResult:
     """Data, model, samples, grid and report in ``out``."""
+    from .checks import check_float, check_int
+    from .errors import UsageError
+    check_float("--train-minutes", train_minutes, 0.0, lo_open=True, error=UsageError)
+    check_int("--num", num, 1, 10 ** 6, UsageError)
     from .data.synth import synth_fiber
     from .files import check_output_free
     from .pipeline import load_pipeline

@@ -71,40 +71,74 @@ class DenoiserBase:
     def output(self, x: Tensor, t: Tensor, eps: Tensor, v: Tensor | None = None) -> DenoiserOutput:
         return DenoiserOutput(eps, self.predict_x0(x, t, eps), v)
 
+    def output_from_x0(self, x: Tensor, t: Tensor, x0: Tensor, v: Tensor | None = None) -> DenoiserOutput:
+        return DenoiserOutput(self.predict_eps(x, t, x0), x0, v)
+
+    def coefficients(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """alpha_t = sqrt(alpha-bar_t) and sigma_t = sqrt(1 - alpha-bar_t), shaped to broadcast against x."""
+        a = self.alpha_bar(t).to(torch.float64)
+        shape = (-1, *[1] * (x.ndim - 1))
+        return a.sqrt().to(x.dtype).view(shape), (1 - a).sqrt().to(x.dtype).view(shape)
+
 
 class Denoiser(DenoiserBase):
     """A class-conditional network (diffusers ``UNet2DModel`` or anything with its call) as a
-    denoiser on images of its training size."""
+    denoiser on images of its training size.
+
+    ``prediction`` is what the network outputs (the recipe's): ``eps``; ``v`` = alpha eps - sigma x_0
+    (x_0 = alpha x_t - sigma v); or ``edm``: EDM's preconditioning in variance-preserving form,
+    with s = sigma / alpha the noise level of x_t / alpha: the network sees
+    x_t / (alpha sqrt(s^2 + sigma_data^2)) and x_0 = c_skip x_t / alpha + c_out F with
+    c_skip = sigma_data^2 / (s^2 + sigma_data^2), c_out = s sigma_data / sqrt(s^2 + sigma_data^2).
+    """
 
     def __init__(self, net, diffusion: Diffusion, channels: int = 1, eps_skip_sigma: float = 0.0,
                  null_label: int | None = None, image_size: int | None = None,
                  autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
-                 dtype: torch.dtype | None = None):
+                 dtype: torch.dtype | None = None, prediction: str = "eps", sigma_data: float = 0.5):
         self.net, self.diffusion, self.channels = net, diffusion, channels
         self.eps_skip_sigma = eps_skip_sigma
         self.null_label, self.image_size = null_label, image_size
         self.autocast = autocast or contextlib.nullcontext
         self.dtype = dtype
+        self.prediction, self.sigma_data = prediction, sigma_data
 
     @classmethod
     def from_config(cls, net, config, num_classes: int, **kwargs) -> "Denoiser":
         diffusion = Diffusion.from_config(config.diffusion.schedule, config.diffusion.timesteps)
-        m = config.model
-        return cls(net, diffusion, m.image_channels, m.eps_skip_sigma, num_classes, m.image_size, **kwargs)
+        m, r = config.model, config.diffusion.recipe_spec
+        return cls(net, diffusion, m.image_channels, m.eps_skip_sigma, num_classes, m.image_size, **kwargs,
+                   prediction=r.prediction, sigma_data=r.sigma_data)
 
     def network_time(self, t: Tensor) -> Tensor:
         """The network's time input: the original timestep scaled to [0, 1000)."""
         return t.to(torch.float32) * (1000.0 / self.diffusion.num_timesteps)
 
+    def _edm(self, t: Tensor, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(1 / alpha, c_in, c_skip, c_out) of EDM's preconditioning at t."""
+        alpha, sigma = self.coefficients(t, x)
+        s, sd = sigma / alpha, self.sigma_data
+        root = torch.sqrt(s ** 2 + sd ** 2)
+        return 1 / alpha, 1 / root, sd ** 2 / root ** 2, s * sd / root
+
     def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
         xin = x if self.dtype is None else x.to(self.dtype)
+        if self.prediction == "edm":
+            inv_alpha, c_in, c_skip, c_out = self._edm(t, x)
+            xin = xin * (inv_alpha * c_in).to(xin.dtype)
         with self.autocast():
             raw = self.net(xin, self.network_time(t), class_labels=y).sample
-        eps, v = split_output(raw, self.channels)
-        if self.eps_skip_sigma > 0:
-            eps = eps + gaussian_eps(xin, self.alpha_bar(t), 0.0, self.eps_skip_sigma)
-        eps = eps.to(x.dtype)
-        return self.output(x, t, eps, None if v is None else v.to(x.dtype))
+        main, v = split_output(raw, self.channels)
+        v = None if v is None else v.to(x.dtype)
+        if self.prediction == "eps":
+            if self.eps_skip_sigma > 0:
+                main = main + gaussian_eps(xin, self.alpha_bar(t), 0.0, self.eps_skip_sigma)
+            return self.output(x, t, main.to(x.dtype), v)
+        main = main.to(x.dtype)
+        if self.prediction == "v":
+            alpha, sigma = self.coefficients(t, x)
+            return self.output_from_x0(x, t, alpha * x - sigma * main, v)
+        return self.output_from_x0(x, t, c_skip * inv_alpha * x + c_out * main, v)
 
 
 class GaussianDenoiser(DenoiserBase):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .data.io import crop_resample, list_class_images, read_image, read_stack
+from .checks import check_int
 from .errors import DataError, UsageError
 from .files import write_text_atomic
 
@@ -34,6 +35,8 @@ class EvalSettings:
     kid_subsets: int = 100
 
     def __post_init__(self):
+        check_int("--limit-to", self.limit_to, 1, 1024, UsageError)
+        check_int("kid_subsets", self.kid_subsets, 1, 10 ** 6, UsageError)
         bad = [d for d in self.descriptors if d not in DESCRIPTORS]
         if bad or not self.descriptors:
             raise UsageError(f"--descriptors takes a comma list of S, G, px (got {','.join(self.descriptors)!r})")

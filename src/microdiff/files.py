@@ -67,3 +67,62 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def free_bytes(folder: Path) -> int:
+    """Free space on the file system of ``folder`` (or of its nearest existing parent)."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def is_disk_full(e: BaseException) -> bool:
+    import errno
+    if isinstance(e, OSError):
+        return e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+    text = str(e)                                          # safetensors' Rust errors are not OSErrors
+    return "No space left" in text or "StorageFull" in text or "code: 28" in text
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class RunLock:
+    """An exclusive lock on a folder (``FOLDER/.lock``), held while this object is open: a second
+    training into the same run folder is refused. The operating system releases it when the
+    process ends, also by kill -9, so it never stays stuck."""
+
+    def __init__(self, folder: Path, what: str = "training"):
+        from .errors import RunDirError
+        self.path = Path(folder) / ".lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.path, "a+")
+        try:
+            import fcntl
+        except ImportError:                               # not POSIX: no lock
+            return
+        try:
+            fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            owner = self.file.read().strip() or "?"
+            self.file.close()
+            raise RunDirError(f"another {what} is running in {folder} (process {owner}); wait for it to finish "
+                              "or choose another --out") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from .config import ModelConfig
-from .errors import ConfigError
 
 
 def unet_kwargs(cfg: ModelConfig, num_classes: int) -> dict:
@@ -16,17 +15,12 @@ def unet_kwargs(cfg: ModelConfig, num_classes: int) -> dict:
     With one channel per group GroupNorm becomes an instance norm, which removes each channel's
     spatial mean, including the final one before the output convolution: the network then can
     hardly predict the image-wide (DC) part of epsilon, and samples drift in global brightness
-    (seen with 32 groups on 32 channels). Hence at least 4 channels per group are required.
+    (seen with 32 groups on 32 channels). Hence ``ModelConfig`` requires at least 4 channels per group.
     """
     levels = len(cfg.channel_mult)
     sizes = [cfg.image_size // 2 ** i for i in range(levels)]
     attn = [s in cfg.attention_resolutions for s in sizes]
-    if cfg.image_size % 2 ** (levels - 1):
-        raise ConfigError(f"image_size {cfg.image_size} is not divisible by 2^{levels - 1}")
-    chans = cfg.block_channels
-    if any(c % cfg.norm_groups or c // cfg.norm_groups < 4 for c in chans):
-        raise ConfigError(f"every block's channel count must be a multiple of norm_groups={cfg.norm_groups} "
-                         "with at least 4 channels per group")
+    chans = cfg.block_channels                  # ModelConfig checked divisibility and groups
     head_dim = chans[-1] // cfg.num_heads
     return dict(
         sample_size=cfg.image_size,

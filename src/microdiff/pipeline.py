@@ -31,8 +31,12 @@ def scheduler_for(config: Config):
 
     from .diffusion import make_betas
     betas = make_betas(config.diffusion.schedule, config.diffusion.timesteps)
+    # diffusers knows epsilon and v; EDM's preconditioned output has no diffusers equivalent, so an
+    # `edm` model is sampled with microdiff (microdiff.json records the recipe)
+    prediction = {"v": "v_prediction"}.get(config.diffusion.recipe_spec.prediction, "epsilon")
     return DDPMScheduler(num_train_timesteps=config.diffusion.timesteps, trained_betas=betas.tolist(),
-                         variance_type="learned_range", clip_sample=True, prediction_type="epsilon")
+                         variance_type="learned_range" if config.model.learn_sigma else "fixed_small",
+                         clip_sample=True, prediction_type=prediction)
 
 
 def read_model_meta(path: Path) -> tuple[Config, list[str]]:
@@ -42,10 +46,38 @@ def read_model_meta(path: Path) -> tuple[Config, list[str]]:
         raise ModelDirError(f"{path} is not a microdiff model directory (no {MICRODIFF_JSON}); "
                             "point --model at RUN/model written by `microdiff train`")
     try:
-        meta = json.loads(meta_path.read_text())
-        return Config.from_dict(meta["config"]), list(meta["class_names"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ModelDirError(f"{meta_path} is corrupt ({e}); re-export the model") from None
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        names = meta["class_names"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names) \
+                or len(set(names)) != len(names):
+            raise ValueError(f"class_names = {str(names)[:80]}: expected a list of distinct names")
+        return Config.from_dict(meta["config"]), list(names)
+    except (KeyError, TypeError, ValueError, OSError) as e:    # JSON, Unicode and config errors are ValueErrors
+        raise ModelDirError(f"{meta_path} is corrupt ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                            "re-export the model") from None
+
+
+def weights_fingerprint(net) -> str:
+    """SHA-256 of a network's weights (in float32, by parameter name)."""
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in sorted(net.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_components(path: Path, **kwargs):
+    """The U-Net and the scheduler of a model folder, loaded directly (no progress bar), with a
+    clear error for missing or truncated files."""
+    from diffusers import DDPMScheduler, UNet2DModel
+    try:
+        unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", **kwargs)
+        scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
+    except Exception as e:  # noqa: BLE001  diffusers raises many kinds for missing or truncated files
+        raise ModelDirError(f"cannot load the model in {path} ({type(e).__name__}: {' '.join(str(e).split())[:300]}); "
+                            "re-export it or retrain") from None
+    return unet, scheduler
 
 
 def _make_pipeline_class():
@@ -80,14 +112,7 @@ def _make_pipeline_class():
         def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
             path = Path(pretrained_model_name_or_path)
             config, names = read_model_meta(path)
-            from diffusers import DDPMScheduler, UNet2DModel
-            try:   # the two components directly: no progress bar, clear errors
-                unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", **kwargs)
-                scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
-            except Exception as e:  # noqa: BLE001  diffusers raises many kinds for missing or truncated files
-                raise ModelDirError(f"cannot load the model in {path} ({type(e).__name__}: {e}); "
-                                    "re-export it or retrain") from None
-            pipe = cls(unet=unet, scheduler=scheduler)
+            pipe = cls(*load_components(path, **kwargs))
             pipe.microdiff_config = config
             pipe.class_names = names
             return pipe
@@ -97,6 +122,10 @@ def _make_pipeline_class():
                 raise UsageError(f"class {name!r} is not in this model; it knows: {', '.join(self.class_names)}")
             return self.class_names.index(name)
 
+        def fingerprint(self) -> str:
+            """SHA-256 of the network's weights (in float32, by parameter name)."""
+            return weights_fingerprint(self.unet)
+
         def denoiser(self):
             """The network as a ``Denoiser`` (eval mode; bf16 autocast on a GPU)."""
             from .sample import inference_denoiser
@@ -105,12 +134,13 @@ def _make_pipeline_class():
         @torch.no_grad()
         def __call__(self, class_names: Sequence[str], num: int = 1, steps: int | None = None,
                      sampler: str | None = None, guidance: float | None = None, seed: int = 0):
+            from .checks import check_int
             from .sample import generate, sample_seed
+            check_int("num", num, 1, 10 ** 7, UsageError)
+            check_int("seed", seed, 0, 2 ** 63 - 1, UsageError)
             labels = [self.class_index(n) for n in class_names for _ in range(num)]
             seeds = [sample_seed(seed, self.class_index(n), i) for n in class_names for i in range(num)]
-            s = self.microdiff_config.sample
-            return generate(self, labels, seeds, steps or s.steps, sampler or s.sampler,
-                            s.guidance if guidance is None else guidance)
+            return generate(self, labels, seeds, steps, sampler, guidance)
 
     MicrodiffPipeline.__module__ = __name__
     return MicrodiffPipeline
@@ -140,6 +170,7 @@ def load_pipeline(path: str | Path, device: str | torch.device = "cpu"):
     pipe = pipeline_class().from_pretrained(path)
     if pipe.unet.dtype != torch.float32:   # weights may be stored in half precision (the demo model)
         pipe.unet.to(torch.float32)
+    pipe.model_dir = str(path)
     return pipe.to(device)
 
 

@@ -6,7 +6,8 @@ image does not depend on the batch size, the process count or the other classes 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -14,12 +15,32 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .checks import check_int
+from .config import SampleConfig
 from .denoiser import ClassifierFreeGuidance, Denoiser, bind_labels
+from .errors import MicrodiffError, UsageError
 from .diffusion import DEFAULT_SPACING, Diffusion, NoiseSource, get_sampler, respace
 from .seeding import sample_seed
 
-__all__ = ["sample_seed", "sampling_diffusion", "inference_denoiser", "sample_images", "generate",
-           "write_sample", "sample_to_folder", "SampleResult"]
+__all__ = ["sample_seed", "resolve_settings", "sampling_diffusion", "inference_denoiser", "sample_images", "generate",
+           "write_sample", "sample_to_folder", "SampleResult", "SampleRun"]
+
+
+def resolve_settings(config, steps: int | None = None, sampler: str | None = None, guidance: float | None = None,
+                     batch_size: int | None = None) -> SampleConfig:
+    """The sampling settings: the given ones, else the model's (``config.sample``); checked, with
+    ``steps`` at most the model's T."""
+    s = config.sample
+    try:
+        out = SampleConfig(sampler=s.sampler if sampler is None else sampler, steps=s.steps if steps is None else steps,
+                           guidance=s.guidance if guidance is None else guidance,
+                           batch_size=s.batch_size if batch_size is None else batch_size,
+                           clip_denoised=s.clip_denoised)
+    except MicrodiffError as e:         # name the flag rather than the setting
+        raise UsageError(str(e).replace("sample.batch_size", "--batch-size").replace("sample.", "--")) from None
+    if out.steps > config.diffusion.timesteps:
+        raise UsageError(f"--steps {out.steps}: expected at most the model's {config.diffusion.timesteps} timesteps")
+    return out
 
 
 def sampling_diffusion(diffusion: Diffusion, steps: int, sampler: str) -> Diffusion:
@@ -65,16 +86,22 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
              batch_size: int | None = None, progress: Callable | None = None, clip_denoised: bool = True) -> Tensor:
     """``sample_images`` for a loaded pipeline (its network, config and class count)."""
     cfg = pipe.microdiff_config
+    s = resolve_settings(cfg, steps, sampler, guidance, batch_size)
     den = inference_denoiser(pipe.unet, cfg, len(pipe.class_names))
     shape = (cfg.model.image_channels, cfg.model.image_size, cfg.model.image_size)
-    return sample_images(den, labels, seeds, shape, steps, sampler, guidance, batch_size or cfg.sample.batch_size,
+    return sample_images(den, labels, seeds, shape, s.steps, s.sampler, s.guidance, s.batch_size,
                          clip_denoised, pipe.unet.device, progress)
 
 
-def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor) -> list[Path]:
-    """``OUT/<class>/NNNN.png`` (8-bit gray, or RGB for 3 channels) and ``NNNN.npy`` (float32 in
-    [0, 1], HxW or HxWxC)."""
+SAMPLE_JSON = "sample.json"
+
+
+def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor, record: dict | None = None) -> list[Path]:
+    """``OUT/<class>/NNNN.npy`` (float32 in [0, 1], HxW or HxWxC), ``NNNN.png`` (8-bit gray, or
+    RGB for 3 channels) and, with ``record``, ``NNNN.json`` (how it was made), each written
+    atomically; the JSON comes last, so a sample is complete when its JSON exists."""
     from .data.io import save_npy, save_png
+    from .files import write_text_atomic
     d = Path(out_dir) / class_name
     d.mkdir(parents=True, exist_ok=True)
     arr = image.float().clamp(0, 1).numpy()
@@ -82,60 +109,132 @@ def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor) -> l
     files = [d / f"{index:04d}.npy", d / f"{index:04d}.png"]
     save_npy(files[0], arr.astype(np.float32))
     save_png(files[1], arr)
+    if record is not None:
+        files.append(d / f"{index:04d}.json")
+        write_text_atomic(files[-1], json.dumps(record, indent=1))
     return files
+
+
+def sample_complete(out_dir: Path, class_name: str, index: int) -> bool:
+    d = Path(out_dir) / class_name
+    return all((d / f"{index:04d}{ext}").is_file() for ext in (".json", ".npy", ".png"))
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """The settings every sample in a folder was made with (``OUT/sample.json``)."""
+    classes: tuple[str, ...]
+    num: int
+    seed: int
+    sampler: str
+    steps: int
+    guidance: float
+    batch_size: int
+    model_sha256: str                  # of the weights: a resume must use the same model
+    model: str = ""                    # the model folder as given (not compared)
+
+    def differences(self, other: "SampleRun") -> list[str]:
+        return [f.name for f in fields(self) if f.name != "model" and getattr(self, f.name) != getattr(other, f.name)]
+
+    def sample_record(self, class_name: str, class_index: int, index: int, size: Sequence[int]) -> dict:
+        from . import __version__
+        return {"model": self.model, "model_sha256": self.model_sha256, "class": class_name, "index": index,
+                "seed": sample_seed(self.seed, class_index, index), "run_seed": self.seed, "size": list(size),
+                "sampler": self.sampler, "steps": self.steps, "guidance": self.guidance,
+                "batch_size": self.batch_size, "microdiff_version": __version__}
+
+
+def prepare_sample_dir(out_dir: Path, run: SampleRun, overwrite: bool, resume: bool) -> None:
+    """Check (and with ``overwrite`` clear) the output folder; record the run in sample.json.
+    ``resume`` continues a folder made with the same settings."""
+    from .files import check_output_free, remove, write_text_atomic
+    path = out_dir / SAMPLE_JSON
+    if resume:
+        if not path.is_file():
+            raise UsageError(f"{out_dir} holds no interrupted sampling run ({SAMPLE_JSON} is missing); "
+                             "run without --resume")
+        try:
+            d = json.loads(path.read_text())
+            old = SampleRun(**{**d, "classes": tuple(d["classes"])})
+        except (ValueError, TypeError, KeyError) as e:
+            raise UsageError(f"{path} is unreadable ({e}); sample again with --overwrite") from None
+        diff = old.differences(run)
+        if diff:
+            raise UsageError(f"{out_dir} was sampled with other settings ({', '.join(diff)} differ: "
+                             f"{', '.join(f'{k}={getattr(old, k)!r}' for k in diff)}); resume with the same "
+                             "ones, or sample again with --overwrite")
+        return
+    if check_output_free(out_dir, overwrite, "files", "pass --resume to continue an interrupted run"):
+        remove(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps({**asdict(run), "classes": list(run.classes)}, indent=1))
 
 
 @dataclass
 class SampleResult:
     out_dir: Path
-    files: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)    # written by this call
+    skipped: int = 0                                   # complete samples found (--resume)
 
     @property
     def count(self) -> int:
-        """Samples written (each is an .npy and a .png)."""
+        """Samples written by this call."""
         return len([f for f in self.files if f.suffix == ".npy"])
 
 
 def sample_to_folder(pipe, class_names: Sequence[str] | None, num: int, out_dir: str | Path,
                      steps: int | None = None, sampler: str | None = None, guidance: float | None = None,
-                     seed: int = 0, batch_size: int | None = None, overwrite: bool = False,
+                     seed: int = 0, batch_size: int | None = None, overwrite: bool = False, resume: bool = False,
                      show_progress: bool = True) -> SampleResult:
-    """Sample ``num`` images of each class of a loaded pipeline (default: all) into ``out_dir``.
+    """Sample ``num`` images of each class of a loaded pipeline (default: all) into ``out_dir``:
+    ``<class>/NNNN.{npy,png,json}`` and ``sample.json``.
 
     Under torchrun / accelerate (WORLD_SIZE > 1) process r writes the sample numbers r, r + W, ...:
     the same images as one process. Unset sampling settings come from the model's config.
+    ``resume`` continues an interrupted run with the same settings: complete samples are kept
+    and the rest give the same files as an uninterrupted run.
     """
-    from .files import check_output_free
     from .launch import distributed_state
-    state = distributed_state()
-    classes = list(class_names or pipe.class_names)
+    check_int("--num", num, 1, 10 ** 7, UsageError)
+    check_int("--seed", seed, 0, 2 ** 63 - 1, UsageError)
+    s = resolve_settings(pipe.microdiff_config, steps, sampler, guidance, batch_size)
+    classes = tuple(class_names or pipe.class_names)
     for c in classes:
         pipe.class_index(c)
-    check_output_free(out_dir, overwrite, "files")
+    run = SampleRun(classes, num, seed, s.sampler, s.steps, s.guidance, s.batch_size, pipe.fingerprint(),
+                    str(getattr(pipe, "model_dir", "")))
+    out_dir = Path(out_dir)
+    state = distributed_state()
+    if state is None or state.is_main_process:
+        prepare_sample_dir(out_dir, run, overwrite, resume)
     if state is not None:
-        state.wait_for_everyone()          # every process checked the folder before any writes
-    s = pipe.microdiff_config.sample
+        state.wait_for_everyone()          # the folder is ready before any process writes
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
-    result = _sample_indices(pipe, classes, range(rank, num, world), Path(out_dir), steps or s.steps,
-                             sampler or s.sampler, s.guidance if guidance is None else guidance, seed,
-                             batch_size or s.batch_size, show_progress and rank == 0)
+    result = _sample_indices(pipe, run, range(rank, num, world), out_dir, show_progress and rank == 0)
     if state is not None:
         state.wait_for_everyone()
     return result
 
 
-def _sample_indices(pipe, classes: Sequence[str], indices: Sequence[int], out_dir: Path, steps: int,
-                    sampler: str, guidance: float, seed: int, batch_size: int, show_progress: bool) -> SampleResult:
+def _sample_indices(pipe, run: SampleRun, indices: Sequence[int], out_dir: Path, show_progress: bool) -> SampleResult:
+    """Sample ``indices`` of every class in batches; a batch whose samples are all complete is
+    skipped (its composition is that of an uninterrupted run, so resumed files are identical)."""
     from tqdm.auto import tqdm
-    jobs = [(pipe.class_index(c), c, i) for c in classes for i in indices]
-    bar = tqdm(total=len(jobs), desc=f"sampling ({sampler}, {steps} steps)", unit="img", disable=not show_progress)
+    jobs = [(pipe.class_index(c), c, i) for c in run.classes for i in indices]
+    size = (pipe.microdiff_config.model.image_size,) * 2
+    bar = tqdm(total=len(jobs), desc=f"sampling ({run.sampler}, {run.steps} steps)", unit="img",
+               disable=not show_progress)
     result = SampleResult(out_dir)
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
-        imgs = generate(pipe, [j[0] for j in chunk], [sample_seed(seed, j[0], j[2]) for j in chunk],
-                        steps, sampler, guidance, batch_size=batch_size)
-        for (_, name, i), img in zip(chunk, imgs):
-            result.files += write_sample(out_dir, name, i, img)
+    for start in range(0, len(jobs), run.batch_size):
+        chunk = jobs[start:start + run.batch_size]
+        todo = [not sample_complete(out_dir, name, i) for _, name, i in chunk]
+        result.skipped += len(chunk) - sum(todo)
+        if any(todo):
+            imgs = generate(pipe, [j[0] for j in chunk], [sample_seed(run.seed, j[0], j[2]) for j in chunk],
+                            run.steps, run.sampler, run.guidance, batch_size=run.batch_size)
+            for (k, name, i), img, needed in zip(chunk, imgs, todo):
+                if needed:
+                    result.files += write_sample(out_dir, name, i, img, run.sample_record(name, k, i, size))
         bar.update(len(chunk))
     bar.close()
     return result

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import io
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -20,12 +22,13 @@ from pathlib import Path
 import torch
 
 from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from .checks import check_float
 from .config import Config
 from .data.transforms import dihedral_batch
 from .denoiser import Denoiser
-from .diffusion import Diffusion, hybrid_loss, q_sample
-from .errors import RunDirError, UsageError
-from .files import check_output_free, remove
+from .diffusion import Diffusion, DiffusionLoss, lognormal_timesteps, q_sample
+from .errors import CheckpointError, RunDirError, TrainingError, UsageError
+from .files import RunLock, check_output_free, free_bytes, is_disk_full, mb, remove, write_text_atomic
 from .network import build_unet
 from .seeding import STREAM_DATA_ORDER, STREAM_INIT, STREAM_STEP, derive_seed
 
@@ -68,11 +71,12 @@ class DataOrder:
 
 
 def step_randomness(seed: int, step: int, batch: int, shape: tuple[int, ...], timesteps: int,
-                    label_dropout: float, augment: bool) -> dict[str, torch.Tensor]:
-    """All random draws of one global batch, a pure function of (seed, step)."""
+                    label_dropout: float, augment: bool, draw_t=None) -> dict[str, torch.Tensor]:
+    """All random draws of one global batch, a pure function of (seed, step). Timesteps are
+    uniform, or ``draw_t(generator, batch)`` (the recipe's log-normal noise levels, say)."""
     g = torch.Generator().manual_seed(derive_seed(seed, STREAM_STEP, step))
     return {
-        "t": torch.randint(0, timesteps, (batch,), generator=g),
+        "t": torch.randint(0, timesteps, (batch,), generator=g) if draw_t is None else draw_t(g, batch),
         "noise": torch.randn((batch, *shape), generator=g),
         "drop": torch.rand(batch, generator=g) < label_dropout,
         "dihedral": torch.randint(0, 8 if augment else 1, (batch,), generator=g),
@@ -121,18 +125,38 @@ def _mixed_precision(setting: str) -> str:
 
 
 class TrainLog:
-    """``log.csv`` (one row per ``train.log_every`` steps), opened for appending."""
+    """``log.csv`` (one row per ``train.log_every`` steps), opened for appending. Rows past
+    ``resume_step`` (written after the checkpoint a run resumes from) are dropped first, so no
+    step appears twice."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, resume_step: int = 0):
+        self.path = path
+        if path.exists():
+            self._truncate(resume_step)
         new = not path.exists()
         self.file = open(path, "a", newline="")
         self.writer = csv.writer(self.file)
         if new:
-            self.writer.writerow(LOG_FIELDS)
+            self.write_row(LOG_FIELDS)
+
+    def _truncate(self, step: int) -> None:
+        with open(self.path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        keep = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
+        if len(keep) != len(rows) - 1 or rows[:1] != [LOG_FIELDS]:
+            buf = io.StringIO()
+            csv.writer(buf).writerows([LOG_FIELDS] + keep)
+            write_text_atomic(self.path, buf.getvalue())
+
+    def write_row(self, values: list) -> None:
+        try:
+            self.writer.writerow(values)
+            self.file.flush()
+        except OSError as e:                 # name the file (a full disk, say)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
 
     def write(self, row: dict) -> None:
-        self.writer.writerow([row[k] for k in LOG_FIELDS])
-        self.file.flush()
+        self.write_row([row[k] for k in LOG_FIELDS])
 
     def close(self) -> None:
         self.file.close()
@@ -151,21 +175,24 @@ class Trainer:
                  accelerator=None, log=print):
         self.data_dir, self.run_dir, self.config = Path(data_dir), Path(run_dir), config
         self.max_minutes, self.show_progress, self.log = max_minutes, show_progress, log
-        self.step_count = 0
-        # -- processes and the run folder
+        self.step_count = self.resumed_from = 0
+        self.lock = None
+        # -- processes and data (read and checked before the run folder is touched)
         self.acc = accelerator or self._accelerator()
         self._check_batch()
+        self._load_data()
+        # -- the run folder (locked: one training per folder)
         if self.acc.is_main_process:
+            self.lock = RunLock(self.run_dir)
             prepare_run_dir(self.run_dir, resume, overwrite)
         self.acc.wait_for_everyone()
-        # -- data, network, EMA, optimizer
-        self._load_data()
+        # -- network, EMA, optimizer
         self._build_networks()
         if resume:
             self.resume()
         if self.acc.is_main_process:
             run = {**self.meta, "argv": sys.argv, "processes": self.acc.num_processes}
-            (self.run_dir / "run.json").write_text(json.dumps(run, indent=2))
+            write_text_atomic(self.run_dir / "run.json", json.dumps(run, indent=2))
         self._prepare_devices()
 
     # ----------------------------------------------------------------- construction
@@ -221,10 +248,10 @@ class Trainer:
         self.unet.load_state_dict(ck["unet"])
         self.ema.load_state_dict(ck["ema"])
         self.opt.load_state_dict(ck["optimizer"])
-        self.step_count = int(saved["step"])
+        self.step_count = self.resumed_from = int(saved["step"])
 
     def _prepare_devices(self) -> None:
-        tc, mc, cuda = self.config.train, self.config.model, torch.cuda.is_available()
+        tc, cuda = self.config.train, torch.cuda.is_available()
         self.channels_last = _switch(tc.channels_last, cuda, "channels_last", self.log)
         if self.channels_last:
             self.unet = self.unet.to(memory_format=torch.channels_last)
@@ -232,8 +259,14 @@ class Trainer:
         net = torch.compile(self.unet) if _switch(tc.compile, cuda, "compile", self.log) else self.unet
         self.ema.to(self.acc.device)
         self.diffusion = Diffusion.from_config(self.config.diffusion.schedule, self.config.diffusion.timesteps)
-        self.denoiser = Denoiser(net, self.diffusion, mc.image_channels, mc.eps_skip_sigma,
-                                 len(self.class_names), mc.image_size, autocast=self.acc.autocast)
+        self.denoiser = Denoiser.from_config(net, self.config, len(self.class_names), autocast=self.acc.autocast)
+        recipe = self.config.diffusion.recipe_spec
+        self.loss = DiffusionLoss(recipe, self.config.diffusion.lambda_vlb)
+        self.draw_t = None
+        if recipe.timesteps == "lognormal":
+            self.draw_t = lambda g, n: lognormal_timesteps(
+                self.diffusion, torch.randn(n, generator=g, dtype=torch.float64), recipe.lognormal_mean,
+                recipe.lognormal_std)
         self.order = DataOrder(len(self.data), tc.batch_size, tc.seed)
         self.per_process = tc.batch_size // self.acc.num_processes
         self.micro = self.per_process // tc.grad_accum
@@ -260,7 +293,7 @@ class Trainer:
         sync = acc.no_sync(self.unet) if m < tc.grad_accum - 1 else contextlib.nullcontext()
         with sync:
             out = self.denoiser(xt, t, y)
-            terms = hybrid_loss(self.diffusion, out, x0, xt, t, noise, self.config.diffusion.lambda_vlb)
+            terms = self.loss(self.diffusion, out, x0, xt, t, noise)
             loss = terms["loss"].mean() / tc.grad_accum
             acc.backward(loss)
         return {"loss": float(loss.detach()), "mse": float(terms["mse"].detach().mean()) / tc.grad_accum,
@@ -271,7 +304,7 @@ class Trainer:
         tc, dc = self.config.train, self.config.diffusion
         idx = self.order.batch(self.step_count)
         rnd = step_randomness(tc.seed, self.step_count, tc.batch_size, tuple(self.data.shape[1:]), dc.timesteps,
-                              tc.label_dropout, tc.augment == "dihedral")
+                              tc.label_dropout, tc.augment == "dihedral", self.draw_t)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step_count, tc)
         self.opt.zero_grad(set_to_none=True)
@@ -279,6 +312,7 @@ class Trainer:
         for m in range(tc.grad_accum):
             for k, v in self.forward_backward(m, idx, rnd).items():
                 sums[k] += v
+        self._check_finite(sums["loss"])
         if tc.grad_clip > 0:
             self.acc.clip_grad_norm_(self.unet.parameters(), tc.grad_clip)
         self.opt.step()
@@ -288,6 +322,22 @@ class Trainer:
                                  1 - d)
         self.step_count += 1
         return sums
+
+    def _check_finite(self, loss: float) -> None:
+        """Stop before a non-finite loss reaches the weights (every process agrees); the weights
+        before this step are saved as a checkpoint, so nothing is lost."""
+        bad = not math.isfinite(loss)
+        if self.acc.num_processes > 1:
+            flag = torch.tensor([1.0 if bad else 0.0], device=self.acc.device)
+            bad = bool(self.acc.reduce(flag, reduction="max").item() > 0)
+        if not bad:
+            return
+        step = self.step_count + 1
+        saved = "no checkpoint was written"
+        if self.acc.is_main_process and self.step_count > 0:
+            saved = f"the weights before it are in {self.save()}"
+        raise TrainingError(f"the loss is not finite ({loss}) at step {step}: training diverged; {saved}; "
+                            f"lower train.lr (now {self.config.train.lr:g}) or set train.grad_clip, then --resume")
 
     def global_losses(self, sums: dict[str, float]) -> dict[str, float]:
         """The global-batch means of the loss terms (every process must call it)."""
@@ -302,7 +352,8 @@ class Trainer:
     def save(self) -> Path:
         """A checkpoint of the current step (main process)."""
         return save_checkpoint(self.run_dir, self.step_count, self.acc.unwrap_model(self.unet).state_dict(),
-                               self.ema.state_dict(), self.opt.state_dict(), self.meta)
+                               self.ema.state_dict(), self.opt.state_dict(), self.meta,
+                               keep=self.config.train.keep_checkpoints)
 
     def export(self, path: Path | None = None) -> Path:
         """The EMA network as a pipeline folder, written atomically (main process)."""
@@ -310,8 +361,17 @@ class Trainer:
         from .pipeline import pipeline_class
         path = Path(path or self.run_dir / "model")
         unet = copy.deepcopy(self.ema).to("cpu").float()
-        with atomic_path(path) as tmp:
-            pipeline_class().create(self.config, self.class_names, unet).save_pretrained(tmp)
+        try:
+            with atomic_path(path) as tmp:
+                pipeline_class().create(self.config, self.class_names, unet).save_pretrained(tmp)
+        except Exception as e:
+            if not is_disk_full(e) and not isinstance(e, OSError):
+                raise
+            need = 2 * sum(p.numel() * p.element_size() for p in unet.parameters())
+            why = (f"the disk is full: it needs about {mb(need)} free and has {mb(free_bytes(path.parent))}"
+                   if is_disk_full(e) else f"writing failed ({e})")
+            raise CheckpointError(f"cannot export the model to {path}: {why}; the checkpoint of step "
+                                  f"{self.step_count} is intact: free space and run again with --resume") from None
         return path
 
     def sample_grid(self) -> Path | None:
@@ -337,7 +397,8 @@ class Trainer:
     def _open_logs(self, stack: contextlib.ExitStack):
         from tqdm.auto import tqdm
         tc, main = self.config.train, self.acc.is_main_process
-        log = stack.enter_context(contextlib.closing(TrainLog(self.run_dir / "log.csv"))) if main else None
+        log = stack.enter_context(contextlib.closing(TrainLog(self.run_dir / "log.csv", self.resumed_from))) \
+            if main else None
         if tc.audit_order:
             (self.run_dir / "order").mkdir(exist_ok=True)
             self.audit = stack.enter_context(open(self.run_dir / "order" / f"rank{self.acc.process_index}.csv", "a"))
@@ -349,49 +410,62 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train to ``train.steps`` (or the time budget), checkpointing and logging; then export."""
         tc, acc = self.config.train, self.acc
-        t0 = t_last = time.perf_counter()
-        step_last, last_loss = self.step_count, float("nan")
-        deadline = t0 + 60 * self.max_minutes if self.max_minutes else None
-        with contextlib.ExitStack() as stack:
-            log, bar = self._open_logs(stack)
-            while self.step_count < tc.steps:
-                sums = self.step()
-                step, last_loss = self.step_count, sums["loss"]
-                log_now = step % tc.log_every == 0 or step == tc.steps
-                if log_now:
-                    sums = self.global_losses(sums)
-                    last_loss = sums["loss"]
-                bar.update(1)
-                if log and log_now:
-                    now = time.perf_counter()
-                    ips = (step - step_last) * tc.batch_size / max(now - t_last, 1e-9)
-                    t_last, step_last = now, step
-                    log.write({"step": step, "loss": f"{last_loss:.6f}", "mse": f"{sums['mse']:.6f}",
-                               "vb": f"{sums['vb']:.6f}", "lr": f"{lr_at(step - 1, tc):.3g}",
-                               "images_per_s": f"{ips:.2f}", "elapsed_s": f"{now - t0:.1f}"})
-                    bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.1f}")
-                out_of_time = self._out_of_time(deadline)
-                if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time:
-                    acc.wait_for_everyone()
-                    if acc.is_main_process:
-                        self.save()
-                if acc.is_main_process and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == tc.steps):
-                    self.sample_grid()
-                if out_of_time:
-                    if acc.is_main_process:
-                        self.log(f"time budget of {self.max_minutes} min reached at step {step}; checkpoint written")
-                    break
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            self.export()
-        acc.wait_for_everyone()
-        return TrainResult(self.run_dir, self.step_count, time.perf_counter() - t0, last_loss)
+        self.t0 = self.t_last = time.perf_counter()
+        self.step_last, last_loss = self.step_count, float("nan")
+        deadline = self.t0 + 60 * self.max_minutes if self.max_minutes else None
+        try:
+            with contextlib.ExitStack() as stack:
+                log, bar = self._open_logs(stack)
+                while self.step_count < tc.steps:
+                    last_loss = self._log_step(self.step(), log, bar)
+                    if self._checkpoint_and_preview(self._out_of_time(deadline)):
+                        break
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                self.export()
+            acc.wait_for_everyone()
+        finally:
+            if self.lock is not None:
+                self.lock.close()
+        return TrainResult(self.run_dir, self.step_count, time.perf_counter() - self.t0, last_loss)
+
+    def _log_step(self, sums: dict[str, float], log: TrainLog | None, bar) -> float:
+        """The progress bar and, every ``log_every`` steps, a row of the global-batch losses."""
+        tc, step = self.config.train, self.step_count
+        log_now = step % tc.log_every == 0 or step == tc.steps
+        if log_now:
+            sums = self.global_losses(sums)
+        bar.update(1)
+        if log and log_now:
+            now = time.perf_counter()
+            ips = (step - self.step_last) * tc.batch_size / max(now - self.t_last, 1e-9)
+            self.t_last, self.step_last = now, step
+            log.write({"step": step, "loss": f"{sums['loss']:.6f}", "mse": f"{sums['mse']:.6f}",
+                       "vb": f"{sums['vb']:.6f}", "lr": f"{lr_at(step - 1, tc):.3g}",
+                       "images_per_s": f"{ips:.2f}", "elapsed_s": f"{now - self.t0:.1f}"})
+            bar.set_postfix(loss=f"{sums['loss']:.4f}", img_s=f"{ips:.1f}")
+        return sums["loss"]
+
+    def _checkpoint_and_preview(self, out_of_time: bool) -> bool:
+        """Checkpoint and preview grid when due; True when the time budget ends the run."""
+        tc, acc, step = self.config.train, self.acc, self.step_count
+        if step % tc.checkpoint_every == 0 or step == tc.steps or out_of_time:
+            acc.wait_for_everyone()
+            if acc.is_main_process:
+                self.save()
+        if acc.is_main_process and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == tc.steps):
+            self.sample_grid()
+        if out_of_time and acc.is_main_process:
+            self.log(f"time budget of {self.max_minutes} min reached at step {step}; checkpoint written")
+        return out_of_time
 
 
 def train_model(data_dir: str | Path, run_dir: str | Path, config: Config, resume: bool = False,
                 overwrite: bool = False, max_minutes: float | None = None, show_progress: bool = True,
                 accelerator=None, log=print) -> TrainResult:
     """Train on a folder of class subfolders (``Trainer(...).run()``); the model lands in ``run_dir/model``."""
+    if max_minutes is not None:
+        check_float("--max-minutes", max_minutes, 0.0, lo_open=True, error=UsageError)
     return Trainer(data_dir, run_dir, config, resume, overwrite, max_minutes, show_progress, accelerator, log).run()
 
 
@@ -412,3 +486,15 @@ def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_cla
     ema_unet.train(was_training)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_png(path, labelled_grid(image_grid(imgs, per_class), m.image_size, 2, row_labels=class_names))
+
+
+def checkpoint_pipeline(checkpoint_dir: str | Path):
+    """A pipeline with the EMA weights of a training checkpoint (``RUN/checkpoints/step_N``), to
+    sample or export (``.save_pretrained``) a model as it was at that step."""
+    from .pipeline import pipeline_class
+    ck = load_checkpoint(Path(checkpoint_dir))
+    config = Config.from_dict(ck["meta"]["config"])
+    names = list(ck["meta"]["class_names"])
+    unet = build_unet(config.model, len(names))
+    unet.load_state_dict(ck["ema"])
+    return pipeline_class().create(config, names, unet.eval())

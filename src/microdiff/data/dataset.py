@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OutputExistsError
+from ..errors import DataError, MissingPathError, OutputExistsError
 from ..files import check_output_free, remove
 from .io import save_png
 
@@ -79,5 +79,20 @@ class DatasetWriter:
 
 
 def read_manifest(root: str | Path) -> list[dict]:
-    with open(Path(root) / MANIFEST_CSV, newline="") as fh:
-        return list(csv.DictReader(fh))
+    """The rows of ``ROOT/manifest.csv``; an unreadable one (or one without the ``file`` and
+    ``class`` columns) gives a ``DataError`` naming it."""
+    path = Path(root) / MANIFEST_CSV
+    if not path.is_file():
+        raise MissingPathError(f"{path} does not exist; {root} is not a data set made by microdiff")
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except (UnicodeDecodeError, csv.Error, OSError) as e:
+        raise DataError(f"{path}: not a readable manifest ({type(e).__name__}: {e})") from None
+    missing = [c for c in ("file", "class") if c not in columns]
+    if missing or any(None in r for r in rows):
+        raise DataError(f"{path}: not a microdiff manifest (columns {', '.join(missing) or 'uneven'}); "
+                        "make the data set again with `microdiff prepare` or `microdiff synth`")
+    return rows

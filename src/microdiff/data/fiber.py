@@ -16,6 +16,10 @@ import numpy as np
 FIBER_CLASSES = {"FVC40": 0.40, "FVC50": 0.50, "FVC60": 0.60}
 
 
+class PackingError(RuntimeError):
+    """The fibers could not be packed without overlaps."""
+
+
 @dataclass(frozen=True)
 class FiberSettings:
     size: int = 64
@@ -71,8 +75,8 @@ def pack(rng: np.random.Generator, radii: np.ndarray, size: float, gap: float,
         if it % 50 == 49:                                   # jitter to escape stalled configurations
             pos += rng.normal(0, 0.05, pos.shape) * (over.max(1) > 0)[:, None]
         pos = (pos + push.sum(1)) % size
-    raise RuntimeError(f"could not pack {n} fibers without overlap in {iterations} iterations; "
-                       "lower the fiber volume content or the radius")
+    raise PackingError(f"could not pack {n} fibers of radius ~{np.mean(radii):.1f} px without overlap in a "
+                       f"{size:g} px square")
 
 
 def render_coverage(pos: np.ndarray, r: np.ndarray, e: np.ndarray, theta: np.ndarray,

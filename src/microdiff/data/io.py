@@ -6,15 +6,19 @@ always a square crop (centred by default), never a non-uniform resize.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ImageError, MissingPathError
+from ..errors import DataError, ImageError, MicrodiffError, MissingPathError
 from ..files import atomic_path
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy"}
+DEFAULT_MAX_PIXELS = 1 << 28          # 268 M pixels (16384 x 16384); --max-pixels raises it
+_MAX_PIXELS: contextvars.ContextVar[int] = contextvars.ContextVar("microdiff_max_pixels", default=DEFAULT_MAX_PIXELS)
 
 __all__ = ["IMAGE_SUFFIXES", "ImageError", "to_unit_float", "read_image", "to_uint8", "save_png", "save_npy",
            "center_box", "crop", "resample", "crop_resample", "list_images", "list_class_images", "read_stack",
@@ -28,6 +32,8 @@ def to_unit_float(arr: np.ndarray, source: str = "array") -> np.ndarray:
     clipped), floats must already lie in [0, 1], integer arrays of 0/1 phase labels stay 0/1."""
     if arr.dtype == bool:
         return arr.astype(np.float32)
+    if arr.dtype.kind not in "iuf" or arr.size == 0:
+        raise ImageError(f"{source}: a {arr.dtype} array of shape {arr.shape} is not an image")
     if np.issubdtype(arr.dtype, np.integer):
         lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
         if lo >= 0 and hi <= 1:
@@ -46,33 +52,73 @@ def to_unit_float(arr: np.ndarray, source: str = "array") -> np.ndarray:
     return arr
 
 
+@contextlib.contextmanager
+def pixel_limit(max_pixels: int):
+    """Read images of up to ``max_pixels`` pixels inside this block (default ``DEFAULT_MAX_PIXELS``)."""
+    token = _MAX_PIXELS.set(int(max_pixels))
+    try:
+        yield
+    finally:
+        _MAX_PIXELS.reset(token)
+
+
+def _check_pixels(path: Path, shape: tuple[int, ...]) -> None:
+    n = int(np.prod(shape, dtype=np.float64))
+    limit = _MAX_PIXELS.get()
+    if n > limit:
+        raise ImageError(f"{path}: {' x '.join(map(str, shape))} = {n:,} pixels is more than the limit of "
+                         f"{limit:,}; if the image is genuine, raise the limit with --max-pixels {n}")
+
+
 def read_image(path: str | Path, allow_rgb: bool = True) -> np.ndarray:
     """Read PNG/TIFF (8/16-bit, first page)/JPEG/BMP/NPY as a 2-D float32 array in [0, 1].
 
     RGB(A) images are converted to luminance (ITU-R 601, as PIL's "L") unless ``allow_rgb`` is
-    False, in which case they are refused.
+    False, in which case they are refused. The pixel count is checked from the header before
+    anything is decoded (``pixel_limit``). Any file that cannot be read gives an ``ImageError``
+    naming it.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001  numpy raises many kinds for a bad file
-            raise ImageError(f"{path}: not a readable .npy array ({e})") from None
-        arr = np.squeeze(arr)
-        if arr.ndim != 2:
-            raise ImageError(f"{path}: expected a 2-D array, got shape {arr.shape}")
-        return to_unit_float(arr, str(path))
-    from PIL import Image, UnidentifiedImageError
     try:
-        with Image.open(path) as im:
-            im.seek(0)
-            im.load()
-            arr = _pil_to_array(im, path, allow_rgb)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageError(f"{path}: not a readable image ({e}); remove or replace the file") from None
+        arr = _read_npy(path) if path.suffix.lower() == ".npy" else _read_pil(path, allow_rgb)
+    except MicrodiffError:
+        raise
+    except Exception as e:  # noqa: BLE001  decoders raise many kinds for a damaged file
+        what = "a readable .npy array" if path.suffix.lower() == ".npy" else "a readable image"
+        raise ImageError(f"{path}: not {what} ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                         "remove or replace the file") from None
     return to_unit_float(arr, str(path))
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    mm = np.load(path, mmap_mode="r", allow_pickle=False)   # the header, checked against the file's length
+    _check_pixels(path, mm.shape)
+    if mm.dtype.kind not in "biuf":
+        raise ImageError(f"{path}: a {mm.dtype} array is not an image; save numbers (integers or floats in [0, 1])")
+    arr = np.squeeze(np.array(mm))
+    if arr.ndim != 2:
+        raise ImageError(f"{path}: expected a 2-D array, got shape {arr.shape}")
+    return arr
+
+
+def _read_pil(path: Path, allow_rgb: bool) -> np.ndarray:
+    import warnings
+
+    from PIL import Image
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None          # our own limit applies instead of PIL's bomb check
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                # damaged metadata: the read succeeds or raises
+            with Image.open(path) as im:
+                _check_pixels(path, (im.size[1], im.size[0]))
+                im.seek(0)
+                im.load()
+                return _pil_to_array(im, path, allow_rgb)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def _pil_to_array(im, path: Path, allow_rgb: bool) -> np.ndarray:

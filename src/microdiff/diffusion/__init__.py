@@ -1,6 +1,7 @@
 """The paper's Section 2.2 as pure tensor functions: schedule, posterior, learned Sigma,
 hybrid loss, respacing and samplers."""
-from .losses import discretized_gaussian_log_likelihood, hybrid_loss, normal_kl, vb_terms_bpd
+from .losses import (DiffusionLoss, discretized_gaussian_log_likelihood, hybrid_loss, lognormal_timesteps, normal_kl,
+                     snr, vb_terms_bpd, x0_weight)
 from .samplers import (DEFAULT_SPACING, SAMPLERS, NoiseSource, get_sampler, sample_ancestral, sample_ddim,
                        sample_dpmpp_2m)
 from .schedule import (Diffusion, extract, learned_log_variance, linear_betas, logsnr_timesteps, make_betas,

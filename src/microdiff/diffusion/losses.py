@@ -1,4 +1,5 @@
-"""The hybrid loss L_simple + lambda * L_vlb of improved-DDPM (Section 2.3)."""
+"""The training loss: the hybrid L_simple + lambda * L_vlb of improved-DDPM (Section 2.3), and
+the recipe's weighting of the x_0 error for the faster recipes (min-SNR, v, EDM)."""
 from __future__ import annotations
 
 import math
@@ -69,3 +70,62 @@ def hybrid_loss(diffusion: Diffusion, out, x0: Tensor, xt: Tensor, t: Tensor,
     else:
         terms["loss"] = mse
     return terms
+
+
+def snr(diffusion: Diffusion, t: Tensor) -> Tensor:
+    """SNR_t = alpha-bar_t / (1 - alpha-bar_t), float64, (B,)."""
+    a = diffusion.alphas_cumprod.to(t.device)[t]
+    return a / (1 - a)
+
+
+def x0_weight(weighting: str, snr_t: Tensor, min_snr_gamma: float = 5.0, sigma_data: float = 0.5) -> Tensor:
+    """w(SNR) on |x0_hat - x0|^2 (float64): eps MSE = SNR x (x_0 MSE), v MSE = (SNR + 1) x (x_0
+    MSE), min-SNR-gamma = min(SNR, gamma), EDM's lambda(sigma) = 1 / c_out^2 = SNR + 1 / sigma_data^2."""
+    if weighting == "eps":
+        return snr_t
+    if weighting == "v":
+        return snr_t + 1
+    if weighting == "min_snr":
+        return snr_t.clamp(max=min_snr_gamma)
+    if weighting == "edm":
+        return snr_t + 1 / sigma_data ** 2
+    raise ValueError(f"unknown loss weighting {weighting!r}")
+
+
+class DiffusionLoss:
+    """The loss of one recipe, per batch element: ``terms["loss"]`` to minimise, ``terms["mse"]``
+    (the epsilon MSE, logged for every recipe so runs compare) and ``terms["vb"]`` (lambda L_vlb,
+    when the variance is learned).
+
+    The ``eps`` weighting is L_simple itself (the paper, computed as the epsilon MSE); the others
+    weight the x_0 error by ``x0_weight``. With learned Sigma the hybrid term trains the variance
+    channels in every recipe (its mean uses the detached x_0).
+    """
+
+    def __init__(self, recipe, lambda_vlb: float = 0.001):
+        self.recipe, self.lambda_vlb = recipe, lambda_vlb
+
+    def __call__(self, diffusion: Diffusion, out, x0: Tensor, xt: Tensor, t: Tensor,
+                 noise: Tensor) -> dict[str, Tensor]:
+        r = self.recipe
+        if r.weighting == "eps":
+            return hybrid_loss(diffusion, out, x0, xt, t, noise, self.lambda_vlb)
+        w = x0_weight(r.weighting, snr(diffusion, t), r.min_snr_gamma, r.sigma_data).to(x0.dtype)
+        main = w * mean_flat((out.x0 - x0) ** 2)
+        terms = {"mse": mean_flat((noise - out.eps) ** 2).detach(), "loss": main}
+        if out.v is not None and self.lambda_vlb > 0:
+            terms["vb"] = vb_terms_bpd(diffusion, out.x0.detach(), out.v, x0, xt, t) * (
+                self.lambda_vlb * diffusion.num_timesteps)
+            terms["loss"] = main + terms["vb"]
+        return terms
+
+
+def lognormal_timesteps(diffusion: Diffusion, normal: Tensor, mean: float, std: float) -> Tensor:
+    """EDM's noise levels ln(sigma) = mean + std * normal, with sigma_t = sqrt((1 - alpha-bar_t) /
+    alpha-bar_t), as the nearest timestep of ``diffusion`` (in ln sigma; clamped to its range)."""
+    acp = diffusion.alphas_cumprod
+    log_sigma = 0.5 * torch.log((1 - acp) / acp)                 # increasing in t
+    target = mean + std * normal.to(torch.float64)
+    idx = torch.searchsorted(log_sigma, target).clamp(1, len(log_sigma) - 1)
+    lower_closer = (target - log_sigma[idx - 1]) < (log_sigma[idx] - target)
+    return torch.where(lower_closer, idx - 1, idx)

@@ -22,7 +22,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ...errors import ImageError, PrepareError
+from ...checks import check_float, check_int
+from ...errors import ImageError, PrepareError, UsageError
 from ..dataset import DatasetWriter
 from ..io import center_box, crop, read_image, resample
 from ..transforms import DIHEDRAL_NAMES, dihedral
@@ -38,6 +39,13 @@ class PrepareSettings:
     detect_bar: bool = True
     strict: bool = False
     overwrite: bool = False
+
+    def __post_init__(self):
+        check_int("--size", self.size, 8, 65536, UsageError)
+        if self.per_class is not None:
+            check_int("--per-class", self.per_class, 1, 10 ** 7, UsageError)
+        check_int("--seed", self.seed, 0, 2 ** 63 - 1, UsageError)
+        check_float("--crop-fraction", self.crop_fraction, 0.0, 1.0, lo_open=True, error=UsageError)
 
 
 @dataclass

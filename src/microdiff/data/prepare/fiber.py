@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import PrepareError
+from ...checks import check_float, check_int
+from ...errors import PrepareError, UsageError
 from ...seeding import STREAM_FIBER_REGIONS
 from ..io import list_images
 from .engine import (PrepareResult, PrepareSettings, Report, check_classes, class_folders, drop_empty_classes,
@@ -22,12 +23,15 @@ def prepare_fiber(src: str | Path, out: str | Path, settings: PrepareSettings = 
     (the paper: ~180 um); default the shorter side / 3.
     """
     src = Path(src)
+    check_int("--regions-per-image", regions_per_image, 1, 10 ** 6, UsageError)
     if region_um is not None:
-        if not pixel_size or pixel_size <= 0:
+        check_float("--region-um", region_um, 0.0, lo_open=True, error=UsageError)
+        if pixel_size is None:
             raise PrepareError("--region-um needs --pixel-size (micrometres per pixel)")
+        check_float("--pixel-size", pixel_size, 0.0, lo_open=True, error=UsageError)
         region_px = int(round(region_um / pixel_size))
     if region_px is not None and region_px < 2:
-        raise PrepareError(f"region of {region_px} px is too small")
+        raise PrepareError(f"--region-px {region_px}: a region must be at least 2 px")
     classes = check_classes(classes, class_folders(src), src)
     report = Report()
     files = [(c, f, {}) for c in classes for f in list_images(src / c)]

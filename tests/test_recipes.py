@@ -1,0 +1,149 @@
+"""The training recipes (issue 14): loss weightings and parameterisations against closed forms,
+and every parameterisation sampling Gaussian data exactly when its network is exact."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from microdiff.config import RECIPES, Recipe
+from microdiff.denoiser import Denoiser, DenoiserOutput, GaussianDenoiser
+from microdiff.diffusion import (Diffusion, DiffusionLoss, NoiseSource, hybrid_loss, lognormal_timesteps, q_sample,
+                                 respace, sample_dpmpp_2m, snr, x0_weight)
+
+M, S = 0.3, 0.2
+
+
+def _batch(d, n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x0 = torch.rand(n, 1, 4, 4, generator=g, dtype=torch.float64) * 2 - 1
+    t = torch.randint(0, d.num_timesteps, (n,), generator=g)
+    noise = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    return x0, t, noise, q_sample(d, x0, t, noise)
+
+
+def test_weightings_equal_their_closed_forms():
+    d = Diffusion.from_config("linear", 1000)
+    x0, t, noise, xt = _batch(d)
+    a = d.alphas_cumprod[t].view(-1, 1, 1, 1)
+    alpha, sigma = a.sqrt(), (1 - a).sqrt()
+    eps_hat = noise + 0.1 * torch.randn_like(noise)
+    x0_hat = (xt - sigma * eps_hat) / alpha
+    mse_x0 = ((x0_hat - x0) ** 2).mean((1, 2, 3))
+    s = snr(d, t)
+    np.testing.assert_allclose(s.numpy(), (a / (1 - a)).flatten().numpy(), rtol=1e-12)
+    # epsilon MSE = SNR x x0 MSE
+    np.testing.assert_allclose(((eps_hat - noise) ** 2).mean((1, 2, 3)), x0_weight("eps", s) * mse_x0, rtol=1e-9)
+    # v MSE, v = alpha eps - sigma x0
+    v_hat, v = alpha * eps_hat - sigma * x0_hat, alpha * noise - sigma * x0
+    np.testing.assert_allclose(((v_hat - v) ** 2).mean((1, 2, 3)), x0_weight("v", s) * mse_x0, rtol=1e-9)
+    # EDM: lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 with sigma = sigma_t / alpha_t
+    sig = (sigma / alpha).flatten()
+    lam = (sig ** 2 + 0.25) / (sig * 0.5) ** 2
+    np.testing.assert_allclose(x0_weight("edm", s, sigma_data=0.5), lam, rtol=1e-9)
+    # min-SNR-5 = min(SNR, 5) / SNR on the epsilon MSE (Hang et al.)
+    np.testing.assert_allclose(x0_weight("min_snr", s, 5.0) * mse_x0,
+                               torch.clamp(s, max=5.0) / s * ((eps_hat - noise) ** 2).mean((1, 2, 3)), rtol=1e-9)
+
+
+def test_paper_recipe_loss_is_the_hybrid_loss_and_others_weight_x0():
+    d = Diffusion.from_config("linear", 1000)
+    x0, t, noise, xt = _batch(d, 8)
+    den = GaussianDenoiser(d, 0.0, 0.5, variance=0.3)
+    out = den(xt, t)
+    ref = hybrid_loss(d, out, x0, xt, t, noise, 0.001)
+    got = DiffusionLoss(RECIPES["paper"], 0.001)(d, out, x0, xt, t, noise)
+    for k in ref:
+        assert torch.equal(ref[k], got[k])
+    ms = DiffusionLoss(RECIPES["min_snr"], 0.0)(d, out, x0, xt, t, noise)
+    w = torch.clamp(snr(d, t), max=5.0)
+    torch.testing.assert_close(ms["loss"], w * ((out.x0 - x0) ** 2).mean((1, 2, 3)))
+    torch.testing.assert_close(ms["mse"], ref["mse"])              # the logged epsilon MSE is recipe-independent
+
+
+class ExactNet(torch.nn.Module):
+    """A 'network' that outputs the exact target of Gaussian data for a parameterisation."""
+
+    def __init__(self, d, prediction, sigma_data=0.5):
+        super().__init__()
+        self.gauss, self.prediction, self.sd = GaussianDenoiser(d, M, S), prediction, sigma_data
+        self.d = d
+        self.net_input = None
+
+    def forward(self, xin, tau, class_labels=None):
+        t = torch.round(tau.double() * self.d.num_timesteps / 1000).long()
+        a = self.d.alphas_cumprod[t].view(-1, 1, 1, 1).to(xin.dtype)
+        alpha, sigma = a.sqrt(), (1 - a).sqrt()
+        if self.prediction == "edm":                            # recover x_t from the preconditioned input
+            s = sigma / alpha
+            xt = xin * alpha * torch.sqrt(s ** 2 + self.sd ** 2)
+        else:
+            xt = xin
+        out = self.gauss(xt, t)
+        if self.prediction == "eps":
+            target = out.eps
+        elif self.prediction == "v":
+            target = alpha * out.eps - sigma * out.x0
+        else:
+            s = sigma / alpha
+            c_skip, c_out = self.sd ** 2 / (s ** 2 + self.sd ** 2), s * self.sd / torch.sqrt(s ** 2 + self.sd ** 2)
+            target = (out.x0 - c_skip * xt / alpha) / c_out
+        return SimpleNamespace(sample=target)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v", "edm"])
+def test_parameterisations_reproduce_the_exact_denoiser_and_sample_gaussian_data(prediction):
+    base = Diffusion.from_config("linear", 1000)
+    den = Denoiser(ExactNet(base, prediction), base, prediction=prediction, sigma_data=0.5)
+    gauss = GaussianDenoiser(base, M, S)
+    x = torch.randn(6, 1, 4, 4, dtype=torch.float64)
+    t = torch.tensor([0, 3, 100, 500, 900, 999])
+    out, ref = den(x, t, torch.zeros(6, dtype=torch.long)), gauss(x, t)
+    assert isinstance(out, DenoiserOutput)
+    torch.testing.assert_close(out.x0, ref.x0, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(out.eps, ref.eps, rtol=1e-7, atol=1e-7)
+    n = 256
+    noise = NoiseSource(range(n))
+    xT = noise.randn((1, 8, 8), dtype=torch.float64)
+    y = torch.zeros(n, dtype=torch.long)
+    sample = sample_dpmpp_2m(lambda x, t: den(x, t, y), xT, respace(base, 25, "logsnr"), noise, clip_denoised=False)
+    assert float(sample.mean()) == pytest.approx(M, abs=0.01)
+    assert float(sample.std()) == pytest.approx(S, rel=0.025)
+
+
+def test_lognormal_timesteps_follow_edms_noise_distribution():
+    d = Diffusion.from_config("linear", 1000)
+    normal = torch.randn(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = lognormal_timesteps(d, normal, -1.2, 1.2)
+    acp = d.alphas_cumprod
+    log_sigma = 0.5 * torch.log((1 - acp) / acp)[t]
+    # the linear schedule's ln sigma spans [-4.6, 5.1]: N(-1.2, 1.2) lies inside up to 2.8 std
+    assert float(log_sigma.mean()) == pytest.approx(-1.2, abs=0.02)
+    assert float(log_sigma.std()) == pytest.approx(1.2, rel=0.02)
+    # each draw lands on the timestep of nearest ln sigma
+    target = -1.2 + 1.2 * normal[:1000]
+    ls = 0.5 * torch.log((1 - acp) / acp)
+    nearest = (ls[None, :] - target[:, None]).abs().argmin(1)
+    assert torch.equal(t[:1000], nearest)
+
+
+def test_recipes_are_data():
+    assert RECIPES["paper"] == Recipe()
+    assert {r.prediction for r in RECIPES.values()} == {"eps", "v", "edm"}
+
+
+def test_edm_preconditioning_gives_unit_variance_input_and_target():
+    """EDM's design (Karras et al. 2022, appendix B.6): for data of variance sigma_data^2 the
+    network input c_in x and its training target (x0 - c_skip x) / c_out have unit variance at
+    every noise level."""
+    base = Diffusion.from_config("linear", 1000)
+    den = Denoiser(None, base, prediction="edm", sigma_data=0.5)
+    g = torch.Generator().manual_seed(1)
+    x0 = 0.5 * torch.randn(4000, 1, 1, 1, generator=g, dtype=torch.float64)
+    for step in (0, 50, 300, 700, 999):
+        t = torch.full((4000,), step)
+        noise = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+        xt = q_sample(base, x0, t, noise)
+        inv_alpha, c_in, c_skip, c_out = den._edm(t, xt)
+        assert float((inv_alpha * c_in * xt).std()) == pytest.approx(1.0, rel=0.05)
+        assert float(((x0 - c_skip * inv_alpha * xt) / c_out).std()) == pytest.approx(1.0, rel=0.05)
