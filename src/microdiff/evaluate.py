@@ -2,7 +2,9 @@
 
 Per generated image: E_S, E_G, E_px (eqs. 8-10) to the closest training image of its class, in %
 (100 x MSE, as Table 4), with that image. Per class: the example's value (sample 0000), the
-median, FID (eq. 11) and KID. ``evaluate_folders`` returns an ``EvalResult``; ``metrics.csv``,
+median, FID (eq. 11) and KID. Phases: every image (generated and training) is segmented (Otsu,
+or ``segment``), or label maps are read (``labels``), for the volume fraction of each phase and
+its radially averaged S2. ``evaluate_folders`` returns an ``EvalResult``; ``metrics.csv``,
 ``table.md`` and ``closest.png`` (Table 3's layout) are written from it.
 """
 from __future__ import annotations
@@ -33,8 +35,12 @@ class EvalSettings:
     cache_dir: str | None = None
     device: str | None = None
     kid_subsets: int = 100
+    segment: str = "otsu"                # how images are split into phases (metrics.segmentation)
+    labels: bool = False                 # read label maps (*_labels.npy/png) instead of images
 
     def __post_init__(self):
+        from .metrics.segmentation import Segmentation
+        Segmentation.parse(self.segment)
         check_int("--limit-to", self.limit_to, 1, 1024, UsageError)
         check_int("kid_subsets", self.kid_subsets, 1, 10 ** 6, UsageError)
         bad = [d for d in self.descriptors if d not in DESCRIPTORS]
@@ -55,12 +61,27 @@ class ClassMetrics:
 
 
 @dataclass
+class PhaseStats:
+    """Volume fraction of each phase (N, K) and its radially averaged S2 (N, K, R), per image."""
+    phases: int
+    generated_vf: np.ndarray
+    train_vf: np.ndarray
+    generated_s2: np.ndarray
+    train_s2: np.ndarray
+
+    def s2_error(self) -> np.ndarray:
+        """Per phase: the largest |mean S2 generated - mean S2 training| over r."""
+        return np.abs(self.generated_s2.mean(0) - self.train_s2.mean(0)).max(-1)
+
+
+@dataclass
 class EvalResult:
     out_dir: Path
     size: int
     settings: EvalSettings
     rows: list[dict] = field(default_factory=list)          # one per generated image (metrics.csv)
     classes: dict[str, ClassMetrics] = field(default_factory=dict)
+    phases: dict[str, PhaseStats] = field(default_factory=dict)
 
     def table_markdown(self) -> str:
         return render_table(self)
@@ -73,27 +94,71 @@ def evaluate_folders(generated: str | Path, train: str | Path, out: str | Path,
     from tqdm.auto import tqdm
     generated, train, out = Path(generated), Path(train), Path(out)
     gen, tr = _class_files(generated, train, settings)
-    gen_x = {c: torch.from_numpy(read_stack(fs)) for c, fs in gen.items()}     # read everything first
-    sizes = {tuple(x.shape[-2:]) for x in gen_x.values()}
-    if len(sizes) > 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
-        raise DataError(f"generated images in {generated} must be square and of one size (found {sorted(sizes)})")
-    size = next(iter(sizes))[0]
-    tr_x = {c: torch.from_numpy(read_stack(tr[c], size)) for c in gen}
+    gen_x, tr_x, gen_lab, tr_lab, phases = _read_inputs(gen, tr, generated, settings)     # everything first
+    size = next(iter(gen_x.values())).shape[-1]
     result = EvalResult(out, size, settings)
     n_work = sum(len(gen[c]) + len(tr[c]) for c in gen) * len(settings.descriptors)
     with tqdm(total=n_work, desc="descriptors", unit="img", disable=not show_progress) as bar:
         for c in gen:
             errors = _descriptor_errors(gen_x[c], tr_x[c], tr[c], size, settings, bar.update)
             fid = _fid_kid(gen_x[c], tr_x[c], settings) if settings.fid else (math.nan,) * 3
+            result.phases[c] = PhaseStats(phases, *_phase_pair(gen_lab[c], tr_lab[c], phases))
             _collect(result, c, gen[c], tr[c], generated, train, errors, fid)
     _write_outputs(result, generated, train)
     return result
 
 
+def _read_inputs(gen: dict, tr: dict, generated: Path, settings: EvalSettings):
+    """Float stacks for the descriptors and label maps for the phases, per class: images (the
+    training ones brought to the generated size, then segmented), or label maps as read (the
+    descriptors then see phase k as k / (K - 1))."""
+    from .metrics.segmentation import Segmentation
+    if settings.labels:
+        gen_lab = {c: _label_stack(fs) for c, fs in gen.items()}
+        tr_lab = {c: _label_stack(tr[c]) for c in gen}
+        phases = 1 + max(int(v.max()) for v in list(gen_lab.values()) + list(tr_lab.values()))
+        phases = max(phases, 2)
+        as_float = {c: torch.from_numpy(v.astype(np.float32) / (phases - 1)) for c, v in gen_lab.items()}
+        tr_float = {c: torch.from_numpy(v.astype(np.float32) / (phases - 1)) for c, v in tr_lab.items()}
+    else:
+        as_float = {c: torch.from_numpy(read_stack(fs)) for c, fs in gen.items()}
+        seg = Segmentation.parse(settings.segment)
+        phases = seg.phases
+    sizes = {tuple(x.shape[-2:]) for x in as_float.values()}
+    if len(sizes) > 1 or next(iter(sizes))[0] != next(iter(sizes))[1]:
+        raise DataError(f"generated images in {generated} must be square and of one size (found {sorted(sizes)})")
+    size = next(iter(sizes))[0]
+    if settings.labels:
+        bad = [c for c, v in tr_float.items() if v.shape[-2:] != (size, size)]
+        if bad:
+            raise DataError(f"training label maps of {', '.join(bad)} are not {size}x{size} like the generated ones; "
+                            "label maps are compared at one size")
+        return as_float, tr_float, gen_lab, tr_lab, phases
+    tr_float = {c: torch.from_numpy(read_stack(tr[c], size)) for c in gen}
+    gen_lab = {c: np.stack([seg.labels(a)[0] for a in x.numpy()]) for c, x in as_float.items()}
+    tr_lab = {c: np.stack([seg.labels(a)[0] for a in x.numpy()]) for c, x in tr_float.items()}
+    return as_float, tr_float, gen_lab, tr_lab, phases
+
+
+def _label_stack(files) -> np.ndarray:
+    from .data.io import read_labels
+    maps = [read_labels(f) for f in files]
+    if len({m.shape for m in maps}) > 1:
+        raise DataError(f"label maps in {files[0].parent} have different sizes; give them at one size")
+    return np.stack(maps)
+
+
+def _phase_pair(gen_lab: np.ndarray, tr_lab: np.ndarray, phases: int):
+    from .metrics.segmentation import phase_statistics
+    gv, gs = phase_statistics(gen_lab, phases)
+    tv, ts = phase_statistics(tr_lab, phases)
+    return gv, tv, gs, ts
+
+
 def _class_files(generated: Path, train: Path, settings: EvalSettings):
     from .metrics.weights import weights_path
-    gen = list_class_images(generated, "generated folder")
-    tr = list_class_images(train, "training folder")
+    gen = list_class_images(generated, "generated folder", settings.labels)
+    tr = list_class_images(train, "training folder", settings.labels)
     missing = [c for c in gen if c not in tr]
     if missing:
         raise DataError(f"generated class(es) {', '.join(missing)} have no folder in {train}; it has: {', '.join(tr)}")
@@ -146,12 +211,15 @@ def _fid_kid(gen_x, tr_x, settings: EvalSettings) -> tuple[float, float, float]:
 
 def _collect(result: EvalResult, c: str, gen_files, tr_files, generated: Path, train: Path, errors, fid) -> None:
     ds = result.settings.descriptors
+    ph = result.phases[c]
     for i, f in enumerate(gen_files):
         row = {"class": c, "file": str(f.relative_to(generated))}
         for d in ds:
             v, j = errors[d]
             row[f"E_{d}_pct"] = 100 * float(v[i])
             row[f"closest_{d}"] = str(tr_files[int(j[i])].relative_to(train))
+        for k in range(ph.phases):
+            row[f"vf_phase{k}"] = round(float(ph.generated_vf[i, k]), 6)
         result.rows.append(row)
     vals = {d: [100 * float(v) for v in errors[d][0]] for d in ds}
     result.classes[c] = ClassMetrics(c, len(gen_files), {d: vals[d][0] for d in ds},
@@ -198,7 +266,22 @@ def render_table(result: EvalResult) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "FID and KID per class against that class's training images (Inception-v3 pool features, "
               "TF-FID preprocessing); with few samples FID is biased upwards.", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + render_phases(result))
+
+
+def render_phases(result: EvalResult) -> list[str]:
+    """Per class and phase: volume fraction (mean ± std) of generated and training images and the
+    largest S2 difference."""
+    s = result.settings
+    how = "label maps as read" if s.labels else f"segmented with {s.segment}"
+    lines = [f"## Phases ({how})", "", "| class | phase | vf generated | vf training | max abs S2 difference |",
+             "|---|---|---|---|---|"]
+    for c, ph in result.phases.items():
+        err = ph.s2_error()
+        for k in range(ph.phases):
+            g, t = ph.generated_vf[:, k], ph.train_vf[:, k]
+            lines.append(f"| {c} | {k} | {g.mean():.3f} ± {g.std():.3f} | {t.mean():.3f} ± {t.std():.3f} | {err[k]:.4f} |")
+    return lines + [""]
 
 
 def write_closest(path: Path, result: EvalResult, generated: Path, train: Path) -> None:

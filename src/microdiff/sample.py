@@ -43,6 +43,65 @@ def resolve_settings(config, steps: int | None = None, sampler: str | None = Non
     return out
 
 
+MAX_CANVAS_PIXELS = 1 << 26         # 8192 x 8192
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """What a sample fills: ``height`` x ``width`` pixels (at least the training window), a torus
+    when ``periodic`` (it tiles seamlessly). Larger or periodic canvases are denoised as windows
+    of the training size that overlap by at least ``overlap`` of a window (``domains``)."""
+    height: int
+    width: int
+    periodic: bool = False
+    overlap: float = 0.2
+
+    @classmethod
+    def of(cls, size, window: int, periodic: bool = False, overlap: float = 0.2) -> "Canvas":
+        """``size``: None (the training window), an int (square), (height, width), or a string
+        "S" or "WIDTHxHEIGHT" as image viewers write it (e.g. "384x256": 384 wide, 256 high)."""
+        from .checks import check_float
+        if size is None:
+            h = w = window
+        elif isinstance(size, str):
+            h, w = parse_size(size)
+        elif isinstance(size, int):
+            h = w = size
+        else:
+            h, w = (int(v) for v in size)
+        for name, v in (("height", h), ("width", w)):
+            check_int(f"--size ({name})", v, window, 65536, UsageError)
+        if h * w > MAX_CANVAS_PIXELS:
+            raise UsageError(f"--size {w}x{h}: {h * w:,} pixels would need about {h * w * 48 / 1e9:.1f} GB while "
+                             f"sampling; the limit is {MAX_CANVAS_PIXELS:,} pixels (8192 x 8192)")
+        check_float("--overlap", overlap, 0.0, 0.9, error=UsageError)
+        return cls(h, w, bool(periodic), float(overlap))
+
+    def plain(self, window: int) -> bool:
+        return (self.height, self.width) == (window, window) and not self.periodic
+
+    def wrap(self, denoiser, seeds: Sequence[int], window: int):
+        """The denoiser on this canvas (itself where the canvas is one plain window)."""
+        if self.plain(window):
+            return denoiser
+        from .domains import WindowedDenoiser
+        return WindowedDenoiser(denoiser, window, seeds, self.overlap, self.periodic)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """(height, width) of "S" or "WIDTHxHEIGHT"."""
+    parts = text.lower().replace(" ", "").split("x")
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"--size {text!r}: expected a side in pixels (256) or WIDTHxHEIGHT (384x256)") from None
+    if len(nums) == 1:
+        return nums[0], nums[0]
+    if len(nums) == 2:
+        return nums[1], nums[0]
+    raise UsageError(f"--size {text!r}: expected a side in pixels (256) or WIDTHxHEIGHT (384x256)")
+
+
 def sampling_diffusion(diffusion: Diffusion, steps: int, sampler: str) -> Diffusion:
     """The schedule a sampler walks: ``diffusion`` respaced to ``steps`` with the sampler's spacing."""
     if steps == diffusion.num_timesteps:
@@ -63,8 +122,13 @@ def inference_denoiser(net, config, num_classes: int) -> Denoiser:
 @torch.no_grad()
 def sample_images(denoiser, labels: Sequence[int], seeds: Sequence[int], shape: Sequence[int], steps: int,
                   sampler: str, guidance: float, batch_size: int, clip_denoised: bool = True,
-                  device=None, progress: Callable[[int], None] | None = None) -> Tensor:
-    """Images in [0, 1], shape (N, *shape), float32 on the CPU; sample i uses ``seeds[i]`` only."""
+                  device=None, progress: Callable[[int], None] | None = None,
+                  wrap: Callable | None = None) -> Tensor:
+    """Images in [0, 1], shape (N, *shape), float32 on the CPU; sample i uses ``seeds[i]`` only.
+
+    ``wrap(denoiser, seeds)`` puts the guided denoiser on the batch's domain (a large or periodic
+    canvas, a mask, descriptor targets): it is called once per batch with that batch's seeds.
+    """
     if len(labels) != len(seeds):
         raise ValueError("one seed per label is needed")
     fn = get_sampler(sampler)
@@ -73,9 +137,11 @@ def sample_images(denoiser, labels: Sequence[int], seeds: Sequence[int], shape: 
     out = []
     for start in range(0, len(labels), batch_size):
         lab = torch.tensor(list(labels[start:start + batch_size]), device=device)
-        noise = NoiseSource(seeds[start:start + batch_size])
+        batch_seeds = seeds[start:start + batch_size]
+        noise = NoiseSource(batch_seeds)
         x = noise.randn(tuple(shape), device=device)
-        x0 = fn(bind_labels(guided, lab), x, diffusion, noise, clip_denoised=clip_denoised)
+        model = guided if wrap is None else wrap(guided, batch_seeds)
+        x0 = fn(bind_labels(model, lab), x, diffusion, noise, clip_denoised=clip_denoised)
         out.append(((x0.float().clamp(-1, 1) + 1) / 2).cpu())
         if progress is not None:
             progress(len(lab))
@@ -83,23 +149,33 @@ def sample_images(denoiser, labels: Sequence[int], seeds: Sequence[int], shape: 
 
 
 def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, sampler: str, guidance: float,
-             batch_size: int | None = None, progress: Callable | None = None, clip_denoised: bool = True) -> Tensor:
-    """``sample_images`` for a loaded pipeline (its network, config and class count)."""
+             batch_size: int | None = None, progress: Callable | None = None, clip_denoised: bool = True,
+             canvas: Canvas | None = None, wrap: Callable | None = None) -> Tensor:
+    """``sample_images`` for a loaded pipeline (its network, config and class count), on
+    ``canvas`` (default: one window of the training size); ``wrap(denoiser, seeds)`` replaces the
+    canvas's own domain (a mask, say)."""
     cfg = pipe.microdiff_config
     s = resolve_settings(cfg, steps, sampler, guidance, batch_size)
     den = inference_denoiser(pipe.unet, cfg, len(pipe.class_names))
-    shape = (cfg.model.image_channels, cfg.model.image_size, cfg.model.image_size)
+    window = cfg.model.image_size
+    canvas = canvas or Canvas(window, window)
+    shape = (cfg.model.image_channels, canvas.height, canvas.width)
+    if wrap is None and not canvas.plain(window):
+        wrap = lambda d, sd: canvas.wrap(d, sd, window)  # noqa: E731
     return sample_images(den, labels, seeds, shape, s.steps, s.sampler, s.guidance, s.batch_size,
-                         clip_denoised, pipe.unet.device, progress)
+                         clip_denoised, pipe.unet.device, progress, wrap=wrap)
 
 
 SAMPLE_JSON = "sample.json"
 
 
-def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor, record: dict | None = None) -> list[Path]:
+def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor, record: dict | None = None,
+                 segment: str | None = None) -> list[Path]:
     """``OUT/<class>/NNNN.npy`` (float32 in [0, 1], HxW or HxWxC), ``NNNN.png`` (8-bit gray, or
-    RGB for 3 channels) and, with ``record``, ``NNNN.json`` (how it was made), each written
-    atomically; the JSON comes last, so a sample is complete when its JSON exists."""
+    RGB for 3 channels), with ``segment`` the label map ``NNNN_labels.npy`` (uint8 phase ids) and
+    ``NNNN_labels.png`` (phase k as gray k / (K - 1)), and with ``record`` ``NNNN.json`` (how it
+    was made), each written atomically; the JSON comes last, so a sample is complete when its
+    JSON exists."""
     from .data.io import save_npy, save_png
     from .files import write_text_atomic
     d = Path(out_dir) / class_name
@@ -109,15 +185,25 @@ def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor, reco
     files = [d / f"{index:04d}.npy", d / f"{index:04d}.png"]
     save_npy(files[0], arr.astype(np.float32))
     save_png(files[1], arr)
+    if segment:
+        from .metrics.segmentation import Segmentation, labels_to_png, phase_fractions
+        seg = Segmentation.parse(segment)
+        labels, thresholds = seg.labels(arr)
+        files += [d / f"{index:04d}_labels.npy", d / f"{index:04d}_labels.png"]
+        save_npy(files[-2], labels)
+        save_png(files[-1], labels_to_png(labels, seg.phases))
+        record = {**(record or {}), "segment": str(seg), "thresholds": [round(float(t), 6) for t in thresholds],
+                  "phase_fractions": [round(float(f), 6) for f in phase_fractions(labels, seg.phases)]}
     if record is not None:
         files.append(d / f"{index:04d}.json")
         write_text_atomic(files[-1], json.dumps(record, indent=1))
     return files
 
 
-def sample_complete(out_dir: Path, class_name: str, index: int) -> bool:
+def sample_complete(out_dir: Path, class_name: str, index: int, segment: str = "") -> bool:
     d = Path(out_dir) / class_name
-    return all((d / f"{index:04d}{ext}").is_file() for ext in (".json", ".npy", ".png"))
+    exts = (".json", ".npy", ".png") + (("_labels.npy", "_labels.png") if segment else ())
+    return all((d / f"{index:04d}{ext}").is_file() for ext in exts)
 
 
 @dataclass(frozen=True)
@@ -132,16 +218,34 @@ class SampleRun:
     batch_size: int
     model_sha256: str                  # of the weights: a resume must use the same model
     model: str = ""                    # the model folder as given (not compared)
+    size: tuple[int, int] = (0, 0)     # (height, width) of the canvas
+    periodic: bool = False
+    overlap: float = 0.2
+    segment: str = ""                  # --segment method ("" = none)
+    inpaint: dict | None = None        # image, mask, extend and their SHA-256 (microdiff inpaint)
+
+    @property
+    def canvas(self) -> Canvas:
+        return Canvas(self.size[0], self.size[1], self.periodic, self.overlap)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "SampleRun":
+        return cls(**{**d, "classes": tuple(d["classes"]), "size": tuple(d["size"])})
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "classes": list(self.classes), "size": list(self.size)}, indent=1)
 
     def differences(self, other: "SampleRun") -> list[str]:
         return [f.name for f in fields(self) if f.name != "model" and getattr(self, f.name) != getattr(other, f.name)]
 
-    def sample_record(self, class_name: str, class_index: int, index: int, size: Sequence[int]) -> dict:
+    def sample_record(self, class_name: str, class_index: int, index: int) -> dict:
+        """How sample ``index`` of a class was made: enough to make it again."""
         from . import __version__
         return {"model": self.model, "model_sha256": self.model_sha256, "class": class_name, "index": index,
-                "seed": sample_seed(self.seed, class_index, index), "run_seed": self.seed, "size": list(size),
-                "sampler": self.sampler, "steps": self.steps, "guidance": self.guidance,
-                "batch_size": self.batch_size, "microdiff_version": __version__}
+                "seed": sample_seed(self.seed, class_index, index), "run_seed": self.seed, "size": list(self.size),
+                "periodic": self.periodic, "overlap": self.overlap, "sampler": self.sampler, "steps": self.steps,
+                "guidance": self.guidance, "batch_size": self.batch_size, "microdiff_version": __version__,
+                **({"inpaint": self.inpaint} if self.inpaint else {})}
 
 
 def prepare_sample_dir(out_dir: Path, run: SampleRun, overwrite: bool, resume: bool) -> None:
@@ -154,8 +258,7 @@ def prepare_sample_dir(out_dir: Path, run: SampleRun, overwrite: bool, resume: b
             raise UsageError(f"{out_dir} holds no interrupted sampling run ({SAMPLE_JSON} is missing); "
                              "run without --resume")
         try:
-            d = json.loads(path.read_text())
-            old = SampleRun(**{**d, "classes": tuple(d["classes"])})
+            old = SampleRun.from_json(json.loads(path.read_text()))
         except (ValueError, TypeError, KeyError) as e:
             raise UsageError(f"{path} is unreadable ({e}); sample again with --overwrite") from None
         diff = old.differences(run)
@@ -167,7 +270,7 @@ def prepare_sample_dir(out_dir: Path, run: SampleRun, overwrite: bool, resume: b
     if check_output_free(out_dir, overwrite, "files", "pass --resume to continue an interrupted run"):
         remove(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, json.dumps({**asdict(run), "classes": list(run.classes)}, indent=1))
+    write_text_atomic(path, run.to_json())
 
 
 @dataclass
@@ -178,63 +281,86 @@ class SampleResult:
 
     @property
     def count(self) -> int:
-        """Samples written by this call."""
-        return len([f for f in self.files if f.suffix == ".npy"])
+        """Samples written by this call (each ends with its JSON record)."""
+        return len([f for f in self.files if f.suffix == ".json"])
 
 
 def sample_to_folder(pipe, class_names: Sequence[str] | None, num: int, out_dir: str | Path,
                      steps: int | None = None, sampler: str | None = None, guidance: float | None = None,
                      seed: int = 0, batch_size: int | None = None, overwrite: bool = False, resume: bool = False,
-                     show_progress: bool = True) -> SampleResult:
+                     show_progress: bool = True, size=None, periodic: bool = False,
+                     overlap: float = 0.2, segment: str | None = None) -> SampleResult:
     """Sample ``num`` images of each class of a loaded pipeline (default: all) into ``out_dir``:
-    ``<class>/NNNN.{npy,png,json}`` and ``sample.json``.
+    ``<class>/NNNN.{npy,png,json}`` and ``sample.json``. ``size``, ``periodic`` and ``overlap``
+    choose the canvas (see ``Canvas.of``: any size >= the training size, seamless with ``periodic``).
+    ``segment`` (otsu, multiotsu:K, threshold:T) also writes each sample's phase label map.
 
     Under torchrun / accelerate (WORLD_SIZE > 1) process r writes the sample numbers r, r + W, ...:
     the same images as one process. Unset sampling settings come from the model's config.
     ``resume`` continues an interrupted run with the same settings: complete samples are kept
     and the rest give the same files as an uninterrupted run.
     """
-    from .launch import distributed_state
+    canvas = Canvas.of(size, pipe.microdiff_config.model.image_size, periodic, overlap)
+    run = sample_run(pipe, class_names, num, seed, steps, sampler, guidance, batch_size, canvas, segment)
+    return run_sampling(pipe, run, Path(out_dir), overwrite, resume, show_progress)
+
+
+def sample_run(pipe, class_names, num: int, seed: int, steps, sampler, guidance, batch_size, canvas: Canvas,
+               segment: str | None = None, inpaint: dict | None = None) -> SampleRun:
+    """The checked settings of a sampling run."""
     check_int("--num", num, 1, 10 ** 7, UsageError)
     check_int("--seed", seed, 0, 2 ** 63 - 1, UsageError)
     s = resolve_settings(pipe.microdiff_config, steps, sampler, guidance, batch_size)
+    if segment:
+        from .metrics.segmentation import Segmentation
+        segment = str(Segmentation.parse(segment))
     classes = tuple(class_names or pipe.class_names)
     for c in classes:
         pipe.class_index(c)
-    run = SampleRun(classes, num, seed, s.sampler, s.steps, s.guidance, s.batch_size, pipe.fingerprint(),
-                    str(getattr(pipe, "model_dir", "")))
-    out_dir = Path(out_dir)
+    return SampleRun(classes, num, seed, s.sampler, s.steps, s.guidance, s.batch_size, pipe.fingerprint(),
+                     str(getattr(pipe, "model_dir", "")), (canvas.height, canvas.width), canvas.periodic,
+                     canvas.overlap, segment or "", inpaint)
+
+
+def run_sampling(pipe, run: SampleRun, out_dir: Path, overwrite: bool, resume: bool, show_progress: bool,
+                 wrap: Callable | None = None, finish: Callable | None = None) -> SampleResult:
+    """Sample ``run`` into ``out_dir`` (sharded over processes under torchrun / accelerate).
+    ``wrap(denoiser, seeds)`` replaces the canvas's own domain; ``finish(images)`` post-processes
+    each batch before it is written."""
+    from .launch import distributed_state
     state = distributed_state()
     if state is None or state.is_main_process:
         prepare_sample_dir(out_dir, run, overwrite, resume)
     if state is not None:
         state.wait_for_everyone()          # the folder is ready before any process writes
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
-    result = _sample_indices(pipe, run, range(rank, num, world), out_dir, show_progress and rank == 0)
+    result = _sample_indices(pipe, run, range(rank, run.num, world), out_dir, show_progress and rank == 0, wrap, finish)
     if state is not None:
         state.wait_for_everyone()
     return result
 
 
-def _sample_indices(pipe, run: SampleRun, indices: Sequence[int], out_dir: Path, show_progress: bool) -> SampleResult:
+def _sample_indices(pipe, run: SampleRun, indices: Sequence[int], out_dir: Path, show_progress: bool,
+                    wrap: Callable | None = None, finish: Callable | None = None) -> SampleResult:
     """Sample ``indices`` of every class in batches; a batch whose samples are all complete is
     skipped (its composition is that of an uninterrupted run, so resumed files are identical)."""
     from tqdm.auto import tqdm
     jobs = [(pipe.class_index(c), c, i) for c in run.classes for i in indices]
-    size = (pipe.microdiff_config.model.image_size,) * 2
     bar = tqdm(total=len(jobs), desc=f"sampling ({run.sampler}, {run.steps} steps)", unit="img",
                disable=not show_progress)
     result = SampleResult(out_dir)
     for start in range(0, len(jobs), run.batch_size):
         chunk = jobs[start:start + run.batch_size]
-        todo = [not sample_complete(out_dir, name, i) for _, name, i in chunk]
+        todo = [not sample_complete(out_dir, name, i, run.segment) for _, name, i in chunk]
         result.skipped += len(chunk) - sum(todo)
         if any(todo):
             imgs = generate(pipe, [j[0] for j in chunk], [sample_seed(run.seed, j[0], j[2]) for j in chunk],
-                            run.steps, run.sampler, run.guidance, batch_size=run.batch_size)
+                            run.steps, run.sampler, run.guidance, batch_size=run.batch_size, canvas=run.canvas,
+                            wrap=wrap)
+            imgs = imgs if finish is None else finish(imgs)
             for (k, name, i), img, needed in zip(chunk, imgs, todo):
                 if needed:
-                    result.files += write_sample(out_dir, name, i, img, run.sample_record(name, k, i, size))
+                    result.files += write_sample(out_dir, name, i, img, run.sample_record(name, k, i), run.segment)
         bar.update(len(chunk))
     bar.close()
     return result

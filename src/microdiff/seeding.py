@@ -10,6 +10,7 @@ STREAM_INIT = 0            # network initialisation: derive_seed(seed, STREAM_IN
 STREAM_DATA_ORDER = 1      # the permutation of epoch e: derive_seed(seed, STREAM_DATA_ORDER, e)
 STREAM_STEP = 2            # every draw of training step s: derive_seed(seed, STREAM_STEP, s)
 STREAM_FIBER_REGIONS = 7   # `prepare fiber` region boxes of source i: default_rng([seed, 7, i])
+STREAM_WINDOWS = 11        # window offsets of a sample on a large or periodic canvas: derive_seed(sample seed, 11)
 
 
 def derive_seed(*parts: int) -> int:

@@ -192,31 +192,65 @@ def crop_resample(a: np.ndarray, size: int, box: tuple[int, int, int] | None = N
 
 # ----------------------------------------------------------------------------- folders
 
-def list_images(folder: str | Path) -> list[Path]:
+LABELS_SUFFIX = "_labels"            # NNNN_labels.{npy,png}: the phase label map of NNNN
+
+
+def is_label_file(path: Path) -> bool:
+    return Path(path).stem.endswith(LABELS_SUFFIX)
+
+
+def list_images(folder: str | Path, labels: bool = False) -> list[Path]:
     """Image files below ``folder`` (recursive, sorted, hidden files skipped); of ``x.npy`` and
-    ``x.png`` in one folder only the lossless ``x.npy`` is kept."""
+    ``x.png`` in one folder only the lossless ``x.npy`` is kept. Label maps (``*_labels.*``) are
+    left out, or with ``labels`` are the only files listed."""
     by_key: dict[tuple[Path, str], Path] = {}
     for f in sorted(Path(folder).rglob("*")):
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") \
+                and is_label_file(f) == labels:
             key = (f.parent, f.stem)
             if key not in by_key or f.suffix.lower() == ".npy":
                 by_key[key] = f
     return sorted(by_key.values())
 
 
-def list_class_images(root: str | Path, what: str = "data folder") -> dict[str, list[Path]]:
-    """``{class: [image files]}`` for a folder of class subfolders; an empty class is an error."""
+def list_class_images(root: str | Path, what: str = "data folder", labels: bool = False) -> dict[str, list[Path]]:
+    """``{class: [image files]}`` (or label maps) for a folder of class subfolders; an empty
+    class is an error."""
     root = Path(root)
     if not root.is_dir():
         raise MissingPathError(f"{what} {root} does not exist; make one with `microdiff synth fiber` "
                                "or `microdiff prepare`")
-    classes = {d.name: list_images(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    classes = {d.name: list_images(d, labels) for d in sorted(root.iterdir())
+               if d.is_dir() and not d.name.startswith(".")}
     if not classes:
         raise DataError(f"{what} {root} has no class subfolders; expected {root}/<class>/*.png")
     empty = [str(root / c) for c, fs in classes.items() if not fs]
     if empty:
-        raise DataError(f"class folder(s) {', '.join(empty)} have no images; add images or remove the folder")
+        what = "label maps (*_labels.npy/png)" if labels else "images"
+        raise DataError(f"class folder(s) {', '.join(empty)} have no {what}; add them or remove the folder")
     return classes
+
+
+def read_labels(path: str | Path) -> np.ndarray:
+    """A label map as uint8 phase ids: an integer .npy as it is; an image's gray levels numbered
+    0, 1, ... from dark to bright (``NNNN_labels.png`` shows phase k as gray k / (K - 1))."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.squeeze(_read_npy(path))
+        except MicrodiffError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise ImageError(f"{path}: not a readable .npy label map ({type(e).__name__}: {e})") from None
+        if arr.dtype.kind not in "iub" or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+            raise ImageError(f"{path}: a label map holds phase ids 0..255 as integers, not {arr.dtype} "
+                             f"{arr.min(initial=0)}..{arr.max(initial=0)}")
+        return arr.astype(np.uint8)
+    gray = read_image(path, allow_rgb=False)
+    levels = np.unique(gray)
+    if len(levels) > 16:
+        raise ImageError(f"{path}: {len(levels)} gray levels is not a label map (at most 16 phases)")
+    return np.searchsorted(levels, gray).astype(np.uint8)
 
 
 def read_stack(files: list[Path], size: int | None = None, allow_rgb: bool = False) -> np.ndarray:

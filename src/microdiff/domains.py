@@ -1,0 +1,150 @@
+"""Domains larger than the network's window: wrappers that take a denoiser and return one.
+
+- ``WindowedDenoiser``: a canvas of any size >= the training window, or a periodic torus (windows
+  wrap around), denoised as overlapping windows of the training size at every step; their
+  predictions are fused with weights that taper towards window edges (MultiDiffusion, Bar-Tal
+  et al. 2023, with tapered weights). The window grid moves randomly at every call, per sample,
+  so no tile grid survives.
+- ``MaskedDenoiser``: known pixels of an image kept (inpainting / outpainting). The predicted x_0
+  is replaced by the known image where it is known, and epsilon is made consistent with it (a
+  data-consistency projection, as DDNM / "MCG without the gradient"): it works with every
+  sampler at the normal step count, and the known pixels of the result equal the image.
+
+Both compose with each other and with guidance: a periodic, masked canvas is
+``MaskedDenoiser(WindowedDenoiser(ClassifierFreeGuidance(den, s), ...), known, mask)``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .denoiser import DenoiserOutput, DenoiserWrapper
+
+
+class ShiftSource:
+    """Per-sample generators for the window offsets, so sample i's windows depend on its seed only."""
+
+    def __init__(self, seeds: Sequence[int]):
+        from .seeding import STREAM_WINDOWS, derive_seed
+        self.generators = [torch.Generator().manual_seed(derive_seed(int(s), STREAM_WINDOWS)) for s in seeds]
+
+    def uniform(self, n: int) -> Tensor:
+        """(len(seeds), n) uniform numbers in [0, 1), float64."""
+        return torch.stack([torch.rand(n, generator=g, dtype=torch.float64) for g in self.generators])
+
+
+def windows_per_axis(length: int, window: int, overlap: float, periodic: bool) -> int:
+    """How many windows cover an axis with at least ``overlap`` (a fraction of the window) between
+    neighbours (non-periodic: including the two at the ends)."""
+    step = window * (1 - overlap)
+    if periodic:
+        return max(1, math.ceil(length / step - 1e-9))
+    return 1 if length == window else math.ceil((length - window) / step - 1e-9) + 1
+
+
+def window_starts(u: Tensor, length: int, window: int, n: int, periodic: bool) -> Tensor:
+    """(B, n) window starts on an axis for random numbers ``u`` (B,) in [0, 1).
+
+    Periodic: n starts evenly spaced by length / n, all shifted by u * length / n (mod length).
+    Non-periodic: the first window at 0 and the last at length - window; the ones between evenly
+    spaced and shifted together by up to +- their overlap, which keeps the axis covered.
+    """
+    k = torch.arange(n, dtype=torch.float64)
+    if periodic:
+        return torch.floor(u[:, None] * length / n + k[None, :] * length / n).long() % length
+    if n == 1:
+        return torch.zeros(len(u), 1, dtype=torch.long)
+    spacing = (length - window) / (n - 1)
+    shift = (2 * u[:, None] - 1) * (window - spacing)
+    starts = torch.round(k[None, :] * spacing + shift).clamp(0, length - window).long()
+    starts[:, 0], starts[:, -1] = 0, length - window
+    return starts
+
+
+def taper(window: int, ramp: int, floor: float = 1e-3) -> Tensor:
+    """Fusion weights along one window axis: 1 inside, falling linearly over ``ramp`` pixels
+    towards each edge (never below ``floor``)."""
+    u = torch.arange(window, dtype=torch.float64)
+    edge = torch.minimum(u, window - 1 - u) + 1
+    return (edge / (ramp + 1)).clamp(floor, 1.0)
+
+
+class WindowedDenoiser(DenoiserWrapper):
+    """The wrapped denoiser on a canvas of any size >= its window (and on a torus with ``periodic``)."""
+
+    def __init__(self, inner, window: int, seeds: Sequence[int], overlap: float = 0.2, periodic: bool = False,
+                 chunk: int = 64):
+        super().__init__(inner)
+        self.window, self.overlap, self.periodic, self.chunk = int(window), float(overlap), bool(periodic), chunk
+        self.shifts = ShiftSource(seeds)
+        ramp = max(1, round(self.overlap * self.window / 2))
+        w1 = taper(self.window, ramp)
+        self.weight = w1[:, None] * w1[None, :]
+
+    def layout(self, height: int, width: int) -> tuple[int, int]:
+        return (windows_per_axis(height, self.window, self.overlap, self.periodic),
+                windows_per_axis(width, self.window, self.overlap, self.periodic))
+
+    def _indices(self, b: int, height: int, width: int) -> tuple[Tensor, Tensor]:
+        """Row and column pixel indices of every window: (B, nh, h) and (B, nw, w)."""
+        nh, nw = self.layout(height, width)
+        u = self.shifts.uniform(2)[:b]
+        r0 = window_starts(u[:, 0], height, self.window, nh, self.periodic)
+        c0 = window_starts(u[:, 1], width, self.window, nw, self.periodic)
+        off = torch.arange(self.window)
+        rows, cols = r0[..., None] + off, c0[..., None] + off
+        if self.periodic:
+            rows, cols = rows % height, cols % width
+        return rows, cols
+
+    def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        b, c, height, width = x.shape
+        if height == width == self.window and not self.periodic:
+            self.shifts.uniform(2)                       # keep the stream in step with other sizes
+            return self.inner(x, t, y)
+        rows, cols = (i.to(x.device) for i in self._indices(b, height, width))
+        nh, nw, h = rows.shape[1], cols.shape[1], self.window
+        bi = torch.arange(b, device=x.device).view(b, 1, 1, 1, 1)
+        ri, ci = rows.view(b, nh, 1, h, 1), cols.view(b, 1, nw, 1, h)
+        windows = x.permute(0, 2, 3, 1)[bi, ri, ci]                          # (B, nh, nw, h, w, C)
+        n = nh * nw
+        out = self._denoise_windows(windows.reshape(b * n, h, h, c).permute(0, 3, 1, 2),
+                                    t.repeat_interleave(n), y.repeat_interleave(n))
+        flat = (ri * width + ci).expand(b, nh, nw, h, h).reshape(b, -1)        # canvas pixel of each window pixel
+        wgt = self.weight.to(x.device, x.dtype).expand(b, nh, nw, h, h).reshape(b, -1)
+        norm = torch.zeros(b, height * width, dtype=x.dtype, device=x.device).scatter_add_(1, flat, wgt)
+
+        def fuse(field: Tensor) -> Tensor:
+            f = field.reshape(b, nh, nw, c, h, h).permute(0, 1, 2, 4, 5, 3).reshape(b, -1, c)
+            acc = torch.zeros(b, height * width, c, dtype=x.dtype, device=x.device)
+            acc.scatter_add_(1, flat[..., None].expand(-1, -1, c), f * wgt[..., None])
+            return (acc / norm[..., None]).view(b, height, width, c).permute(0, 3, 1, 2)
+        return self.output(x, t, fuse(out.eps), None if out.v is None else fuse(out.v))
+
+
+    def _denoise_windows(self, xw: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        """The wrapped denoiser on all windows, ``chunk`` at a time (bounded memory at any size)."""
+        if len(xw) <= self.chunk:
+            return self.inner(xw, t, y)
+        outs = [self.inner(xw[s:s + self.chunk], t[s:s + self.chunk], y[s:s + self.chunk])
+                for s in range(0, len(xw), self.chunk)]
+        v = None if outs[0].v is None else torch.cat([o.v for o in outs])
+        return DenoiserOutput(torch.cat([o.eps for o in outs]), torch.cat([o.x0 for o in outs]), v)
+
+
+class MaskedDenoiser(DenoiserWrapper):
+    """Known pixels kept: x_0 = known where ``mask`` is 0 (known), the prediction where it is 1
+    (generate); epsilon is recomputed from that x_0 so the sampler's x_t stays consistent."""
+
+    def __init__(self, inner, known: Tensor, mask: Tensor):
+        super().__init__(inner)
+        self.known, self.mask = known, mask                 # (B or 1, C, H, W), known in [-1, 1]
+
+    def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        out = self.inner(x, t, y)
+        m = self.mask.to(x.device, x.dtype)
+        x0 = m * out.x0 + (1 - m) * self.known.to(x.device, x.dtype)
+        return self.output_from_x0(x, t, x0, out.v)

@@ -1,0 +1,97 @@
+"""Issue 9, analytic part: windows on a larger or periodic canvas, and masks, with the exact
+denoiser of Gaussian data as the model (as the sampler tests do)."""
+import pytest
+import torch
+
+from microdiff.denoiser import GaussianDenoiser, bind_labels
+from microdiff.diffusion import Diffusion, NoiseSource, respace, sample_ddim, sample_dpmpp_2m
+from microdiff.domains import MaskedDenoiser, WindowedDenoiser, window_starts, windows_per_axis
+
+M, S = 0.3, 0.2
+
+
+def _sample(den, shape, n, sampler=sample_dpmpp_2m, steps=25):
+    base = den.diffusion
+    noise = NoiseSource(range(n))
+    x = noise.randn(shape, dtype=torch.float64)
+    y = torch.zeros(n, dtype=torch.long)
+    return sampler(bind_labels(den, y), x, respace(base, steps, "logsnr"), noise, clip_denoised=False)
+
+
+def _window_edges(starts, window):
+    return sorted({int(s) for s in starts} | {int(s) + window - 1 for s in starts})
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+@pytest.mark.parametrize("height,width", [(256, 256), (96, 160), (64, 64)])
+def test_canvas_reproduces_gaussian_data_everywhere(periodic, height, width):
+    base = Diffusion.from_config("linear", 1000)
+    n = 4 if height * width > 30000 else 16
+    den = WindowedDenoiser(GaussianDenoiser(base, M, S), 64, list(range(n)), overlap=0.2, periodic=periodic)
+    out = _sample(den, (1, height, width), n)
+    assert out.shape == (n, 1, height, width)
+    assert float(out.mean()) == pytest.approx(M, abs=0.01)
+    assert float(out.std()) == pytest.approx(S, rel=0.025)
+    # on the window borders of the first step's grid, and in columns near the canvas edges
+    nh = windows_per_axis(width, 64, 0.2, periodic)
+    u = WindowedDenoiser(GaussianDenoiser(base), 64, list(range(n)), periodic=periodic).shifts.uniform(2)[:, 1]
+    edges = {c % width for s in window_starts(u, width, 64, nh, periodic) for c in _window_edges(s, 64)}
+    border = out[..., sorted(edges)]
+    assert float(border.mean()) == pytest.approx(M, abs=0.02)
+    assert float(border.std()) == pytest.approx(S, rel=0.05)
+    for cols in (slice(0, 2), slice(width - 2, width)):
+        assert float(out[..., cols].std()) == pytest.approx(S, rel=0.1)
+
+
+def test_windows_cover_every_pixel_and_move_every_step():
+    torch.manual_seed(0)
+    for length, periodic in ((256, False), (256, True), (64, True), (100, False), (337, True)):
+        n = windows_per_axis(length, 64, 0.2, periodic)
+        for _ in range(50):
+            u = torch.rand(3, dtype=torch.float64)
+            starts = window_starts(u, length, 64, n, periodic)
+            for s in starts:
+                cov = torch.zeros(length)
+                for a in s.tolist():
+                    idx = torch.arange(a, a + 64)
+                    cov[idx % length if periodic else idx] += 1
+                assert cov.min() >= 1 and (periodic or max(s) + 64 <= length)
+    # the 256 canvas needs 5 windows per axis (25 in all, 1.56 x the 16 non-overlapping ones)
+    assert windows_per_axis(256, 64, 0.2, True) == windows_per_axis(256, 64, 0.2, False) == 5
+    a = window_starts(torch.tensor([0.1, 0.7], dtype=torch.float64), 256, 64, 5, True)
+    assert not torch.equal(a[0], a[1])
+
+
+def test_windows_depend_on_the_sample_seed_only():
+    base = Diffusion.from_config("linear", 100)
+    # a denoiser whose prediction depends on the window position: one window's input tells it
+    shift = torch.arange(96.0).view(1, 1, 1, 96) / 96
+
+    class PositionProbe(GaussianDenoiser):
+        def __call__(self, x, t, y=None):
+            out = super().__call__(x, t, y)
+            return self.output(x, t, out.eps + 0.01 * x.mean((1, 2, 3), keepdim=True), out.v)
+    den = PositionProbe(base, M, S)
+    seeds = [5, 6, 7]
+    x = torch.randn(3, 1, 64, 96, dtype=torch.float64) + shift
+    t = torch.full((3,), 50)
+    y = torch.zeros(3, dtype=torch.long)
+    all3 = WindowedDenoiser(den, 64, seeds)(x, t, y).eps
+    alone = WindowedDenoiser(den, 64, [6])(x[1:2], t[:1], y[:1]).eps
+    torch.testing.assert_close(all3[1:2], alone, rtol=0, atol=1e-12)
+
+
+def test_mask_keeps_known_pixels_and_fills_the_rest_with_the_data_distribution():
+    base = Diffusion.from_config("linear", 1000)
+    n, h = 8, 64
+    known = torch.full((1, 1, h, h), -0.5, dtype=torch.float64)        # far from the data mean
+    mask = torch.zeros(1, 1, h, h, dtype=torch.float64)
+    mask[..., 16:48, :] = 1                                            # generate a band
+    den = MaskedDenoiser(GaussianDenoiser(base, M, S), known, mask)
+    for sampler, steps in ((sample_dpmpp_2m, 25), (sample_ddim, 250)):     # DDIM needs many steps (test_diffusion)
+        out = _sample(den, (1, h, h), n, sampler, steps)
+        keep = (mask == 0).expand(n, -1, -1, -1)
+        assert float((out - known).abs()[keep].max()) < 1e-6
+        band = out[..., 16:48, :]
+        assert float(band.mean()) == pytest.approx(M, abs=0.01)
+        assert float(band.std()) == pytest.approx(S, rel=0.04)
