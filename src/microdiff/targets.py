@@ -1,0 +1,329 @@
+"""Generation to a target: a phase's volume fraction, a reference's two-point correlation S2(r),
+or an MCRpy descriptor, reached by guidance on the predicted x_0 (``guidance.GradientGuidance``).
+
+Each target is a small frozen object with a differentiable ``loss`` of the predicted field
+x in [0, 1], shape (B, H, W), and a ``measure`` of a finished image by the hard descriptor (the
+number a user checks). The losses are Gaussian log-likelihoods -log p(target | x_0) with a
+tolerance ``tol``: L = weight * d(x)^2 / (2 tol^2), so the guidance strength 1 is the posterior
+score of a measurement with that noise. Soft versions of the descriptors: a phase indicator
+m = sigmoid((x - t) / TEMPERATURE) between the segmentation's thresholds t (computed on the
+detached x_0 by the same method that labels the finished sample), S2 = periodic autocorrelation
+of m by FFT, radially averaged as ``descriptors.two_point_radial``; correlations and Gram
+matrices are MCRpy's own soft descriptors (already differentiable).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .checks import check_float
+from .errors import DataError, UsageError
+from .metrics.segmentation import Segmentation
+
+TEMPERATURE = 0.02          # width of the soft phase boundary, in gray levels of [0, 1]
+DESCRIPTORS = ("correlations", "gram")
+
+
+def soft_phase(x: Tensor, seg: Segmentation, phase: int, straight_through: bool = False) -> Tensor:
+    """Soft indicator of phase ``phase`` (B, H, W): the segmentation's thresholds per image (on
+    the detached field), each crossed by a sigmoid of width TEMPERATURE."""
+    xd = x.detach().cpu().double().numpy()
+    ts = torch.tensor(np.stack([seg.thresholds_for(np.clip(im, 0, 1)) for im in xd]), dtype=x.dtype, device=x.device)
+    above = torch.sigmoid((x[:, None] - ts[:, :, None, None]) / TEMPERATURE)      # (B, K-1, H, W)
+    ones, zeros = torch.ones_like(x[:, None]), torch.zeros_like(x[:, None])
+    levels = torch.cat([ones, above, zeros], dim=1)                                # P(x above t_{k-1}), k = 0..K
+    soft = levels[:, phase] - levels[:, phase + 1]
+    if not straight_through:
+        return soft
+    hard = ((x > ts[:, phase - 1, None, None]) if phase > 0 else torch.ones_like(x, dtype=torch.bool)) & \
+        ((x <= ts[:, phase, None, None]) if phase < ts.shape[1] else torch.ones_like(x, dtype=torch.bool))
+    return hard.to(x.dtype) + soft - soft.detach()
+
+
+def radial_bins(h: int, w: int, device=None) -> tuple[Tensor, Tensor, int]:
+    """(bin of every kept periodic offset, the kept mask, R) as in ``two_point_radial``."""
+    dy = torch.minimum(torch.arange(h), h - torch.arange(h)).double()
+    dx = torch.minimum(torch.arange(w), w - torch.arange(w)).double()
+    bins = torch.round(torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)).long().flatten()
+    r = min(h, w) // 2
+    return bins.to(device), (bins < r).to(device), r
+
+
+def soft_s2(m: Tensor) -> Tensor:
+    """Radially averaged periodic autocorrelation of indicator fields m (B, H, W): (B, R)."""
+    b, h, w = m.shape
+    f = torch.fft.rfft2(m)
+    s2 = torch.fft.irfft2(f * f.conj(), s=(h, w)).reshape(b, -1) / (h * w)
+    bins, keep, r = radial_bins(h, w, m.device)
+    total = torch.zeros(b, r, dtype=m.dtype, device=m.device).index_add(1, bins[keep], s2[:, keep])
+    counts = torch.bincount(bins[keep], minlength=r).to(m.dtype)
+    return total / counts
+
+
+def hard_phase(image: np.ndarray, seg: Segmentation, phase: int) -> np.ndarray:
+    labels, _ = seg.labels(np.clip(image, 0, 1))
+    return (labels == phase).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Shared fields: the weight of this target's loss and the segmentation it reads phases with."""
+    weight: float = 1.0
+    segment: str = "otsu"
+    phase: int = -1                         # -1: the brightest phase
+
+    def seg(self) -> Segmentation:
+        return Segmentation.parse(self.segment)
+
+    def phase_index(self) -> int:
+        return self.phase if self.phase >= 0 else self.seg().phases - 1
+
+    def check_common(self, flag: str) -> None:
+        check_float(f"{flag} weight", self.weight, 0.0, 1e6, error=UsageError)
+        if not -1 <= self.phase < self.seg().phases:
+            raise UsageError(f"--target-phase {self.phase}: the segmentation {self.segment} has phases "
+                             f"0..{self.seg().phases - 1}")
+
+
+@dataclass(frozen=True)
+class VolumeFraction(Target):
+    """The fraction of one phase (default: the bright phase of Otsu's segmentation)."""
+    value: float = 0.5
+    tol: float = 0.005
+    kind: str = field(default="vf", init=False)
+
+    def __post_init__(self):
+        check_float("--target-vf", self.value, 0.0, 1.0, error=UsageError)
+
+    def check(self, size) -> "VolumeFraction":
+        self.check_common("--target-vf")
+        return self
+
+    def loss(self, x: Tensor) -> Tensor:
+        vf = soft_phase(x, self.seg(), self.phase_index()).mean(dim=(1, 2))
+        return self.weight * (vf - self.value) ** 2 / (2 * self.tol ** 2)
+
+    def measure(self, image: np.ndarray) -> dict:
+        vf = float(hard_phase(image, self.seg(), self.phase_index()).mean())
+        return {"achieved": round(vf, 6), "error": round(vf - self.value, 6)}
+
+    def record(self) -> dict:
+        return {"kind": "vf", "value": self.value, "phase": self.phase_index(), "segment": self.segment,
+                "weight": self.weight}
+
+
+@dataclass(frozen=True)
+class TwoPoint(Target):
+    """S2(r) of one phase of a reference micrograph (the same size as the samples)."""
+    curve: tuple[float, ...] = ()
+    source: str = ""
+    sha256: str = ""
+    tol: float = 0.002
+    kind: str = field(default="s2", init=False)
+
+    @classmethod
+    def from_image(cls, path, weight: float = 1.0, segment: str = "otsu", phase: int = -1) -> "TwoPoint":
+        from .data.io import read_image
+        image = read_image(path, allow_rgb=False)
+        seg = Segmentation.parse(segment)
+        ph = phase if phase >= 0 else seg.phases - 1
+        curve = hard_s2(image, seg, ph)
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return cls(weight, str(seg), phase, tuple(float(v) for v in curve), str(path), digest)
+
+    def check(self, size) -> "TwoPoint":
+        self.check_common("--target-s2")
+        r = min(size) // 2
+        if len(self.curve) != r:
+            raise UsageError(f"--target-s2 {self.source}: its S2 has {len(self.curve)} radii (an image of side "
+                             f"{2 * len(self.curve)}), but the samples are {size[1]}x{size[0]} ({r} radii); "
+                             f"pass --size to match the reference, or crop the reference to {size[1]}x{size[0]}")
+        return self
+
+    def loss(self, x: Tensor) -> Tensor:
+        s2 = soft_s2(soft_phase(x, self.seg(), self.phase_index()))
+        ref = torch.tensor(self.curve, dtype=s2.dtype, device=s2.device)
+        err2 = (s2 - ref) ** 2
+        err2 = err2[:, 1:].mean(dim=1) + err2[:, 0]        # S2(0) = the phase's fraction weighs as all r > 0
+        return self.weight * err2 / (2 * self.tol ** 2)
+
+    def measure(self, image: np.ndarray) -> dict:
+        s2 = hard_s2(image, self.seg(), self.phase_index())
+        return {"rmse": round(float(np.sqrt(np.mean((s2 - np.asarray(self.curve)) ** 2))), 6)}
+
+    def record(self) -> dict:
+        return {"kind": "s2", "image": self.source, "sha256": self.sha256, "phase": self.phase_index(),
+                "segment": self.segment, "weight": self.weight}
+
+
+def hard_s2(image: np.ndarray, seg: Segmentation, phase: int) -> np.ndarray:
+    """S2(r) of one phase of a gray image (``two_point_radial`` of its indicator)."""
+    from .metrics.descriptors import two_point_radial
+    m = torch.from_numpy(hard_phase(image, seg, phase))
+    return two_point_radial(m, threshold=0.5)[0].numpy()
+
+
+@dataclass(frozen=True)
+class Descriptor(Target):
+    """An MCRpy descriptor (correlations, limit_to 32; or Gram matrices) of a reference, as
+    ``characterize`` or MCRpy writes it; the loss is the squared error relative to |target|^2."""
+    descriptor: str = "correlations"
+    source: str = ""
+    array: np.ndarray | None = field(default=None, compare=False, repr=False)
+    sha256: str = ""
+    tol: float = 0.2                        # of the same order as between real images of one class
+    kind: str = field(default="descriptor", init=False)
+
+    @classmethod
+    def from_file(cls, path, descriptor: str, weight: float = 1.0) -> "Descriptor":
+        from .metrics.descriptors import num_channels
+        if descriptor not in DESCRIPTORS:
+            raise UsageError(f"--descriptor {descriptor!r}: choose one of {', '.join(DESCRIPTORS)}")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: not a readable .npy descriptor ({e}); write one with "
+                            f"`microdiff characterize IMAGE --descriptor {descriptor} --out {path}`") from None
+        want = num_channels(32) ** 2 if descriptor == "correlations" else 610304
+        if arr.size != want or not np.isfinite(arr).all():
+            raise DataError(f"{path}: a {descriptor} descriptor of one image has {want} finite values "
+                            f"(shape {'(1, 1, 1985, 1985)' if descriptor == 'correlations' else '(1, 1, 1, 610304)'}), "
+                            f"this file has shape {arr.shape}; write one with `microdiff characterize IMAGE "
+                            f"--descriptor {descriptor}`")
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return cls(weight, "otsu", -1, descriptor, str(path), arr.astype(np.float32).reshape(-1), digest)
+
+    def check(self, size) -> "Descriptor":
+        self.check_common("--target-descriptor")
+        if min(size) < 32:
+            raise UsageError(f"--target-descriptor: samples of {size[1]}x{size[0]} are smaller than the 32 pixels "
+                             "the descriptor needs")
+        return self
+
+    def describe(self, x: Tensor) -> Tensor:
+        from .metrics import descriptors as D
+        x = x.clamp(0, 1)
+        if self.descriptor == "gram":
+            return D.gram_matrices(x)
+        f = D.correlation_features(x, 32, mcrpy_shift=True)
+        return torch.bmm(f, f.transpose(1, 2)).flatten(1) / f.shape[-1]
+
+    def loss(self, x: Tensor) -> Tensor:
+        d = self.describe(x)
+        ref = torch.from_numpy(self.array).to(d)
+        rel = ((d - ref) ** 2).sum(dim=1) / (ref ** 2).sum()
+        return self.weight * rel / (2 * self.tol ** 2)
+
+    def measure(self, image: np.ndarray) -> dict:
+        with torch.no_grad():
+            d = self.describe(torch.from_numpy(np.asarray(image, np.float32))[None])[0].numpy()
+        rel = np.sqrt(((d - self.array) ** 2).sum() / (self.array ** 2).sum())
+        return {"relative_error": round(float(rel), 6)}
+
+    def record(self) -> dict:
+        return {"kind": "descriptor", "descriptor": self.descriptor, "file": self.source, "sha256": self.sha256,
+                "weight": self.weight}
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Targets that guide sampling together (their losses add), with a common strength."""
+    items: tuple[Target, ...]
+    strength: float = 1.0
+
+    def __post_init__(self):
+        check_float("--target-strength", self.strength, 0.0, 1e6, error=UsageError)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def checked(self, size: tuple[int, int]) -> "Targets":
+        for t in self.items:
+            t.check(size)
+        return self
+
+    def loss(self, x0: Tensor) -> Tensor:
+        """Per-sample loss of a predicted x_0 in [-1, 1], (B, C, H, W): the first channel as a field."""
+        x = (x0[:, 0] + 1) / 2
+        return sum(t.loss(x) for t in self.items)
+
+    def measure(self, image: np.ndarray) -> list[dict]:
+        """Each target with what the finished image (gray, [0, 1]) achieved."""
+        return [{**t.record(), **t.measure(image)} for t in self.items]
+
+    def record(self) -> dict:
+        return {"strength": self.strength, "targets": [t.record() for t in self.items]}
+
+    def guide(self, denoiser):
+        from .guidance import GradientGuidance
+        return GradientGuidance(denoiser, self.loss, self.strength)
+
+
+def make_targets(spec, strength: float = 1.0, size: tuple[int, int] | None = None) -> Targets:
+    """Targets from Python: a ``Targets``, a sequence of ``Target`` objects, or a dict with keys
+    ``vf`` (a fraction), ``s2`` (an image path) and ``correlations`` / ``gram`` (a .npy path);
+    checked against the sample ``size`` (height, width) when given."""
+    if isinstance(spec, Targets):
+        out = spec
+    elif isinstance(spec, dict):
+        items = []
+        for key, value in spec.items():
+            if key == "vf":
+                items.append(VolumeFraction(value=float(value)))
+            elif key == "s2":
+                items.append(TwoPoint.from_image(value))
+            elif key in DESCRIPTORS:
+                items.append(Descriptor.from_file(value, key))
+            else:
+                raise UsageError(f"targets: unknown key {key!r}; use vf, s2, correlations or gram")
+        out = Targets(tuple(items), strength)
+    else:
+        out = Targets(tuple(spec), strength)
+    return out.checked(size) if size is not None else out
+
+
+def parse_weights(texts: Sequence[str]) -> dict[str, float]:
+    """``--target-weight vf=2 --target-weight s2=0.5`` -> {"vf": 2.0, "s2": 0.5}."""
+    out = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        try:
+            out[key.strip()] = float(value) if sep else float("nan")
+        except ValueError:
+            out[key.strip()] = float("nan")
+        if key.strip() not in ("vf", "s2", "descriptor") or not np.isfinite(out[key.strip()]):
+            raise UsageError(f"--target-weight {text!r}: expected vf=W, s2=W or descriptor=W with a number W >= 0")
+    return out
+
+
+def targets_from_flags(vf: float | None = None, s2: str | None = None, descriptor_file: str | None = None,
+                       descriptor: str | None = None, phase: int | None = None, segment: str | None = None,
+                       weights: Sequence[str] = ()) -> list[Target]:
+    """The targets of ``sample``'s flags: --target-vf, --target-s2, --target-descriptor with
+    --descriptor, --target-phase (of --segment, default otsu) and --target-weight NAME=W."""
+    w = parse_weights(weights)
+    seg = str(Segmentation.parse(segment)) if segment else "otsu"
+    ph = -1 if phase is None else phase
+    if (descriptor is None) != (descriptor_file is None):
+        raise UsageError("--target-descriptor FILE.npy and --descriptor correlations|gram go together")
+    if phase is not None and vf is None and s2 is None:
+        raise UsageError("--target-phase chooses the phase of --target-vf or --target-s2; give one of them")
+    items: list[Target] = []
+    if vf is not None:
+        items.append(VolumeFraction(w.get("vf", 1.0), seg, ph, value=vf))
+    if s2 is not None:
+        items.append(TwoPoint.from_image(s2, w.get("s2", 1.0), seg, ph))
+    if descriptor_file is not None:
+        items.append(Descriptor.from_file(descriptor_file, descriptor, w.get("descriptor", 1.0)))
+    unused = sorted(set(w) - {t.kind for t in items})
+    if unused:
+        raise UsageError(f"--target-weight {unused[0]}=...: there is no --target-{unused[0]} to weigh")
+    for t in items:
+        t.check_common(f"--target-{t.kind}")
+    return items

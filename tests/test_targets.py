@@ -1,0 +1,134 @@
+"""Generation to a target (issue 11): the soft descriptors' gradients against finite
+differences, strength 0 = unguided bit for bit, bad targets as one-line errors, and the shipped
+demo model steered to a volume fraction between its classes."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from microdiff.cli import main
+from microdiff.data.io import save_png
+from microdiff.demo import shipped_model_dir
+from microdiff.errors import UsageError
+from microdiff.metrics.descriptors import two_point_radial, volume_fraction
+from microdiff.metrics.segmentation import Segmentation
+from microdiff.targets import (Descriptor, Targets, TwoPoint, VolumeFraction, make_targets, soft_phase, soft_s2,
+                               targets_from_flags)
+
+
+def _field(seed=0, size=32):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(2, size, size, generator=g, dtype=torch.float64)
+    return torch.nn.functional.avg_pool2d(x[:, None], 5, 1, 2, count_include_pad=False)[:, 0]   # smooth, in (0, 1)
+
+
+def _check_gradient(loss, x, n=12, eps=1e-6, seed=1):
+    """d loss.sum() / dx at n random pixels against central differences (thresholds held fixed)."""
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss(xg).sum(), xg)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, x.numel(), (n,), generator=g)
+    for i in idx.tolist():
+        e = torch.zeros(x.numel(), dtype=x.dtype)
+        e[i] = eps
+        e = e.view_as(x)
+        fd = (loss(x + e).sum() - loss(x - e).sum()) / (2 * eps)
+        assert float(fd) == pytest.approx(float(grad.flatten()[i]), rel=1e-4, abs=1e-7)
+
+
+def test_soft_descriptors_have_the_gradients_of_finite_differences():
+    x = _field()
+    seg = "threshold:0.5"      # a fixed threshold: Otsu's is recomputed on the detached field and held fixed
+    _check_gradient(VolumeFraction(segment=seg, value=0.4).loss, x)
+    ref = _field(seed=3)
+    s2 = TwoPoint(segment=seg, curve=tuple(two_point_radial(ref[:1], threshold=0.5)[0].tolist()))
+    _check_gradient(s2.loss, x)
+
+
+def test_correlation_descriptor_gradient_matches_finite_differences():
+    x = _field(size=32)[:1]
+    from microdiff.metrics.descriptors import correlations
+    ref = correlations(_field(seed=5, size=32)[:1].float()).double().numpy().reshape(-1)
+    t = Descriptor(array=ref.astype(np.float32), descriptor="correlations")
+    _check_gradient(t.loss, x, n=4)
+
+
+def test_soft_phase_is_the_hard_labels_in_the_limit_and_soft_s2_is_two_point_radial():
+    x = _field()
+    for spec in ("otsu", "multiotsu:3", "threshold:0.4,0.6"):
+        seg = Segmentation.parse(spec)
+        soft = sum(soft_phase(x, seg, k) for k in range(seg.phases))
+        assert torch.allclose(soft, torch.ones_like(x))               # the phases partition every pixel
+        hard = np.stack([seg.labels(im)[0] for im in x.numpy()])
+        top = soft_phase(x, seg, seg.phases - 1).numpy()
+        assert np.mean((top > 0.5) == (hard == seg.phases - 1)) > 0.99
+    m = (x > 0.5).double()
+    assert torch.equal(soft_s2(m), two_point_radial(m, threshold=0.5))
+    vf = VolumeFraction(segment="otsu", value=0.3)
+    assert vf.measure(x[0].numpy())["achieved"] == pytest.approx(float(volume_fraction(x[:1])[0]))
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from microdiff.pipeline import load_pipeline
+    return load_pipeline(shipped_model_dir())
+
+
+def test_strength_zero_is_unguided_bit_for_bit(pipe):
+    kw = dict(num=2, steps=4, sampler="dpmpp", guidance=1.5, seed=3)
+    plain = pipe(["FVC50"], **kw)
+    zero = pipe(["FVC50"], targets={"vf": 0.55}, target_strength=0.0, **kw)
+    assert torch.equal(plain, zero)
+    steered = pipe(["FVC50"], targets={"vf": 0.55}, target_strength=3.0, **kw)
+    assert not torch.equal(plain, steered)
+
+
+def test_samples_record_targets_and_what_they_achieved(pipe, tmp_path):
+    from microdiff.sample import sample_to_folder
+    ref = tmp_path / "ref.png"
+    save_png(ref, _field(size=64)[0].numpy())
+    res = sample_to_folder(pipe, ["FVC40"], 2, tmp_path / "out", steps=3, sampler="dpmpp", show_progress=False,
+                           targets=[VolumeFraction(value=0.45), TwoPoint.from_image(ref, weight=0.5)])
+    rec = json.loads((res.out_dir / "FVC40" / "0001.json").read_text())
+    vf, s2 = rec["targets"]
+    assert vf["kind"] == "vf" and vf["value"] == 0.45 and 0 <= vf["achieved"] <= 1
+    img = np.load(res.out_dir / "FVC40" / "0001.npy")
+    assert vf["achieved"] == pytest.approx(float(volume_fraction(torch.from_numpy(img)[None])[0]), abs=1e-6)
+    assert s2["kind"] == "s2" and s2["weight"] == 0.5 and s2["rmse"] >= 0 and s2["image"] == str(ref)
+    run = json.loads((res.out_dir / "sample.json").read_text())
+    assert run["targets"]["strength"] == 3.0 and len(run["targets"]["targets"]) == 2
+
+
+def test_bad_targets_are_one_line_errors(tmp_path, capsys):
+    big = tmp_path / "big.png"
+    save_png(big, np.random.default_rng(0).random((128, 128)))
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.zeros((3, 4)))
+    model = str(shipped_model_dir())
+    cases = {("--target-vf", "1.5"): "--target-vf",
+             ("--target-vf", "-0.1"): "--target-vf",
+             ("--target-s2", str(big)): "pass --size",
+             ("--target-descriptor", str(wrong), "--descriptor", "correlations"): "wrong.npy",
+             ("--target-descriptor", str(wrong)): "--descriptor",
+             ("--target-vf", "0.5", "--target-weight", "s2=1"): "--target-weight",
+             ("--target-vf", "0.5", "--target-phase", "2"): "--target-phase"}
+    for flags, word in cases.items():
+        rc = main(["sample", "--model", model, "--num", "1", "--steps", "2", "--out", str(tmp_path / "o"),
+                   "--overwrite", *flags])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and word in err and len(err.splitlines()) == 1, (flags, err)
+    with pytest.raises(UsageError, match="unknown key"):
+        make_targets({"vff": 0.5})
+    with pytest.raises(UsageError, match="go together"):
+        targets_from_flags(descriptor="gram")
+
+
+@pytest.mark.slow
+def test_demo_model_reaches_a_volume_fraction_between_its_classes(pipe):
+    """Between (0.55 from FVC50) and beyond (0.35 from FVC40) the training classes, 8 samples each."""
+    for cls, target in (("FVC50", 0.55), ("FVC40", 0.35)):
+        x = pipe([cls], num=8, steps=20, sampler="dpmpp", guidance=1.0, targets={"vf": target})
+        vf = volume_fraction(x[:, 0]).numpy()
+        assert np.mean(np.abs(vf - target) <= 0.015) >= 7 / 8, (cls, target, vf)
+    assert isinstance(make_targets({"vf": 0.5}), Targets)
