@@ -237,6 +237,7 @@ def _metrics_parsers(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--descriptors", default="S,G,px", help="comma list of S, G, px")
     p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
+    p.add_argument("--no-report", action="store_true", help="skip report.html (figures with matplotlib)")
     p.add_argument("--limit-to", type=int_arg(1, 1024), default=32)
     p.add_argument("--exact", action="store_true", help="aligned three-point correlations (see characterize)")
     p.add_argument("--cache", default=None, help="folder to cache training descriptors (keyed by file hash)")
@@ -245,6 +246,10 @@ def _metrics_parsers(sub) -> None:
     p.add_argument("--labels", action="store_true",
                    help="compare label maps (*_labels.npy/png in both folders) instead of images")
     _add_max_pixels(p)
+
+    p = sub.add_parser("report", help="report.html of a training run: loss curves, learning rate, images/s, sample grids")
+    p.add_argument("run", help="a training run folder (microdiff train --out RUN)")
+    p.add_argument("--out", default=None, help="the HTML file (default RUN/report.html)")
 
     p = sub.add_parser("weights", help="fetch the pretrained weights (VGG-19 for E_G, Inception for FID) offline")
     p.add_argument("action", choices=["fetch", "where"])
@@ -395,6 +400,8 @@ def cmd_demo(args) -> int:
     res = run_demo(args.out, from_scratch=args.from_scratch, train_minutes=args.train_minutes,
                    num=args.num, overwrite=args.overwrite)
     print(res.report_path.read_text())
+    from .report import MISSING
+    print(f"report: {res.html_path}" if res.html_path.is_file() else f"note: {MISSING}")
     return 0
 
 
@@ -435,8 +442,20 @@ def cmd_evaluate(args) -> int:
     res = evaluate_folders(args.generated, args.train, args.out,
                            EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
                                         mcrpy_shift=not args.exact, cache_dir=args.cache, device=args.device,
-                                        segment=args.segment, labels=args.labels))
+                                        segment=args.segment, labels=args.labels),
+                           report=not args.no_report)
     print(res.table_markdown())
+    for c, files in res.unmatched.items():
+        print(f"note: class {c} ({len(files)} generated) has no training images in {args.train}; not evaluated")
+    if not args.no_report:
+        from .report import MISSING
+        print(f"report: {res.report}" if res.report else f"note: {MISSING}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_run_report
+    print(f"report: {write_run_report(args.run, args.out)}")
     return 0
 
 
@@ -453,4 +472,5 @@ def cmd_weights(args) -> int:
 
 HANDLERS = {"prepare": cmd_prepare, "synth": cmd_synth, "train": cmd_train, "sample": cmd_sample,
             "inpaint": cmd_inpaint, "demo": cmd_demo,
-            "characterize": cmd_characterize, "evaluate": cmd_evaluate, "weights": cmd_weights}
+            "characterize": cmd_characterize, "evaluate": cmd_evaluate, "weights": cmd_weights,
+            "report": cmd_report}

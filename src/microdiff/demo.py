@@ -51,6 +51,10 @@ class DemoResult:
         return self.out_dir / "report.md"
 
     @property
+    def html_path(self) -> Path:
+        return self.out_dir / "eval" / "report.html"
+
+    @property
     def grid_path(self) -> Path:
         return self.out_dir / "grid.png"
 
@@ -86,7 +90,17 @@ def run_demo(out: str | Path, from_scratch: bool = False, train_minutes: float =
     _measure(result, data, pipe.class_names)
     write_demo_grid(result)
     result.report_path.write_text(render_report(result))
+    _html_report(result, data)
     return result
+
+
+def _html_report(result: DemoResult, data: Path) -> None:
+    """``eval/report.html``: samples against the training data (pixel distances, phases, S2)."""
+    from .evaluate import EvalSettings, evaluate_folders
+    from .report import available
+    if available():
+        evaluate_folders(result.out_dir / "samples", data, result.out_dir / "eval",
+                         EvalSettings(descriptors=("px",), fid=False), show_progress=False)
 
 
 def _demo_model(out: Path, data: Path, from_scratch: bool, train_minutes: float, show_progress: bool, log) -> str:

@@ -82,21 +82,25 @@ class EvalResult:
     rows: list[dict] = field(default_factory=list)          # one per generated image (metrics.csv)
     classes: dict[str, ClassMetrics] = field(default_factory=dict)
     phases: dict[str, PhaseStats] = field(default_factory=dict)
+    unmatched: dict[str, list[Path]] = field(default_factory=dict)   # generated classes without training images
+    report: Path | None = None                                       # report.html
 
     def table_markdown(self) -> str:
         return render_table(self)
 
 
 def evaluate_folders(generated: str | Path, train: str | Path, out: str | Path,
-                     settings: EvalSettings = EvalSettings(), show_progress: bool = True) -> EvalResult:
+                     settings: EvalSettings = EvalSettings(), show_progress: bool = True,
+                     report: bool = True) -> EvalResult:
     """Evaluate every class folder of ``generated`` against its folder in ``train``; writes
-    ``metrics.csv``, ``table.md`` and ``closest.png`` into ``out``."""
+    ``metrics.csv``, ``table.md``, ``closest.png`` and (``report``) ``report.html`` into ``out``.
+    Generated classes with no training folder are listed in the report, not evaluated."""
     from tqdm.auto import tqdm
     generated, train, out = Path(generated), Path(train), Path(out)
-    gen, tr = _class_files(generated, train, settings)
+    gen, tr, unmatched = _class_files(generated, train, settings)
     gen_x, tr_x, gen_lab, tr_lab, phases = _read_inputs(gen, tr, generated, settings)     # everything first
     size = next(iter(gen_x.values())).shape[-1]
-    result = EvalResult(out, size, settings)
+    result = EvalResult(out, size, settings, unmatched=unmatched)
     n_work = sum(len(gen[c]) + len(tr[c]) for c in gen) * len(settings.descriptors)
     with tqdm(total=n_work, desc="descriptors", unit="img", disable=not show_progress) as bar:
         for c in gen:
@@ -105,6 +109,9 @@ def evaluate_folders(generated: str | Path, train: str | Path, out: str | Path,
             result.phases[c] = PhaseStats(phases, *_phase_pair(gen_lab[c], tr_lab[c], phases))
             _collect(result, c, gen[c], tr[c], generated, train, errors, fid)
     _write_outputs(result, generated, train)
+    from . import report as R
+    if report and R.available():
+        result.report = R.write_eval_report(result, generated, train)
     return result
 
 
@@ -160,13 +167,14 @@ def _class_files(generated: Path, train: Path, settings: EvalSettings):
     gen = list_class_images(generated, "generated folder", settings.labels)
     tr = list_class_images(train, "training folder", settings.labels)
     missing = [c for c in gen if c not in tr]
-    if missing:
+    if len(missing) == len(gen):
         raise DataError(f"generated class(es) {', '.join(missing)} have no folder in {train}; it has: {', '.join(tr)}")
+    unmatched = {c: gen.pop(c) for c in missing}
     if "G" in settings.descriptors:
         weights_path("vgg19")
     if settings.fid:
         weights_path("inception")
-    return gen, tr
+    return gen, tr, unmatched
 
 
 def _device(settings: EvalSettings) -> str:

@@ -33,7 +33,7 @@ from .network import build_unet
 from .seeding import STREAM_DATA_ORDER, STREAM_INIT, STREAM_STEP, derive_seed
 
 LOG_FIELDS = ["step", "loss", "mse", "vb", "lr", "images_per_s", "elapsed_s"]
-RUN_FILES = ("run.json", "checkpoints", "model", "samples", "log.csv")
+RUN_FILES = ("run.json", "checkpoints", "model", "samples", "log.csv", "tensorboard")
 
 
 @dataclass
@@ -129,7 +129,7 @@ class TrainLog:
     ``resume_step`` (written after the checkpoint a run resumes from) are dropped first, so no
     step appears twice."""
 
-    def __init__(self, path: Path, resume_step: int = 0):
+    def __init__(self, path: Path, resume_step: int = 0, tensorboard: bool = True):
         self.path = path
         if path.exists():
             self._truncate(resume_step)
@@ -138,6 +138,7 @@ class TrainLog:
         self.writer = csv.writer(self.file)
         if new:
             self.write_row(LOG_FIELDS)
+        self.tb = open_tensorboard(path.parent / TENSORBOARD_DIR, resume_step) if tensorboard else None
 
     def _truncate(self, step: int) -> None:
         with open(self.path, newline="") as fh:
@@ -157,9 +158,34 @@ class TrainLog:
 
     def write(self, row: dict) -> None:
         self.write_row([row[k] for k in LOG_FIELDS])
+        if self.tb is not None:             # the CSV's numbers, as written
+            for k in LOG_FIELDS[1:]:
+                self.tb.add_scalar(f"train/{k}", float(row[k]), int(row["step"]))
+            self.tb.flush()
+
+    def add_image(self, tag: str, path: Path, step: int) -> None:
+        if self.tb is not None:
+            from .data.io import read_image
+            self.tb.add_image(tag, read_image(path), step, dataformats="HW")
+            self.tb.flush()
 
     def close(self) -> None:
         self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+TENSORBOARD_DIR = "tensorboard"
+
+
+def open_tensorboard(log_dir: Path, resume_step: int):
+    """A ``SummaryWriter`` for ``tensorboard --logdir RUN`` (events past ``resume_step`` purged),
+    or None where tensorboard (the ``tensorboard`` extra) is not installed."""
+    import importlib.util
+    if importlib.util.find_spec("tensorboard") is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+    return SummaryWriter(str(log_dir), purge_step=resume_step + 1 if resume_step else None)
 
 
 class Trainer:
@@ -176,7 +202,7 @@ class Trainer:
         self.data_dir, self.run_dir, self.config = Path(data_dir), Path(run_dir), config
         self.max_minutes, self.show_progress, self.log = max_minutes, show_progress, log
         self.step_count = self.resumed_from = 0
-        self.lock = None
+        self.lock = self.train_log = None
         # -- processes and data (read and checked before the run folder is touched)
         self.acc = accelerator or self._accelerator()
         self._check_batch()
@@ -399,6 +425,7 @@ class Trainer:
         tc, main = self.config.train, self.acc.is_main_process
         log = stack.enter_context(contextlib.closing(TrainLog(self.run_dir / "log.csv", self.resumed_from))) \
             if main else None
+        self.train_log = log
         if tc.audit_order:
             (self.run_dir / "order").mkdir(exist_ok=True)
             self.audit = stack.enter_context(open(self.run_dir / "order" / f"rank{self.acc.process_index}.csv", "a"))
@@ -454,7 +481,9 @@ class Trainer:
             if acc.is_main_process:
                 self.save()
         if acc.is_main_process and tc.sample_every > 0 and (step % tc.sample_every == 0 or step == tc.steps):
-            self.sample_grid()
+            grid = self.sample_grid()
+            if grid is not None and self.train_log is not None:
+                self.train_log.add_image("samples", grid, step)
         if out_of_time and acc.is_main_process:
             self.log(f"time budget of {self.max_minutes} min reached at step {step}; checkpoint written")
         return out_of_time
