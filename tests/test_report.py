@@ -92,7 +92,8 @@ def test_report_in_headless_chromium(evaluated, tmp_path):
         driver.get(res.report.resolve().as_uri())
         images = driver.execute_script("return Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
         sections = driver.execute_script(
-            "return Array.from(document.querySelectorAll('section.class')).map(s => [s.dataset.cls || s.getAttribute('data-class'), s.innerText])")
+            "return Array.from(document.querySelectorAll('section.class'))"
+            ".map(s => [s.getAttribute('data-class'), s.innerText])")
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert driver.save_screenshot(str(tmp_path / "report.png"))
     finally:

@@ -200,13 +200,12 @@ def unmatched_section(c: str, files, size: int) -> str:
 def write_eval_report(result, generated: Path, train: Path, title: str = "microdiff evaluation") -> Path:
     """``report.html`` in the evaluation's output folder."""
     from .data.io import list_class_images
-    from .evaluate import render_table
     from .files import write_text_atomic
     train_files = list_class_images(train, "training folder", result.settings.labels)
     intro = (f"<p>Generated images in <code>{html.escape(str(generated))}</code> against training images in "
              f"<code>{html.escape(str(train))}</code>, {result.size}x{result.size} pixels. E = 100 x mean squared "
              f"error of a descriptor to the closest training image (S: correlations, G: Gram matrices, px: pixels)."
-             f"</p><details><summary>Table 4 (Markdown)</summary><pre>{html.escape(render_table(result))}</pre>"
+             f"</p><details><summary>Table 4 (Markdown)</summary><pre>{html.escape(result.table_markdown())}</pre>"
              "</details>")
     body = intro + "".join(class_section(result, c, generated, train, train_files.get(c, [])) for c in result.classes)
     body += "".join(unmatched_section(c, fs, result.size) for c, fs in result.unmatched.items())
