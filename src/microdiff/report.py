@@ -22,7 +22,7 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;pa
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-top:.5em}img{max-width:100%;height:auto}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f3f3f3}.note{background:#fff4d6;padding:.4em .8em;border-left:4px solid #e0a800}
-.figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0;flex:1 1 300px}
+.figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0;flex:1 1 300px}.figs figure.wide{flex-basis:100%}
 @media print{section{page-break-inside:avoid}}"""
 MAX_TILES = 8
 
@@ -51,8 +51,9 @@ def figure_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _img(uri: str, alt: str) -> str:
-    return f'<figure><img src="{uri}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+def _img(uri: str, alt: str, wide: bool = False) -> str:
+    cls = ' class="wide"' if wide else ""
+    return f'<figure{cls}><img src="{uri}" alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>'
 
 
 def _data(kind: str, cls: str, payload: dict) -> str:
@@ -96,8 +97,8 @@ def tiles_figure(rows: list[tuple[str, list[np.ndarray]]], title: str):
                 ax.imshow(tiles[c], cmap="gray", vmin=0, vmax=1)
             else:
                 ax.axis("off")
-        axes[r][0].set_ylabel(label, fontsize=8)
-    fig.suptitle(title, fontsize=10)
+        axes[r][0].set_ylabel(label, fontsize=10)
+    fig.suptitle(title, fontsize=12)
     return fig
 
 
@@ -173,7 +174,7 @@ def class_section(result, c: str, generated: Path, train: Path, train_files) -> 
         notes.append("only one generated image: spreads, FID and KID are undefined")
     gen_tiles = _read_tiles([generated / r["file"] for r in rows], result.size)
     figs = [_img(figure_uri(tiles_figure([("generated", gen_tiles), ("training", _read_tiles(train_files, result.size))],
-                                         f"{c}: generated and training")), f"{c}: generated and training images"),
+                                         f"{c}: generated and training")), f"{c}: generated and training images", wide=True),
             _img(figure_uri(_closest_figure(result, c, generated, train)), f"{c}: closest training images")]
     fig, s2 = s2_figure(ph.generated_s2[:, k], ph.train_s2[:, k], k)
     figs.append(_img(figure_uri(fig), f"{c}: two-point correlation S2(r) of phase {k}"))
