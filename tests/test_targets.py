@@ -11,9 +11,9 @@ from microdiff.cli import main
 from microdiff.data.io import save_png
 from microdiff.demo import shipped_model_dir
 from microdiff.errors import UsageError
-from microdiff.metrics.descriptors import two_point_radial, volume_fraction
+from microdiff.metrics.descriptors import radial_autocorrelation, two_point_radial, volume_fraction
 from microdiff.metrics.segmentation import Segmentation
-from microdiff.targets import (Descriptor, Targets, TwoPoint, VolumeFraction, make_targets, soft_phase, soft_s2,
+from microdiff.targets import (Descriptor, Targets, TwoPoint, VolumeFraction, make_targets, soft_phase,
                                targets_from_flags)
 
 
@@ -64,7 +64,7 @@ def test_soft_phase_is_the_hard_labels_in_the_limit_and_soft_s2_is_two_point_rad
         top = soft_phase(x, seg, seg.phases - 1).numpy()
         assert np.mean((top > 0.5) == (hard == seg.phases - 1)) > 0.99
     m = (x > 0.5).double()
-    assert torch.equal(soft_s2(m), two_point_radial(m, threshold=0.5))
+    assert torch.equal(radial_autocorrelation(m), two_point_radial(m, threshold=0.5))
     vf = VolumeFraction(segment="otsu", value=0.3)
     assert vf.measure(x[0].numpy())["achieved"] == pytest.approx(float(volume_fraction(x[:1])[0]))
 

@@ -24,13 +24,14 @@ from torch import Tensor
 
 from .checks import check_float
 from .errors import DataError, UsageError
+from .metrics.descriptors import radial_autocorrelation
 from .metrics.segmentation import Segmentation
 
 TEMPERATURE = 0.02          # width of the soft phase boundary, in gray levels of [0, 1]
 DESCRIPTORS = ("correlations", "gram")
 
 
-def soft_phase(x: Tensor, seg: Segmentation, phase: int, straight_through: bool = False) -> Tensor:
+def soft_phase(x: Tensor, seg: Segmentation, phase: int) -> Tensor:
     """Soft indicator of phase ``phase`` (B, H, W): the segmentation's thresholds per image (on
     the detached field), each crossed by a sigmoid of width TEMPERATURE."""
     xd = x.detach().cpu().double().numpy()
@@ -38,32 +39,7 @@ def soft_phase(x: Tensor, seg: Segmentation, phase: int, straight_through: bool 
     above = torch.sigmoid((x[:, None] - ts[:, :, None, None]) / TEMPERATURE)      # (B, K-1, H, W)
     ones, zeros = torch.ones_like(x[:, None]), torch.zeros_like(x[:, None])
     levels = torch.cat([ones, above, zeros], dim=1)                                # P(x above t_{k-1}), k = 0..K
-    soft = levels[:, phase] - levels[:, phase + 1]
-    if not straight_through:
-        return soft
-    hard = ((x > ts[:, phase - 1, None, None]) if phase > 0 else torch.ones_like(x, dtype=torch.bool)) & \
-        ((x <= ts[:, phase, None, None]) if phase < ts.shape[1] else torch.ones_like(x, dtype=torch.bool))
-    return hard.to(x.dtype) + soft - soft.detach()
-
-
-def radial_bins(h: int, w: int, device=None) -> tuple[Tensor, Tensor, int]:
-    """(bin of every kept periodic offset, the kept mask, R) as in ``two_point_radial``."""
-    dy = torch.minimum(torch.arange(h), h - torch.arange(h)).double()
-    dx = torch.minimum(torch.arange(w), w - torch.arange(w)).double()
-    bins = torch.round(torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)).long().flatten()
-    r = min(h, w) // 2
-    return bins.to(device), (bins < r).to(device), r
-
-
-def soft_s2(m: Tensor) -> Tensor:
-    """Radially averaged periodic autocorrelation of indicator fields m (B, H, W): (B, R)."""
-    b, h, w = m.shape
-    f = torch.fft.rfft2(m)
-    s2 = torch.fft.irfft2(f * f.conj(), s=(h, w)).reshape(b, -1) / (h * w)
-    bins, keep, r = radial_bins(h, w, m.device)
-    total = torch.zeros(b, r, dtype=m.dtype, device=m.device).index_add(1, bins[keep], s2[:, keep])
-    counts = torch.bincount(bins[keep], minlength=r).to(m.dtype)
-    return total / counts
+    return levels[:, phase] - levels[:, phase + 1]
 
 
 def hard_phase(image: np.ndarray, seg: Segmentation, phase: int) -> np.ndarray:
@@ -147,7 +123,7 @@ class TwoPoint(Target):
         return self
 
     def loss(self, x: Tensor) -> Tensor:
-        s2 = soft_s2(soft_phase(x, self.seg(), self.phase_index()))
+        s2 = radial_autocorrelation(soft_phase(x, self.seg(), self.phase_index()))
         ref = torch.tensor(self.curve, dtype=s2.dtype, device=s2.device)
         err2 = (s2 - ref) ** 2
         err2 = err2[:, 1:].mean(dim=1) + err2[:, 0]        # S2(0) = the phase's fraction weighs as all r > 0

@@ -202,19 +202,22 @@ def two_point_radial(x: Tensor, threshold: float | None = None, max_radius: int 
     """Radially averaged two-point correlation S2(r) of the segmented bright phase, (B, R):
     S2(r) = mean over periodic offsets of length in [r - 0.5, r + 0.5) of P(both points in the
     phase); S2(0) is the volume fraction and S2 -> vf^2 for uncorrelated distances."""
-    m = segment(x, threshold)
+    return radial_autocorrelation(segment(x, threshold), max_radius)
+
+
+def radial_autocorrelation(m: Tensor, max_radius: int | None = None) -> Tensor:
+    """Radially averaged periodic autocorrelation (1/HW) sum_p m(p) m(p + d) of fields m (B, H, W):
+    (B, R), R = ``max_radius`` (default min(H, W) // 2). Differentiable in m (soft indicators)."""
     b, h, w = m.shape
     f = torch.fft.rfft2(m)
-    s2 = torch.fft.irfft2(f * f.conj(), s=(h, w)) / (h * w)      # (B, H, W), periodic autocorrelation
+    s2 = torch.fft.irfft2(f * f.conj(), s=(h, w)).reshape(b, -1) / (h * w)     # periodic autocorrelation
     dy = torch.minimum(torch.arange(h), h - torch.arange(h)).double()
     dx = torch.minimum(torch.arange(w), w - torch.arange(w)).double()
-    r = torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
+    bins = torch.round(torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)).long().flatten().to(m.device)
     rmax = max_radius if max_radius is not None else min(h, w) // 2
-    bins = torch.round(r).long()
     keep = bins < rmax
-    counts = torch.bincount(bins[keep], minlength=rmax).double()
-    out = torch.stack([torch.bincount(bins[keep], weights=s[keep], minlength=rmax) for s in s2])
-    return out / counts
+    total = torch.zeros(b, rmax, dtype=m.dtype, device=m.device).index_add(1, bins[keep], s2[:, keep])
+    return total / torch.bincount(bins[keep], minlength=rmax).to(m.dtype)
 
 
 def flops_correlations(h: int, w: int, limit_to: int = 32) -> float:
