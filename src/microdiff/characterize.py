@@ -9,6 +9,7 @@ import numpy as np
 from .errors import DataError, UsageError
 
 DESCRIPTOR_KINDS = ("correlations", "gram", "vf", "s2")
+VOLUME_KINDS = ("vf", "s2", "surface", "cluster", "percolation", "all")
 
 
 def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path | None = None, limit_to: int = 32,
@@ -30,6 +31,9 @@ def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path |
     from .launch import default_device
     from .metrics import descriptors as D
     from .checks import check_choice, check_float, check_int
+    from .data.io import volume_shape
+    if files and any(volume_shape(f) is not None for f in files):
+        return characterize_volumes(files, descriptor, out, threshold, labels, phase)
     check_choice("--descriptor", descriptor, DESCRIPTOR_KINDS, UsageError)
     check_int("--limit-to", limit_to, 1, 1024, UsageError)
     if threshold is not None:
@@ -94,3 +98,51 @@ def _characterize_labels(files, descriptor: str, out, limit_to: int, exact: bool
     else:
         d = D.gram_matrices(x).view(n, 1, 1, 1, -1)
     return _finish(d.double().cpu().numpy(), descriptor, out)
+
+
+def characterize_volumes(files: Sequence[str | Path], descriptor: str, out: str | Path | None = None,
+                         threshold: float | None = None, labels: bool | None = None, phase: int | None = None):
+    """3D descriptors of volume files (3-D .npy, TIFF stacks; ``metrics.volume``) of one phase:
+    of label volumes phase ``phase`` (default 1), of gray volumes the bright phase of Otsu's
+    threshold (or ``threshold``). ``vf`` (n,), ``s2`` (n, 4, R): S2 along z, y, x and
+    direction-averaged, ``surface`` (n,) S_V per voxel, ``cluster`` (n,) the fraction in the
+    largest cluster, ``percolation`` (n, 3) along z, y, x (0/1); ``all``: every descriptor
+    per file as JSON (``out`` .json), returned as a list of dicts."""
+    from .data.io import read_volume, volume_shape
+    from .metrics import volume as V
+    if descriptor not in VOLUME_KINDS:
+        raise UsageError(f"--descriptor {descriptor}: volumes have the descriptors {', '.join(VOLUME_KINDS)}; "
+                         "correlations and gram describe 2D images (characterize a section)")
+    single = [f for f in files if volume_shape(f) is None]
+    if single:
+        raise UsageError(f"{single[0]}: is a single image, but other files are volumes; characterize them separately")
+    results = [V.describe(_phase_indicator(f, read_volume(f, labels), threshold, phase)) for f in files]
+    if descriptor == "all":
+        rows = [{"file": str(f), **r.to_json()} for f, r in zip(files, results)]
+        if out is not None:
+            import json
+
+            from .files import write_text_atomic
+            write_text_atomic(Path(out), json.dumps(rows, indent=1))
+        return rows
+    if descriptor in ("s2",) and len({r.s2_radial.shape for r in results}) > 1:
+        raise DataError("volumes of different sizes give S2 curves of different lengths; characterize them separately")
+    pick = {"vf": lambda r: r.volume_fraction, "surface": lambda r: r.specific_surface,
+            "cluster": lambda r: r.largest_cluster_fraction, "percolation": lambda r: np.array(r.percolates, float),
+            "s2": lambda r: np.vstack([r.s2_along, r.s2_radial[None]])}[descriptor]
+    return _finish(np.stack([np.asarray(pick(r), dtype=np.float64) for r in results]), descriptor, out)
+
+
+def _phase_indicator(path, read: tuple[np.ndarray, bool], threshold: float | None, phase: int | None) -> np.ndarray:
+    arr, is_labels = read
+    if is_labels:
+        k = 1 if phase is None else phase
+        if k > max(1, int(arr.max())):
+            raise UsageError(f"--phase {k}: {path} holds phases 0..{int(arr.max())}")
+        return arr == k
+    if phase is not None:
+        raise UsageError(f"--phase applies to label volumes; {path} is gray (segment it with --threshold)")
+    if threshold is None:
+        from .metrics.segmentation import multi_otsu_thresholds
+        threshold = float(multi_otsu_thresholds(arr, 2)[0])
+    return arr > threshold

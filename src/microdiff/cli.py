@@ -78,12 +78,20 @@ def _add_max_pixels(p: argparse.ArgumentParser) -> None:
 
 
 def _synth_parser(sub) -> None:
-    p = sub.add_parser("synth", help="make the built-in synthetic data set")
-    p.add_argument("kind", choices=["fiber"])
+    p = sub.add_parser("synth", help="make a built-in synthetic data set (2D fibers; 3D structures with known truth)",
+                       description="fiber: 2D fiber-composite cross-sections in classes FVC40/50/60. grf3d (an "
+                       "isotropic Gaussian-random-field level cut) and fiber3d (fibers along z): OUT/slices holds "
+                       "micrograph-like planar sections cut from random true volumes (a data set to train on), "
+                       "OUT/volumes/NNNN_labels.npy true volumes to compare generated ones with.")
+    p.add_argument("kind", choices=["fiber", "grf3d", "fiber3d"])
     p.add_argument("--out", required=True)
-    p.add_argument("--size", type=int_arg(16, 4096), default=64)
-    p.add_argument("--per-class", type=COUNT, default=200)
+    p.add_argument("--size", type=int_arg(16, 4096), default=64, help="image side (3D: volume side, at most 512)")
+    p.add_argument("--per-class", type=int_arg(0, 10 ** 7), default=200,
+                   help="images per class (3D: sections per class; 0 = none)")
     p.add_argument("--radius", type=POSITIVE, default=None, help="mean fiber radius in pixels (default size/14)")
+    p.add_argument("--volumes", type=int_arg(0, 10 ** 5), default=0, help="3D kinds: true volumes to write")
+    p.add_argument("--fraction", type=float_arg(0.0, 1.0, lo_open=True, hi_open=True),
+                   help="3D kinds: volume fraction of the bright phase (default 0.4 for grf3d, 0.5 for fiber3d)")
     p.add_argument("--seed", type=SEED, default=0)
     p.add_argument("--overwrite", action="store_true")
 
@@ -119,6 +127,30 @@ def _sample_parser(sub) -> None:
                    help="split the samples over processes by sample index (same images as one process)")
     _add_canvas_flags(p)
     _add_target_flags(p)
+
+
+def _sample3d_parser(sub) -> None:
+    p = sub.add_parser("sample3d", help="generate 3D volumes whose sections along x, y and z look like a class",
+                       description="The 2D model denoises all planar sections of a volume normal to one axis at a "
+                       "time. Writes OUT/NNNN/volume.{npy,tif,vti}, with --segment labels.{npy,tif,vti}, slices.png "
+                       "(the three mid-planes) and volume.json.")
+    p.add_argument("--model", required=True, help="model folder (RUN/model)")
+    p.add_argument("--class", dest="class_name", help="the class of every section (isotropic)")
+    p.add_argument("--axes", help="CX,CY,CZ: the classes of the sections normal to x, y and z (anisotropic)")
+    p.add_argument("--num", type=COUNT, default=1, help="volumes")
+    _sampling_flags(p)
+    p.add_argument("--size", default=None, help="a cube side (64) or XxYxZ (96x64x64), each at least the training "
+                   "size (default: a cube of the training size)")
+    p.add_argument("--periodic", action="store_true", help="a periodic volume (tiles seamlessly along x, y and z)")
+    p.add_argument("--overlap", type=float_arg(0.0, 0.9), default=0.2,
+                   help="minimum overlap of neighbouring windows in sections larger than the training size")
+    p.add_argument("--planes", choices=["alternate", "fuse"], default="alternate",
+                   help="alternate: one axis's sections per step, the axes taking turns (default); fuse: all "
+                        "three axes every step, predictions averaged (3x the cost)")
+    p.add_argument("--segment", help="also write phase labels labels.{npy,tif,vti}: otsu, multiotsu:K, threshold:T")
+    p.add_argument("--target-vf", type=float_arg(0.0, 1.0), help="steer each volume to this fraction of the bright "
+                   "phase (of --segment's brightest phase)")
+    p.add_argument("--target-strength", type=float_arg(0.0, 1e6), default=3.0, help="guidance strength (default 3)")
 
 
 def _sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -217,9 +249,14 @@ def _prepare_parser(sub) -> None:
 
 
 def _metrics_parsers(sub) -> None:
-    p = sub.add_parser("characterize", help="compute a microstructure descriptor of images (MCRpy-compatible)")
-    p.add_argument("files", nargs="+", help="PNG/TIFF (scaled to [0,1]) or .npy (floats in [0,1] or 0/1 labels)")
-    p.add_argument("--descriptor", required=True, choices=["correlations", "gram", "vf", "s2"])
+    p = sub.add_parser("characterize", help="compute a microstructure descriptor of images (MCRpy-compatible) "
+                       "or of 3D volumes")
+    p.add_argument("files", nargs="+", help="PNG/TIFF (scaled to [0,1]) or .npy (floats in [0,1] or 0/1 labels); "
+                   "volumes: 3-D .npy or TIFF stacks (gray, or labels.* / *_labels.* phase labels)")
+    p.add_argument("--descriptor", required=True,
+                   choices=["correlations", "gram", "vf", "s2", "surface", "cluster", "percolation", "all"],
+                   help="images: correlations, gram, vf, s2; volumes: vf, s2 (along z, y, x and radial), surface "
+                   "(S_V), cluster (largest-cluster fraction), percolation (z, y, x), all (JSON)")
     p.add_argument("--limit-to", type=int_arg(1, 1024), default=32)
     p.add_argument("--exact", action="store_true",
                    help="align MCRpy's negative-offset correlation maps (differs from MCRpy when width != 2*limit_to)")
@@ -227,7 +264,7 @@ def _metrics_parsers(sub) -> None:
     p.add_argument("--labels", action="store_true", default=None,
                    help="the files are label maps (default for *_labels.*): vf and s2 per phase")
     p.add_argument("--phase", type=int_arg(0, 255), help="the phase whose indicator correlations/gram describe")
-    p.add_argument("--out", required=True, help="output .npy")
+    p.add_argument("--out", required=True, help="output .npy (.json for --descriptor all)")
     p.add_argument("--device", default=None)
     _add_max_pixels(p)
 
@@ -271,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = Parser(prog="microdiff", description="Conditional diffusion-based microstructure reconstruction.")
     ap.add_argument("--version", action="version", version=f"microdiff {__version__}")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for add in (_synth_parser, _prepare_parser, _train_parser, _sample_parser, _inpaint_parser, _metrics_parsers,
+    for add in (_synth_parser, _prepare_parser, _train_parser, _sample_parser, _sample3d_parser, _inpaint_parser,
+                _metrics_parsers,
                 _demo_parser):
         add(sub)
     return ap
@@ -342,6 +380,18 @@ def _config(args):
 
 
 def cmd_synth(args) -> int:
+    if args.kind.endswith("3d"):
+        from .data.synth3d import synth_3d
+        if args.radius is not None:
+            raise UsageError(f"--radius applies to the 2D fiber kind, not {args.kind}")
+        out = synth_3d(args.out, args.kind[:-2], args.size, args.per_class, args.volumes, args.fraction, args.seed,
+                       overwrite=args.overwrite)
+        print(f"wrote {out}")
+        return 0
+    if args.volumes or args.fraction is not None:
+        raise UsageError("--volumes and --fraction apply to the 3D kinds (grf3d, fiber3d)")
+    if args.per_class < 1:
+        raise UsageError("--per-class must be at least 1")
     from .data.synth import synth_fiber
     out = synth_fiber(args.out, size=args.size, per_class=args.per_class, seed=args.seed,
                       overwrite=args.overwrite, radius=args.radius)
@@ -379,6 +429,25 @@ def cmd_sample(args) -> int:
     kept = f" (kept {res.skipped} complete)" if res.skipped else ""
     print(f"process {rank}/{world}: wrote {res.count} samples to {res.out_dir}{kept}" if world > 1
           else f"wrote {res.count} samples to {res.out_dir}{kept}")
+    return 0
+
+
+def cmd_sample3d(args) -> int:
+    from .launch import default_device
+    from .pipeline import load_pipeline
+    from .sample3d import sample3d_to_folder
+    targets = None
+    if args.target_vf is not None:
+        from .targets import targets_from_flags
+        targets = targets_from_flags(args.target_vf, segment=args.segment)
+    pipe = load_pipeline(args.model, default_device(args.device))
+    res = sample3d_to_folder(pipe, args.out, args.class_name, args.axes, args.num, args.steps, args.sampler,
+                             args.guidance, args.seed, args.size, args.periodic, args.overlap, args.planes,
+                             args.segment, args.overwrite, args.resume, targets=targets,
+                             target_strength=args.target_strength)
+    kept = f" (kept {res.skipped} complete)" if res.skipped else ""
+    timing = f"; {sum(res.seconds) / len(res.seconds):.1f} s per volume" if res.seconds else ""
+    print(f"wrote {res.count} volume(s) to {res.out_dir}{kept}{timing}")
     return 0
 
 
@@ -432,7 +501,7 @@ def cmd_characterize(args) -> int:
     from .characterize import characterize
     arr = characterize(args.files, args.descriptor, args.out, args.limit_to, args.exact, args.threshold, args.device,
                        args.labels, args.phase)
-    print(f"wrote {args.out} {arr.shape}")
+    print(f"wrote {args.out} " + (f"({len(arr)} volume(s))" if isinstance(arr, list) else str(arr.shape)))
     return 0
 
 
@@ -471,6 +540,6 @@ def cmd_weights(args) -> int:
 
 
 HANDLERS = {"prepare": cmd_prepare, "synth": cmd_synth, "train": cmd_train, "sample": cmd_sample,
-            "inpaint": cmd_inpaint, "demo": cmd_demo,
+            "sample3d": cmd_sample3d, "inpaint": cmd_inpaint, "demo": cmd_demo,
             "characterize": cmd_characterize, "evaluate": cmd_evaluate, "weights": cmd_weights,
             "report": cmd_report}

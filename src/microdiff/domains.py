@@ -5,6 +5,10 @@
   predictions are fused with weights that taper towards window edges (MultiDiffusion, Bar-Tal
   et al. 2023, with tapered weights). The window grid moves randomly at every call, per sample,
   so no tile grid survives.
+- ``PlanarVolumeDenoiser``: a 2D denoiser on 3D volumes (Micro3Diff's multi-plane denoising, Lee
+  & Yun 2024): every call denoises all planar sections normal to one axis as a batch of images
+  (the axes taking turns call by call), or normal to each of the three axes, fusing the three
+  predictions. A class per axis makes anisotropic volumes.
 - ``MaskedDenoiser``: known pixels of an image kept (inpainting / outpainting). The predicted x_0
   is replaced by the known image where it is known, and epsilon is made consistent with it (a
   data-consistency projection, as DDNM / "MCG without the gradient"): it works with every
@@ -111,8 +115,8 @@ class WindowedDenoiser(DenoiserWrapper):
         ri, ci = rows.view(b, nh, 1, h, 1), cols.view(b, 1, nw, 1, h)
         windows = x.permute(0, 2, 3, 1)[bi, ri, ci]                          # (B, nh, nw, h, w, C)
         n = nh * nw
-        out = self._denoise_windows(windows.reshape(b * n, h, h, c).permute(0, 3, 1, 2),
-                                    t.repeat_interleave(n), y.repeat_interleave(n))
+        out = denoise_in_chunks(self.inner, windows.reshape(b * n, h, h, c).permute(0, 3, 1, 2),
+                                t.repeat_interleave(n), y.repeat_interleave(n), self.chunk)
         flat = (ri * width + ci).expand(b, nh, nw, h, h).reshape(b, -1)        # canvas pixel of each window pixel
         wgt = self.weight.to(x.device, x.dtype).expand(b, nh, nw, h, h).reshape(b, -1)
         norm = torch.zeros(b, height * width, dtype=x.dtype, device=x.device).scatter_add_(1, flat, wgt)
@@ -125,14 +129,24 @@ class WindowedDenoiser(DenoiserWrapper):
         return self.output(x, t, fuse(out.eps), None if out.v is None else fuse(out.v))
 
 
-    def _denoise_windows(self, xw: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
-        """The wrapped denoiser on all windows, ``chunk`` at a time (bounded memory at any size)."""
-        if len(xw) <= self.chunk:
-            return self.inner(xw, t, y)
-        outs = [self.inner(xw[s:s + self.chunk], t[s:s + self.chunk], y[s:s + self.chunk])
-                for s in range(0, len(xw), self.chunk)]
-        v = None if outs[0].v is None else torch.cat([o.v for o in outs])
-        return DenoiserOutput(torch.cat([o.eps for o in outs]), torch.cat([o.x0 for o in outs]), v)
+def denoise_in_chunks(inner, x: Tensor, t: Tensor, y: Tensor, chunk: int) -> DenoiserOutput:
+    """``inner`` on a batch ``chunk`` items at a time (bounded memory at any batch size)."""
+    if len(x) <= chunk:
+        return inner(x, t, y)
+    outs = [inner(x[s:s + chunk], t[s:s + chunk], y[s:s + chunk]) for s in range(0, len(x), chunk)]
+    v = None if outs[0].v is None else torch.cat([o.v for o in outs])
+    return DenoiserOutput(torch.cat([o.eps for o in outs]), torch.cat([o.x0 for o in outs]), v)
+
+
+class ChunkedDenoiser(DenoiserWrapper):
+    """The wrapped denoiser on batches of any size, ``chunk`` items per call."""
+
+    def __init__(self, inner, chunk: int = 64):
+        super().__init__(inner)
+        self.chunk = int(chunk)
+
+    def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        return denoise_in_chunks(self.inner, x, t, y, self.chunk)
 
 
 class MaskedDenoiser(DenoiserWrapper):
@@ -148,3 +162,51 @@ class MaskedDenoiser(DenoiserWrapper):
         m = self.mask.to(x.device, x.dtype)
         x0 = m * out.x0 + (1 - m) * self.known.to(x.device, x.dtype)
         return self.output_from_x0(x, t, x0, out.v)
+
+
+PLANE_MODES = ("alternate", "fuse")
+
+
+class PlanarVolumeDenoiser(DenoiserWrapper):
+    """A 2D denoiser on volumes x (B, C, Z, Y, X) with labels y (B, 3): one class per axis, for
+    the sections normal to z, y and x.
+
+    ``planes[a]`` denoises the sections normal to array axis a (0 = z, 1 = y, 2 = x) as a batch
+    of images: the volume with that axis moved into the batch, the other two in order (the
+    convention of ``data.synth3d``). Each is the 2D denoiser on that section's canvas (windows
+    for sections larger than the training size, a torus for periodic volumes). ``mode``:
+    ``alternate``: call k uses the axis ``order[k % 3]``, one 2D pass per call; ``fuse``: every
+    call averages the epsilon (and variance channels) of all three axes, three passes.
+    """
+
+    def __init__(self, planes: Sequence, mode: str = "alternate", order: Sequence[int] = (0, 1, 2)):
+        if mode not in PLANE_MODES:
+            raise ValueError(f"unknown plane mode {mode!r}; choose one of: {', '.join(PLANE_MODES)}")
+        super().__init__(planes[0])
+        self.planes, self.mode, self.order = list(planes), mode, tuple(order)
+        self.calls = 0
+
+    def along(self, axis: int, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        """The sections normal to ``axis`` denoised; epsilon and v as volumes like x."""
+        b, c = x.shape[:2]
+        d = 2 + axis
+        n = x.shape[d]
+        xs = x.movedim(d, 1).reshape(b * n, c, *[x.shape[k] for k in range(2, 5) if k != d])
+        out = self.planes[axis](xs, t.repeat_interleave(n), y[:, axis].repeat_interleave(n))
+
+        def back(f: Tensor) -> Tensor:
+            return f.reshape(b, n, f.shape[1], *xs.shape[2:]).movedim(1, d)
+        return DenoiserOutput(back(out.eps), back(out.x0), None if out.v is None else back(out.v))
+
+    def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        if x.ndim != 5 or y.ndim != 2 or y.shape[1] != 3:
+            raise ValueError(f"expected volumes (B, C, Z, Y, X) and labels (B, 3), got {tuple(x.shape)} "
+                             f"and {tuple(y.shape)}")
+        axes = [self.order[self.calls % len(self.order)]] if self.mode == "alternate" else [0, 1, 2]
+        self.calls += 1
+        outs = [self.along(a, x, t, y) for a in axes]
+        if len(outs) == 1:
+            return self.output(x, t, outs[0].eps, outs[0].v)
+        eps = sum(o.eps for o in outs) / len(outs)
+        v = None if outs[0].v is None else sum(o.v for o in outs) / len(outs)
+        return self.output(x, t, eps, v)

@@ -35,3 +35,30 @@ def labelled_grid(grid: np.ndarray, tile: int, pad: int, col_labels: Sequence[st
     for r, s in enumerate(row_labels):
         draw.text((2, top + r * (tile + pad) + tile // 2 - 5), s, fill=0, font=font)
     return np.asarray(canvas, dtype=np.float32) / 255.0
+
+
+def orthogonal_slices(volume: np.ndarray, labels: np.ndarray | None = None, min_panel: int = 192) -> np.ndarray:
+    """The three mid-planes of a (Z, Y, X) volume in [0, 1] side by side, titled, with the phase
+    labels (scaled to [0, 1]) in a second row when given: a gray image in [0, 1]."""
+    from PIL import Image, ImageDraw, ImageFont
+    z, y, x = volume.shape
+    rows = [volume]
+    if labels is not None:
+        rows.append(labels.astype(np.float32) / max(1, int(labels.max())))
+    titles = [f"z = {z // 2} (x right, y down)", f"y = {y // 2} (x right, z down)", f"x = {x // 2} (y right, z down)"]
+    scale = max(1, math.ceil(min_panel / max(z, y, x)))
+    font = ImageFont.load_default()
+    pad, top = 6, 16
+    planes = [[v[z // 2], v[:, y // 2], v[:, :, x // 2]] for v in rows]
+    widths = [p.shape[1] * scale for p in planes[0]]
+    height = max(p.shape[0] for p in planes[0]) * scale
+    canvas = Image.new("L", (sum(widths) + pad * 4, (height + top + pad) * len(rows) + pad), 255)
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(planes):
+        x0, y0 = pad, pad + r * (height + top + pad)
+        for k, p in enumerate(row):
+            img = Image.fromarray(np.clip(np.rint(p * 255), 0, 255).astype(np.uint8))
+            canvas.paste(img.resize((p.shape[1] * scale, p.shape[0] * scale), Image.NEAREST), (x0, y0 + top))
+            draw.text((x0, y0 + 2), titles[k] + (" labels" if r else ""), fill=0, font=font)
+            x0 += widths[k] + pad
+    return np.asarray(canvas, dtype=np.float32) / 255.0

@@ -37,6 +37,22 @@ def default_device(requested: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def available_memory(device: str = "cpu") -> int:
+    """Bytes that a new allocation can use: free memory of a CUDA device, else the system's
+    MemAvailable (Linux), else its physical memory."""
+    import torch
+    if str(device).startswith("cuda"):
+        return int(torch.cuda.mem_get_info(torch.device(device))[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def strip_flag(argv: Sequence[str], flag: str) -> list[str]:
     """``argv`` without ``flag VALUE`` and ``flag=VALUE``."""
     rest, skip = [], False

@@ -259,17 +259,18 @@ class SampleRun:
                 **({"target_strength": self.targets["strength"]} if self.targets else {})}
 
 
-def prepare_sample_dir(out_dir: Path, run: SampleRun, overwrite: bool, resume: bool) -> None:
-    """Check (and with ``overwrite`` clear) the output folder; record the run in sample.json.
+def prepare_sample_dir(out_dir: Path, run, overwrite: bool, resume: bool, record: str = SAMPLE_JSON) -> None:
+    """Check (and with ``overwrite`` clear) the output folder; record the run (a ``SampleRun`` or
+    anything with its ``to_json`` / ``from_json`` / ``differences``) in ``record``.
     ``resume`` continues a folder made with the same settings."""
     from .files import check_output_free, remove, write_text_atomic
-    path = out_dir / SAMPLE_JSON
+    path = out_dir / record
     if resume:
         if not path.is_file():
-            raise UsageError(f"{out_dir} holds no interrupted sampling run ({SAMPLE_JSON} is missing); "
+            raise UsageError(f"{out_dir} holds no interrupted sampling run ({record} is missing); "
                              "run without --resume")
         try:
-            old = SampleRun.from_json(json.loads(path.read_text()))
+            old = type(run).from_json(json.loads(path.read_text()))
         except (ValueError, TypeError, KeyError) as e:
             raise UsageError(f"{path} is unreadable ({e}); sample again with --overwrite") from None
         diff = old.differences(run)

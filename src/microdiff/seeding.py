@@ -11,6 +11,8 @@ STREAM_DATA_ORDER = 1      # the permutation of epoch e: derive_seed(seed, STREA
 STREAM_STEP = 2            # every draw of training step s: derive_seed(seed, STREAM_STEP, s)
 STREAM_FIBER_REGIONS = 7   # `prepare fiber` region boxes of source i: default_rng([seed, 7, i])
 STREAM_WINDOWS = 11        # window offsets of a sample on a large or periodic canvas: derive_seed(sample seed, 11)
+STREAM_PLANES = 12         # section i normal to axis a of a volume: derive_seed(volume seed, 12, a, i)
+STREAM_VOLUMES = 13        # volume i with classes (cz, cy, cx): derive_seed(seed, 13, cz, cy, cx, i)
 
 
 def derive_seed(*parts: int) -> int:
@@ -22,3 +24,8 @@ def sample_seed(seed: int, class_index: int, index: int) -> int:
     """The seed of sample ``index`` of a class: independent of batch size, process count and of
     which other classes are sampled in the same run."""
     return derive_seed(seed, class_index, index)
+
+
+def volume_seed(seed: int, classes: tuple[int, int, int], index: int) -> int:
+    """The seed of volume ``index`` whose sections normal to z, y, x have the classes ``classes``."""
+    return derive_seed(seed, STREAM_VOLUMES, *classes, index)

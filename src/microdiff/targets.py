@@ -32,11 +32,12 @@ DESCRIPTORS = ("correlations", "gram")
 
 
 def soft_phase(x: Tensor, seg: Segmentation, phase: int) -> Tensor:
-    """Soft indicator of phase ``phase`` (B, H, W): the segmentation's thresholds per image (on
-    the detached field), each crossed by a sigmoid of width TEMPERATURE."""
+    """Soft indicator of phase ``phase`` (B, H, W) or (B, Z, Y, X): the segmentation's thresholds
+    per image or volume (on the detached field), each crossed by a sigmoid of width TEMPERATURE."""
     xd = x.detach().cpu().double().numpy()
     ts = torch.tensor(np.stack([seg.thresholds_for(np.clip(im, 0, 1)) for im in xd]), dtype=x.dtype, device=x.device)
-    above = torch.sigmoid((x[:, None] - ts[:, :, None, None]) / TEMPERATURE)      # (B, K-1, H, W)
+    ts = ts.view(*ts.shape, *[1] * (x.ndim - 1))
+    above = torch.sigmoid((x[:, None] - ts) / TEMPERATURE)                        # (B, K-1, H, W)
     ones, zeros = torch.ones_like(x[:, None]), torch.zeros_like(x[:, None])
     levels = torch.cat([ones, above, zeros], dim=1)                                # P(x above t_{k-1}), k = 0..K
     return levels[:, phase] - levels[:, phase + 1]
@@ -82,7 +83,7 @@ class VolumeFraction(Target):
         return self
 
     def loss(self, x: Tensor) -> Tensor:
-        vf = soft_phase(x, self.seg(), self.phase_index()).mean(dim=(1, 2))
+        vf = soft_phase(x, self.seg(), self.phase_index()).flatten(1).mean(1)
         return self.weight * (vf - self.value) ** 2 / (2 * self.tol ** 2)
 
     def measure(self, image: np.ndarray) -> dict:

@@ -124,16 +124,24 @@ def fiber_image(seed: int | np.random.SeedSequence, fvc: float, settings: FiberS
     r, e, th = draw_fibers(rng, fvc, s)
     pos = pack(rng, r * (1 + e), s.size, s.gap, s.relax_iterations)
     cov, rad, ident = render_coverage(pos, r, e, th, s.size)
-    measured = float(cov.mean())
-    # micrograph look: matrix dark and uneven, fibers bright with radial shading
-    matrix = 0.28 + 0.04 * _smooth_noise(rng, s.size, s.size / 8) / 0.1
-    bright = 0.78 + 0.05 * rng.standard_normal(len(r))
-    fib = np.where(ident >= 0, bright[np.maximum(ident, 0)], 0.78) * (1 - 0.12 * np.clip(rad, 0, 1) ** 2)
+    return micrograph_look(rng, cov, rad, ident, len(r), s), float(cov.mean()), len(r)
+
+
+def micrograph_look(rng: np.random.Generator, cov: np.ndarray, rad: np.ndarray, ident: np.ndarray, count: int,
+                    s: FiberSettings) -> np.ndarray:
+    """A square section's phase coverage (anti-aliased, [0, 1]) rendered like a micrograph: the
+    matrix dark and uneven, the phase bright (one brightness per particle ``ident``, -1 = none)
+    with radial shading by ``rad`` (0 at a centre, 1 at the edge), blur and noise; float32."""
+    size = cov.shape[0]
+    matrix = 0.28 + 0.04 * _smooth_noise(rng, size, size / 8) / 0.1
+    bright = 0.78 + 0.05 * rng.standard_normal(count)
+    fib = np.where(ident >= 0, bright[np.maximum(ident, 0)] if count else 0.78, 0.78) \
+        * (1 - 0.12 * np.clip(rad, 0, 1) ** 2)
     img = cov * fib + (1 - cov) * matrix
     if s.blur > 0:
-        img = np.real(np.fft.ifft2(np.fft.fft2(img) * _gauss_tf(s.size, s.blur)))
+        img = np.real(np.fft.ifft2(np.fft.fft2(img) * _gauss_tf(size, s.blur)))
     img = img + s.noise * rng.standard_normal(img.shape)
-    return np.clip(img, 0, 1).astype(np.float32), measured, len(r)
+    return np.clip(img, 0, 1).astype(np.float32)
 
 
 def fiber_fraction(img: np.ndarray) -> float:

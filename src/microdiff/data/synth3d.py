@@ -1,0 +1,170 @@
+"""Built-in 3D microstructures whose true volumes are known: training sections and truth.
+
+Two kinds, both periodic cubes (``size``^3 voxels):
+
+- ``grf``: an isotropic two-phase structure, the level cut of a Gaussian random field (white
+  noise filtered by a Gaussian of std ``length`` voxels) at the level that gives volume
+  fraction ``fraction`` in expectation (Torquato 2002, ch. 8). Every planar section, along any
+  axis, is statistically the same. Its anti-aliased coverage is 0.5 + (g - level) / |grad g|.
+- ``fiber``: a unidirectional fiber composite with fibers along z: the cross-section packing of
+  ``fiber.py`` (exact fiber content, no overlaps), extruded. Sections normal to z show round
+  fibers; sections normal to x or y show straight bands along z.
+
+Sections are rendered like micrographs exactly as the 2D fiber data (``fiber.micrograph_look``).
+The section normal to array axis a (0 = z, 1 = y, 2 = x) is the array with that axis removed,
+the other two in order: normal to x it is the (z, y) plane, z running down the image. The 3D
+sampler (``domains.PlanarVolumeDenoiser``) cuts its volumes the same way.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..checks import check_float, check_int
+from ..errors import UsageError
+from .fiber import FiberSettings, PackingError, draw_fibers, micrograph_look, pack, render_coverage
+
+AXES = "zyx"                      # array axis 0, 1, 2 of a volume
+
+
+@dataclass(frozen=True)
+class Phases3D:
+    """A true volume: the phase coverage (anti-aliased, [0, 1]) and what rendering needs."""
+    coverage: np.ndarray          # (Z, Y, X) float
+    rad: np.ndarray               # normalised radius within a particle (shading), 1 outside
+    ident: np.ndarray             # particle id, -1 outside
+    count: int                    # particles
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The true phase labels: 1 where the coverage exceeds 0.5, uint8."""
+        return (self.coverage > 0.5).astype(np.uint8)
+
+    def section(self, axis: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(np.take(a, index, axis=axis) for a in (self.coverage, self.rad, self.ident))
+
+
+def grf_volume(rng: np.random.Generator, size: int, fraction: float, length: float = 3.0) -> Phases3D:
+    """The level cut of a periodic Gaussian random field, phase where g > level."""
+    from scipy.special import ndtri
+    k = np.fft.fftfreq(size)
+    k2 = k[:, None, None] ** 2 + k[None, :, None] ** 2 + k[None, None, :] ** 2
+    g = np.real(np.fft.ifftn(np.fft.fftn(rng.standard_normal((size,) * 3)) * np.exp(-2 * (math.pi * length) ** 2 * k2)))
+    g /= _field_std(size, length)
+    level = -float(ndtri(fraction))
+    grad = np.sqrt(sum(((np.roll(g, -1, ax) - np.roll(g, 1, ax)) / 2) ** 2 for ax in range(3)))
+    cov = np.clip(0.5 + (g - level) / np.maximum(grad, 1e-6), 0, 1)
+    return Phases3D(cov, np.ones_like(cov), np.full(cov.shape, -1, dtype=np.int64), 0)
+
+
+def _field_std(size: int, length: float) -> float:
+    """The exact standard deviation of the filtered white noise (the filter's L2 norm)."""
+    k = np.fft.fftfreq(size)
+    f1 = np.exp(-2 * (math.pi * length) ** 2 * k ** 2)
+    return float(np.sqrt(np.sum(f1 ** 2) ** 3 / size ** 3))
+
+
+def fiber_volume(rng: np.random.Generator, size: int, fraction: float, settings: FiberSettings | None = None) -> Phases3D:
+    """Straight fibers along z: one packed cross-section repeated over z."""
+    s = settings or FiberSettings(size=size)
+    r, e, th = draw_fibers(rng, fraction, s)
+    pos = pack(rng, r * (1 + e), s.size, s.gap, s.relax_iterations)
+    cov, rad, ident = render_coverage(pos, r, e, th, s.size)
+    rep = lambda a: np.broadcast_to(a, (size, size, size))  # noqa: E731
+    return Phases3D(rep(cov), rep(rad), rep(ident), len(r))
+
+
+KINDS = {"grf": grf_volume, "fiber": fiber_volume}
+DEFAULT_FRACTION = {"grf": 0.4, "fiber": 0.5}
+
+
+def section_classes(kind: str) -> dict[str, tuple[int, ...]]:
+    """The classes of a kind's training sections and the axes they are normal to."""
+    return {"grf": (0, 1, 2)} if kind == "grf" else {"cross": (0,), "longitudinal": (1, 2)}
+
+
+def make_volume(kind: str, seed: np.random.SeedSequence, size: int, fraction: float) -> tuple[Phases3D, np.random.Generator]:
+    rng = np.random.default_rng(seed)
+    return KINDS[kind](rng, size, fraction), rng
+
+
+def render_section(vol: Phases3D, axis: int, index: int, rng: np.random.Generator,
+                   settings: FiberSettings | None = None) -> np.ndarray:
+    """The section normal to ``axis`` at ``index``, rendered like a micrograph (float32 in [0, 1])."""
+    cov, rad, ident = vol.section(axis, index)
+    return micrograph_look(rng, cov, rad, ident, vol.count, settings or FiberSettings(size=cov.shape[0]))
+
+
+def check_synth3d(kind: str, size: int, fraction: float | None) -> float:
+    if kind not in KINDS:
+        raise UsageError(f"unknown 3D kind {kind!r}; choose one of: {', '.join(KINDS)}")
+    check_int("--size", size, 16, 512, UsageError)
+    fraction = DEFAULT_FRACTION[kind] if fraction is None else fraction
+    hi = 0.7 if kind == "fiber" else 0.95
+    check_float("--fraction", fraction, 0.05, hi, error=UsageError)
+    return fraction
+
+
+def synth_3d(out: str | Path, kind: str = "grf", size: int = 64, per_class: int = 200, volumes: int = 0,
+             fraction: float | None = None, seed: int = 0, sections_per_volume: int = 4, overwrite: bool = False,
+             show_progress: bool = True) -> Path:
+    """``OUT/slices``: a data set of micrograph-like planar sections cut from random true volumes
+    (``per_class`` per class, ``sections_per_volume`` from each volume, at random axes of the
+    class and random positions); ``OUT/volumes/NNNN_labels.npy``: ``volumes`` further true
+    volumes (uint8 phase labels, drawn from another seed stream) to compare generated ones with."""
+    from ..files import check_output_free, remove, write_text_atomic
+    fraction = check_synth3d(kind, size, fraction)
+    check_int("--per-class", per_class, 0, 10 ** 7, UsageError)
+    check_int("--volumes", volumes, 0, 10 ** 5, UsageError)
+    if per_class == 0 and volumes == 0:
+        raise UsageError("nothing to write: give --per-class > 0 (sections) and/or --volumes > 0 (true volumes)")
+    out = Path(out)
+    if check_output_free(out, overwrite, "files"):
+        remove(out)
+    info = {"kind": kind, "size": size, "fraction": fraction, "seed": seed}
+    try:
+        if per_class:
+            _write_sections(out / "slices", kind, size, per_class, fraction, seed, sections_per_volume, overwrite,
+                            show_progress, info)
+        if volumes:
+            _write_volumes(out / "volumes", kind, size, volumes, fraction, seed)
+    except PackingError as e:
+        raise UsageError(f"{e}: choose a smaller --fraction (or a larger --size)") from None
+    import json
+    write_text_atomic(out / "synth3d.json", json.dumps({**info, "sections_per_class": per_class, "volumes": volumes},
+                                                       indent=1))
+    return out
+
+
+def _write_sections(out: Path, kind: str, size: int, per_class: int, fraction: float, seed: int, per_volume: int,
+                    overwrite: bool, show_progress: bool, info: dict) -> None:
+    from tqdm.auto import tqdm
+
+    from .dataset import DatasetWriter
+    classes = section_classes(kind)
+    with DatasetWriter(out, overwrite) as w:
+        bar = tqdm(total=per_class * len(classes), desc=f"synth {kind} sections", unit="img", disable=not show_progress)
+        for ci, (name, axes) in enumerate(classes.items()):
+            for v in range(math.ceil(per_class / per_volume)):
+                vol, rng = make_volume(kind, np.random.SeedSequence([seed, 0, ci, v]), size, fraction)
+                for j in range(min(per_volume, per_class - v * per_volume)):
+                    axis, index = int(rng.choice(axes)), int(rng.integers(size))
+                    img = render_section(vol, axis, index, rng)
+                    w.add(name, f"{v * per_volume + j:05d}", img, source=f"synthetic {kind} volume {v}",
+                          normal=AXES[axis], index=index, true_fraction=f"{float(vol.labels.mean()):.5f}",
+                          seed=f"{seed}:0:{ci}:{v}")
+                    bar.update()
+        bar.close()
+        w.commit({**info, "kind": f"synthetic 3D {kind}: planar sections", "classes_normal_to":
+                  {k: [AXES[a] for a in v] for k, v in classes.items()}})
+
+
+def _write_volumes(out: Path, kind: str, size: int, count: int, fraction: float, seed: int) -> None:
+    from .io import save_npy
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        vol, _ = make_volume(kind, np.random.SeedSequence([seed, 1, i]), size, fraction)
+        save_npy(out / f"{i:04d}_labels.npy", vol.labels)
