@@ -100,7 +100,8 @@ def train(root: Path, data: str, recipes: list[str], seeds: list[int], steps: in
         for recipe in recipes:
             run = root / "runs" / f"{data}_{recipe}_s{seed}"
             resume = (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir())
-            if (run / "model").is_dir() or (run / "checkpoints" / f"step_{steps:07d}").is_dir():
+            done = [int(c.name[5:]) for c in (run / "checkpoints").glob("step_*")] if resume else []
+            if max(done, default=0) >= steps:
                 continue                    # finished (or trained past this budget by a longer earlier run)
             t0 = time.perf_counter()
             train_model(root / "data" / data, run, config_for(recipe, seed, steps, every), resume=resume,

@@ -84,6 +84,31 @@ def test_strength_zero_is_unguided_bit_for_bit(pipe):
     assert not torch.equal(plain, steered)
 
 
+def test_x0_descent_lowers_the_loss_and_stays_out_of_the_last_steps():
+    """X0Guidance (the S2 steering): the predicted x_0 moves downhill on the loss, epsilon stays
+    consistent with it, and below min_sigma (and at step 0) the output is untouched."""
+    from microdiff.denoiser import GaussianDenoiser
+    from microdiff.diffusion import Diffusion
+    from microdiff.guidance import X0Guidance
+    base = Diffusion.from_config("linear", 1000)
+    den = GaussianDenoiser(base, 0.0, 0.5)
+    ref = TwoPoint(curve=tuple(np.linspace(0.5, 0.25, 16)), tol=0.002)
+    goal = Targets((ref,), 3.0)
+    x = torch.randn(2, 1, 32, 32, dtype=torch.float64)
+    y = torch.zeros(2, dtype=torch.long)
+    for t, moved in ((600, True), (5, False)):
+        tt = torch.full((2,), t)
+        plain = den(x, tt, y)
+        out = X0Guidance(den, goal.loss, 0.1, 6, min_sigma=0.2)(x, tt, y)
+        if moved:
+            assert (goal.loss(out.x0) < goal.loss(plain.x0)).all()
+            assert torch.allclose(den.predict_x0(x, tt, out.eps), out.x0)
+        else:
+            assert torch.equal(out.x0, plain.x0) and torch.equal(out.eps, plain.eps)
+    assert torch.equal(X0Guidance(den, goal.loss, 0.0)(x, tt, y).eps, plain.eps)
+    assert isinstance(Targets((ref,), 3.0).guide(den), X0Guidance)
+
+
 def test_samples_record_targets_and_what_they_achieved(pipe, tmp_path):
     from microdiff.sample import sample_to_folder
     ref = tmp_path / "ref.png"

@@ -262,3 +262,17 @@ def test_characterize_volumes(tmp_path, capsys):
     assert d["percolates"][0] is True and d["volume_fraction"] == pytest.approx(lab.mean(), abs=1e-6)
     assert main(["characterize", str(tmp_path / "v_labels.npy"), "--descriptor", "gram", "--out",
                  str(tmp_path / "g.npy")]) == 2
+
+
+def test_sample3d_volume_fraction_target(tiny, tmp_path):
+    """--target-vf steers the whole volume; strength 0 is unguided bit for bit, and the record
+    holds what each volume achieved."""
+    plain, zero, steered = tmp_path / "p", tmp_path / "z", tmp_path / "s"
+    _sample3d(tiny, plain, "--class", "b")
+    _sample3d(tiny, zero, "--class", "b", "--target-vf", "0.7", "--target-strength", "0")
+    assert np.array_equal(np.load(plain / "0000" / "volume.npy"), np.load(zero / "0000" / "volume.npy"))
+    assert _sample3d(tiny, steered, "--class", "b", "--target-vf", "0.7", "--target-strength", "5") == 0
+    rec = json.loads((steered / "0000" / "volume.json").read_text())
+    (t,) = rec["targets"]
+    assert t["kind"] == "vf" and t["value"] == 0.7 and "achieved" in t
+    assert not np.array_equal(np.load(plain / "0000" / "volume.npy"), np.load(steered / "0000" / "volume.npy"))

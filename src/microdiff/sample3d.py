@@ -240,6 +240,7 @@ def volume_run(pipe, class_name=None, axes=None, num: int = 1, seed: int = 0, st
     check_int("--seed", seed, 0, 2 ** 63 - 1, UsageError)
     if planes not in PLANE_MODES:
         raise UsageError(f"--planes {planes!r}: choose one of {', '.join(PLANE_MODES)}")
+    _check_writers()
     cfg = pipe.microdiff_config
     if cfg.model.image_channels != 1:
         raise UsageError(f"sample3d makes gray volumes; this model has {cfg.model.image_channels} channels")
@@ -255,6 +256,15 @@ def volume_run(pipe, class_name=None, axes=None, num: int = 1, seed: int = 0, st
 
 
 # ----------------------------------------------------------------------------- files
+
+def _check_writers() -> None:
+    """The TIFF and VTK writers are there (checked before any sampling, so no work is lost)."""
+    import importlib.util
+    missing = [m for m in ("tifffile", "pyevtk") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"sample3d writes TIFF stacks and .vti files and needs {' and '.join(missing)}: "
+                         "pip install 'microdiff[volume]'")
+
 
 def save_tiff(path: Path, volume: np.ndarray) -> None:
     """A (Z, Y, X) stack as a multi-page TIFF with ImageJ hyperstack metadata, atomically."""
