@@ -86,8 +86,8 @@ def _synth_parser(sub) -> None:
     p.add_argument("kind", choices=["fiber", "grf3d", "fiber3d"])
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int_arg(16, 4096), default=64, help="image side (3D: volume side, at most 512)")
-    p.add_argument("--per-class", type=int_arg(0, 10 ** 7), default=200,
-                   help="images per class (3D: sections per class; 0 = none)")
+    p.add_argument("--per-class", "--slices", dest="per_class", type=int_arg(0, 10 ** 7), default=200,
+                   help="images per class (3D: planar sections per class, written to OUT/slices; 0 = none)")
     p.add_argument("--radius", type=POSITIVE, default=None, help="mean fiber radius in pixels (default size/14)")
     p.add_argument("--volumes", type=int_arg(0, 10 ** 5), default=0, help="3D kinds: true volumes to write")
     p.add_argument("--fraction", type=float_arg(0.0, 1.0, lo_open=True, hi_open=True),
@@ -444,7 +444,7 @@ def cmd_sample3d(args) -> int:
     res = sample3d_to_folder(pipe, args.out, args.class_name, args.axes, args.num, args.steps, args.sampler,
                              args.guidance, args.seed, args.size, args.periodic, args.overlap, args.planes,
                              args.segment, args.overwrite, args.resume, targets=targets,
-                             target_strength=args.target_strength)
+                             target_strength=args.target_strength, batch_size=args.batch_size)
     kept = f" (kept {res.skipped} complete)" if res.skipped else ""
     timing = f"; {sum(res.seconds) / len(res.seconds):.1f} s per volume" if res.seconds else ""
     print(f"wrote {res.count} volume(s) to {res.out_dir}{kept}{timing}")

@@ -130,10 +130,11 @@ def plane_denoisers(denoiser, shape: VolumeShape, seeds: Sequence[int], window: 
 def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Sequence[int], shape: VolumeShape,
                      steps: int | None = None, sampler: str | None = None, guidance: float | None = None,
                      planes: str = "alternate", progress: Callable[[], None] | None = None,
-                     targets=None) -> Tensor:
+                     targets=None, chunk: int = 64) -> Tensor:
     """Volumes (N, C, Z, Y, X) in [0, 1] for a loaded pipeline, one at a time; volume i has the
     classes ``classes[i]`` (for the sections normal to z, y, x) and depends on ``seeds[i]`` only.
-    ``progress()`` is called at every denoiser call; ``targets`` steer each whole volume."""
+    ``progress()`` is called at every denoiser call; ``targets`` steer each whole volume;
+    ``chunk`` sections (or windows) go through the network per call."""
     from .domains import PlanarVolumeDenoiser
     from .sample import inference_denoiser, resolve_settings, sample_images
     cfg = pipe.microdiff_config
@@ -142,7 +143,7 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
     window = cfg.model.image_size
 
     def wrap(guided, batch_seeds):
-        vol = PlanarVolumeDenoiser(plane_denoisers(guided, shape, batch_seeds, window), planes)
+        vol = PlanarVolumeDenoiser(plane_denoisers(guided, shape, batch_seeds, window, chunk), planes)
         vol = vol if targets is None else targets.guide(vol)
         return vol if progress is None else _Ticking(vol, progress)
     return sample_images(den, [tuple(c) for c in classes], list(seeds), (cfg.model.image_channels, *shape.shape),
@@ -336,12 +337,13 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
                        seed: int = 0, size=None, periodic: bool = False, overlap: float = 0.2,
                        planes: str = "alternate", segment: str | None = None, overwrite: bool = False,
                        resume: bool = False, show_progress: bool = True, targets=None,
-                       target_strength: float = 3.0) -> VolumeResult:
+                       target_strength: float = 3.0, batch_size: int | None = None) -> VolumeResult:
     """``num`` volumes into ``out_dir`` (``OUT/NNNN/``, see the module's doc). ``class_name``: one
     class for every section; ``axes``: "CX,CY,CZ", the classes of the sections normal to x, y and
     z. ``size``: a cube side, "XxYxZ" or (Z, Y, X). ``planes``: alternate | fuse. ``targets``
     ({"vf": 0.45}) steer each whole volume's volume fraction. ``resume`` keeps complete volumes
-    and makes the rest exactly as an uninterrupted run would."""
+    and makes the rest exactly as an uninterrupted run would. ``batch_size``: sections (or
+    windows) per network call (default 64; less memory when smaller)."""
     import time
 
     from tqdm.auto import tqdm
@@ -369,7 +371,8 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
                    disable=not show_progress)
         start = time.perf_counter()
         vol = generate_volumes(pipe, [classes], [volume_seed(seed, classes, i)], run.shape, run.steps, run.sampler,
-                               run.guidance, planes, progress=lambda: bar.update(1), targets=goal)
+                               run.guidance, planes, progress=lambda: bar.update(1), targets=goal,
+                               chunk=batch_size or 64)
         bar.close()
         result.seconds.append(time.perf_counter() - start)
         record = {**run.record(pipe, i), "seconds": round(result.seconds[-1], 2)}
