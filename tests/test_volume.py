@@ -276,3 +276,16 @@ def test_sample3d_volume_fraction_target(tiny, tmp_path):
     (t,) = rec["targets"]
     assert t["kind"] == "vf" and t["value"] == 0.7 and "achieved" in t
     assert not np.array_equal(np.load(plain / "0000" / "volume.npy"), np.load(steered / "0000" / "volume.npy"))
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["synth", "grf3d", "--radius", "3"], "--radius"),
+    (["synth", "fiber", "--volumes", "2"], "--volumes"),
+    (["synth", "fiber3d", "--fraction", "0.9"], "--fraction"),
+    (["synth", "grf3d", "--size", "1024"], "--size"),
+    (["synth", "grf3d", "--per-class", "0"], "nothing to write"),
+])
+def test_synth_3d_bad_input_is_one_line(tmp_path, capsys, argv, needle):
+    assert main(argv + ["--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err
