@@ -174,7 +174,7 @@ def generate_eval_images(pipe, classes) -> dict[str, torch.Tensor]:
     return out
 
 
-def evaluate(root: Path, datas: list[str]) -> None:
+def evaluate(root: Path, datas: list[str], max_step: int | None = None) -> None:
     from microdiff.train import checkpoint_pipeline
     results = root / "results.jsonl"
     done = {(r["run"], r["step"]) for r in map(json.loads, results.read_text().splitlines())} if results.exists() else set()
@@ -185,7 +185,8 @@ def evaluate(root: Path, datas: list[str]) -> None:
             continue
         floor_key = (f"{data}_heldout", 0)
         for run in [None] + runs:
-            cks = [None] if run is None else sorted((run / "checkpoints").glob("step_*"))
+            cks = [None] if run is None else [c for c in sorted((run / "checkpoints").glob("step_*"))
+                                              if max_step is None or int(c.name[5:]) <= max_step]
             for ck in cks:
                 key = floor_key if run is None else (run.name, int(ck.name[5:]))
                 if key in done:
@@ -282,6 +283,7 @@ def main():
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--every", type=int, default=750, help="checkpoint (and evaluation) interval in steps")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--max-step", type=int, default=None, help="evaluate: only checkpoints up to this step")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -296,7 +298,7 @@ def main():
         for data in a.data.split(","):
             train(root, data, a.recipes.split(","), [int(s) for s in a.seeds.split(",")], a.steps, a.every)
     elif a.action == "evaluate":
-        evaluate(root, a.data.split(","))
+        evaluate(root, a.data.split(","), a.max_step)
     else:
         print(report(root))
 
