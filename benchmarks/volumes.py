@@ -60,7 +60,6 @@ def sample(root: Path, kind: str, planes: list[str], num: int, steps: int, guida
 
 def _stats(descs, sections: bool = False) -> dict:
     """Mean and std over volumes (or sections) of each number, and the mean S2 per axis."""
-    from microdiff.metrics import volume as V  # noqa: F401
     s2 = np.mean([d.s2_along[:, :R] for d in descs], axis=0)
     return {"n": len(descs), "vf": _ms([d.volume_fraction for d in descs]),
             "sv": _ms([d.specific_surface for d in descs]), "lcf": _ms([d.largest_cluster_fraction for d in descs]),
@@ -136,16 +135,17 @@ def _plot(root: Path, kind: str, rows: dict) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    colors = {name: f"C{k}" for k, name in enumerate(rows)}          # one colour per row in every panel
     for a, ax in enumerate(axs):
         for name, r in rows.items():
             if r["s2"].shape[0] == 3:
-                ax.plot(r["s2"][a], label=name, ls="-" if "truth" in name else "--")
-            elif a < 2:
-                ax.plot(r["s2"][a], label=name, ls=":")
+                ax.plot(r["s2"][a], color=colors[name], label=name, ls="-" if "truth" in name else "--")
+            else:                                                     # 2D sections: their in-plane mean
+                ax.plot(r["s2"].mean(0), color=colors[name], label=name + " (in-plane)", ls=":")
         ax.set_title(f"S2 along {AXES[a]}")
         ax.set_xlabel("r (voxels)")
     axs[0].set_ylabel("S2(r)")
-    axs[-1].legend(fontsize=7)
+    axs[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(root / f"{kind}_s2.png", dpi=110)
 

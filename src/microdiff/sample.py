@@ -215,8 +215,24 @@ def sample_complete(out_dir: Path, class_name: str, index: int, segment: str = "
     return all((d / f"{index:04d}{ext}").is_file() for ext in exts)
 
 
+class RunSettings:
+    """JSON round trip and comparison of a frozen run-settings dataclass (``TUPLES``: its
+    fields that JSON turns into lists); ``model`` (the folder as given) is not compared."""
+    TUPLES: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, d: dict):
+        return cls(**{**d, **{k: tuple(d[k]) for k in cls.TUPLES}})
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def differences(self, other) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "model" and getattr(self, f.name) != getattr(other, f.name)]
+
+
 @dataclass(frozen=True)
-class SampleRun:
+class SampleRun(RunSettings):
     """The settings every sample in a folder was made with (``OUT/sample.json``)."""
     classes: tuple[str, ...]
     num: int
@@ -233,20 +249,11 @@ class SampleRun:
     segment: str = ""                  # --segment method ("" = none)
     inpaint: dict | None = None        # image, mask, extend and their SHA-256 (microdiff inpaint)
     targets: dict | None = None        # descriptor targets and strength (targets.Targets.record())
+    TUPLES = ("classes", "size")
 
     @property
     def canvas(self) -> Canvas:
         return Canvas(self.size[0], self.size[1], self.periodic, self.overlap)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "SampleRun":
-        return cls(**{**d, "classes": tuple(d["classes"]), "size": tuple(d["size"])})
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "classes": list(self.classes), "size": list(self.size)}, indent=1)
-
-    def differences(self, other: "SampleRun") -> list[str]:
-        return [f.name for f in fields(self) if f.name != "model" and getattr(self, f.name) != getattr(other, f.name)]
 
     def sample_record(self, class_name: str, class_index: int, index: int) -> dict:
         """How sample ``index`` of a class was made: enough to make it again."""

@@ -20,7 +20,7 @@ last, so a volume is complete when its JSON exists). ``OUT/sample3d.json`` recor
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -29,6 +29,7 @@ from torch import Tensor
 
 from .checks import check_float, check_int
 from .errors import UsageError
+from .sample import RunSettings
 
 VOLUME_JSON = "volume.json"
 RUN_JSON = "sample3d.json"
@@ -163,7 +164,7 @@ class _Ticking:
 
 
 @dataclass(frozen=True)
-class VolumeRun:
+class VolumeRun(RunSettings):
     """The settings every volume in a folder was made with (``OUT/sample3d.json``)."""
     axes: tuple[str, str, str]        # classes of the sections normal to x, y, z (as --axes gives them)
     num: int
@@ -179,20 +180,11 @@ class VolumeRun:
     model_sha256: str
     model: str = ""
     targets: dict | None = None
+    TUPLES = ("axes", "size")
 
     @property
     def shape(self) -> VolumeShape:
         return VolumeShape(*self.size, self.periodic, self.overlap)
-
-    @classmethod
-    def from_json(cls, d: dict) -> "VolumeRun":
-        return cls(**{**d, "axes": tuple(d["axes"]), "size": tuple(d["size"])})
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "axes": list(self.axes), "size": list(self.size)}, indent=1)
-
-    def differences(self, other: "VolumeRun") -> list[str]:
-        return [f.name for f in fields(self) if f.name != "model" and getattr(self, f.name) != getattr(other, f.name)]
 
     def class_indices(self, pipe) -> tuple[int, int, int]:
         """Class indices for the sections normal to z, y, x (array-axis order)."""
