@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 UHCS = Path(__file__).resolve().parents[2] / "shared" / "data" / "uhcs"
-RECIPES = {   # overrides of the cpu preset
+RECIPES = {   # overrides of the cpu-paper preset (the cpu preset before issue 14)
     "paper": [],                                                            # eps, eps skip, hybrid loss, learned Sigma
     "min_snr": ["diffusion.recipe=min_snr", "model.learn_sigma=false"],
     "v_cosine": ["diffusion.recipe=v", "diffusion.schedule=cosine", "model.learn_sigma=false",
@@ -68,7 +68,7 @@ def prepare(root: Path) -> None:
 
 def config_for(recipe: str, seed: int, steps: int, every: int):
     from microdiff.config import apply_overrides, get_preset
-    return apply_overrides(get_preset("cpu"), RECIPES[recipe] + [
+    return apply_overrides(get_preset("cpu-paper"), RECIPES[recipe] + [
         f"train.seed={seed}", f"train.steps={steps}", f"train.checkpoint_every={every}",
         "train.keep_checkpoints=100", "train.sample_every=0", "train.log_every=50"])
 

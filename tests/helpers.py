@@ -11,8 +11,9 @@ TINY = [
 ]
 
 
-def tiny_config(*extra):
-    return apply_overrides(get_preset("cpu"), TINY + list(extra))
+def tiny_config(*extra, preset: str = "cpu"):
+    """The tiny network with a preset's recipe: ``cpu`` (EDM) or ``cpu-paper`` (the paper's)."""
+    return apply_overrides(get_preset(preset), TINY + list(extra))
 
 
 def tiny_data(root: Path, per_class: int = 4) -> Path:

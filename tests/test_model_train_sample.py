@@ -82,11 +82,13 @@ def test_resume_continues_exactly(tmp_path):
         torch.testing.assert_close(sd[k], ea[k])
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
+@pytest.fixture(scope="module", params=["cpu", "cpu-paper"])
+def tiny_model(tmp_path_factory, request):
+    """A tiny trained model of each recipe (EDM, the paper's): everything downstream works for both."""
     root = tmp_path_factory.mktemp("tiny")
     data = tiny_data(root / "data")
-    train(data, root / "run", tiny_config("train.steps=2"), show_progress=False, log=lambda *a: None)
+    train(data, root / "run", tiny_config("train.steps=2", preset=request.param), show_progress=False,
+          log=lambda *a: None)
     return root / "run" / "model"
 
 
@@ -171,12 +173,17 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, capsys):
     assert sorted(p.name for p in run.rglob("*")) == before
 
 
-def test_eps_skip_alone_samples_its_gaussian(tiny_model):
-    """With the network's output zeroed, epsilon = eps_skip = the exact epsilon of N(0, 0.5^2)
-    data, so the whole sampling path (timestep mapping included) must produce that distribution."""
+def test_skip_alone_samples_its_gaussian(tiny_model):
+    """With the network's output zeroed, the denoiser is its skip alone: the paper recipe's
+    eps_skip, or EDM's c_skip x. Both are the exact denoiser of N(0, 0.5^2) data, so the whole
+    sampling path (timestep mapping and preconditioning included) must produce that distribution."""
     from scipy import stats
     pipe = load_pipeline(tiny_model)
-    assert pipe.microdiff_config.model.eps_skip_sigma == 0.5
+    cfg = pipe.microdiff_config
+    if cfg.diffusion.recipe == "edm":
+        assert cfg.diffusion.recipe_spec.sigma_data == 0.5 and cfg.model.eps_skip_sigma == 0
+    else:
+        assert cfg.model.eps_skip_sigma == 0.5
     torch.nn.init.zeros_(pipe.unet.conv_out.weight)
     torch.nn.init.zeros_(pipe.unet.conv_out.bias)
     x = generate(pipe, [0] * 16, list(range(16)), 25, "dpmpp", 1.0, clip_denoised=False)   # 4096 pixels

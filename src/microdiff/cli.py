@@ -66,7 +66,9 @@ POSITIVE = float_arg(0.0, lo_open=True)
 # ----------------------------------------------------------------------------- parsers
 
 def _add_config_flags(p: argparse.ArgumentParser, default_preset: str = "cpu") -> None:
-    p.add_argument("--preset", default=default_preset, help="named settings: cpu (64x64, laptop) or paper (Table 2)")
+    p.add_argument("--preset", default=default_preset,
+                   help="named settings: cpu (64x64, laptop; EDM recipe), cpu-paper (the same with the "
+                        "paper's recipe), paper (Table 2) or paper-edm (Table 2's network with the EDM recipe)")
     p.add_argument("--config", help="JSON file with settings overriding the preset (same nesting as run.json's config)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set train.lr=2e-4 --set model.base_channels=64")
