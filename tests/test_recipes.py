@@ -132,6 +132,30 @@ def test_recipes_are_data():
     assert {r.prediction for r in RECIPES.values()} == {"eps", "v", "edm"}
 
 
+def test_presets_of_the_chosen_recipe():
+    """`paper` stays Table 2 (ancestral, learned Sigma); `paper-edm` is the same network and
+    training with the EDM recipe; `cpu` is what benchmarks/recipes.py measured as `edm` (the
+    `cpu-paper` network with the EDM overrides)."""
+    import dataclasses
+    import sys
+    from pathlib import Path
+    from microdiff.config import PRESETS
+    paper, fast = PRESETS["paper"], PRESETS["paper-edm"]
+    assert paper.diffusion.recipe == "paper" and paper.model.learn_sigma and paper.sample.sampler == "ancestral"
+    assert fast.diffusion.recipe == "edm" and not fast.model.learn_sigma and fast.sample.sampler == "dpmpp"
+    assert dataclasses.replace(fast.model, learn_sigma=True) == paper.model and fast.train == paper.train
+    assert dataclasses.replace(fast.diffusion, recipe="paper") == paper.diffusion
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from recipes import config_for
+    finally:
+        sys.path.pop(0)
+    measured = config_for("edm", 0, 750, 750)
+    assert (measured.model, measured.diffusion) == (PRESETS["cpu"].model, PRESETS["cpu"].diffusion)
+    assert config_for("paper", 0, 750, 750).model == PRESETS["cpu-paper"].model
+    assert PRESETS["cpu"].train == PRESETS["cpu-paper"].train
+
+
 def test_edm_preconditioning_gives_unit_variance_input_and_target():
     """EDM's design (Karras et al. 2022, appendix B.6): for data of variance sigma_data^2 the
     network input c_in x and its training target (x0 - c_skip x) / c_out have unit variance at
