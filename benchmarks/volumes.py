@@ -8,7 +8,8 @@ trained on `fiber3d` cross-sections and longitudinal sections, sampled with
 --axes longitudinal,longitudinal,cross: S2 along the fiber axis (z) against in-plane S2.
 
     python benchmarks/volumes.py data    --root runs/3d
-    python benchmarks/volumes.py train   --root runs/3d --kind grf --minutes 24 --threads 1
+    python benchmarks/volumes.py train   --root runs/3d --kind grf --minutes 24 --threads 1 --preset cpu-paper
+    python benchmarks/volumes.py train   --root runs/3d_edm --kind grf --train-steps 1660   # the EDM cpu preset
     python benchmarks/volumes.py sample  --root runs/3d --kind grf --planes alternate,fuse --num 8
     python benchmarks/volumes.py compare --root runs/3d --kind grf        # -> runs/3d/grf_report.md
     python benchmarks/volumes.py timing  --root runs/3d --kind grf --sizes 64,96,128
@@ -35,10 +36,12 @@ def data(root: Path) -> None:
     synth_3d(root / "fiber", "fiber", 64, per_class=200, volumes=4, seed=0, overwrite=True, show_progress=False)
 
 
-def train(root: Path, kind: str, minutes: float) -> None:
-    from microdiff.config import get_preset
+def train(root: Path, kind: str, minutes: float | None, preset: str = "cpu", steps: int | None = None) -> None:
+    """The preset trained on the kind's sections: for ``minutes``, or for ``steps`` optimizer steps."""
+    from microdiff.config import apply_overrides, get_preset
     from microdiff.train import train_model
-    train_model(root / kind / "slices", root / f"{kind}_run", get_preset("cpu"), max_minutes=minutes,
+    cfg = get_preset(preset) if steps is None else apply_overrides(get_preset(preset), [f"train.steps={steps}"])
+    train_model(root / kind / "slices", root / f"{kind}_run", cfg, max_minutes=None if steps else minutes,
                 overwrite=True, show_progress=False)
 
 
@@ -177,6 +180,8 @@ def main() -> None:
     ap.add_argument("--root", default="runs/3d")
     ap.add_argument("--kind", default="grf", choices=["grf", "fiber"])
     ap.add_argument("--minutes", type=float, default=24.0)
+    ap.add_argument("--preset", default="cpu", help="train: the preset (the first runs in BENCHMARKS used cpu-paper)")
+    ap.add_argument("--train-steps", type=int, default=None, help="train: this many steps instead of --minutes")
     ap.add_argument("--planes", default="alternate,fuse")
     ap.add_argument("--num", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
@@ -192,7 +197,7 @@ def main() -> None:
     if a.action == "data":
         data(root)
     elif a.action == "train":
-        train(root, a.kind, a.minutes)
+        train(root, a.kind, a.minutes, a.preset, a.train_steps)
     elif a.action == "sample":
         sample(root, a.kind, a.planes.split(","), a.num, a.steps, a.guidance)
     elif a.action == "compare":
