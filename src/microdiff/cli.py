@@ -151,7 +151,8 @@ def _sample3d_parser(sub) -> None:
                         "three axes every step, predictions averaged (3x the cost)")
     p.add_argument("--segment", help="also write phase labels labels.{npy,tif,vti}: otsu, multiotsu:K, threshold:T")
     p.add_argument("--target-vf", type=float_arg(0.0, 1.0), help="steer each volume to this fraction of the bright "
-                   "phase (of --segment's brightest phase)")
+                   "phase (of --segment's brightest phase). Experimental on volumes: measured to miss (BENCHMARKS.md); "
+                   "volume.json records the fraction achieved")
     p.add_argument("--target-strength", type=float_arg(0.0, 1e6), default=3.0, help="guidance strength (default 3)")
 
 
