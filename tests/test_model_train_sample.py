@@ -163,6 +163,14 @@ def test_user_errors_are_one_line(tiny_model, tmp_path, capsys):
     empty = tmp_path / "empty" / "cls"
     empty.mkdir(parents=True)
     assert "have no images" in err(["train", "--data", str(empty.parent), "--out", str(tmp_path / "r2")])
+    # resumed with the other recipe's preset (a cpu run from before issue 14, say): the settings
+    # that differ are named, nothing is written
+    tiny_sets = sum((["--set", s] for s in __import__("helpers").TINY), [])
+    other = "cpu-paper" if load_pipeline(tiny_model).microdiff_config.diffusion.recipe == "edm" else "cpu"
+    before = sorted(p.name for p in run.rglob("*"))
+    m = err(["train", "--data", str(run.parent / "data"), "--out", str(run), "--resume", "--preset", other, *tiny_sets])
+    assert "diffusion.recipe" in m and "model.learn_sigma" in m and "--preset cpu-paper" in m
+    assert sorted(p.name for p in run.rglob("*")) == before
     # a corrupt checkpoint: clear message, the run folder is left as it was
     ck = sorted((run / "checkpoints").iterdir())[-1]
     (ck / "unet.safetensors").write_bytes(b"garbage")

@@ -16,7 +16,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -267,10 +267,16 @@ class Trainer:
         ck = load_checkpoint(list_checkpoints(self.run_dir)[-1])
         saved = ck["meta"]
         old = Config.from_dict(saved["config"])
-        if (old.model, old.diffusion) != (self.config.model, self.config.diffusion) \
-                or saved.get("class_names") != self.class_names:
-            raise RunDirError(f"the checkpoint in {self.run_dir} was written by a different model configuration "
-                              "or class list; resume with the same --preset/--set/--data, or start a new --out")
+        changed = [f"{sec}.{f.name} = {getattr(getattr(old, sec), f.name)!r} there, "
+                   f"{getattr(getattr(self.config, sec), f.name)!r} now"
+                   for sec in ("model", "diffusion") for f in fields(getattr(old, sec))
+                   if getattr(getattr(old, sec), f.name) != getattr(getattr(self.config, sec), f.name)]
+        if saved.get("class_names") != self.class_names:
+            changed.append("the class list")
+        if changed:
+            raise RunDirError(f"the checkpoint in {self.run_dir} was written with other settings ({'; '.join(changed)}); "
+                              "resume with its --preset/--set/--data (a run of the `cpu` preset from before "
+                              "the EDM recipe: --preset cpu-paper), or start a new --out")
         self.unet.load_state_dict(ck["unet"])
         self.ema.load_state_dict(ck["ema"])
         self.opt.load_state_dict(ck["optimizer"])
