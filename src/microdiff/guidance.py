@@ -66,3 +66,59 @@ class X0Guidance(DenoiserWrapper):
             scale = grad.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, *[1] * (x.ndim - 1))
             x0 = (x0 - self.step * grad / scale).clamp(-1, 1)
         return self.output_from_x0(x, t, x0, None if out.v is None else out.v.detach())
+
+
+def bracket_weights(values: Tensor, target: float, reach: float = 1.0) -> Tensor:
+    """Mixture weights (K, B) over K candidates for each of B samples: the two candidates whose
+    ``values`` (K, B) bracket ``target`` most closely, interpolated linearly so that the weighted
+    value equals the target. Beyond all candidates the two nearest are extrapolated, up to
+    ``reach`` times their spacing beyond the last (0: all weight on the nearest one); one
+    candidate takes all weight."""
+    k = values.shape[0]
+    vs, order = values.sort(dim=0)
+    j = (vs < target).sum(0, keepdim=True)                           # candidates below the target
+    lo = (j - 1).clamp(0, max(k - 2, 0))
+    hi = (lo + 1).clamp(max=k - 1)
+    vlo, vhi = vs.gather(0, lo), vs.gather(0, hi)
+    a = torch.where(hi == lo, torch.zeros_like(vlo), (target - vlo) / (vhi - vlo).clamp_min(1e-12))
+    a = a.clamp(-reach, 1 + reach)
+    w_sorted = torch.zeros_like(vs).scatter_add(0, lo, 1 - a).scatter_add(0, hi, a)
+    return torch.zeros_like(vs).scatter(0, order, w_sorted)
+
+
+class ClassMixture(DenoiserWrapper):
+    """Class interpolation towards a target measure of x0_hat (the path of ``--target-mix``).
+
+    Every call denoises each sample as each of ``labels`` (and as its own class when that is not
+    among them), measures each prediction with ``measure`` (x0_hat (N, C, H, W) -> (N,)), and
+    returns the mixture of the candidates' epsilons with ``bracket_weights``: the two classes
+    whose predictions straddle ``target``, weighted so that the measure interpolates to it. The
+    model's own classes then move the structure (for fibers: how many fibers, not how thick), so
+    the sample stays on what the model learned; outside the classes' range the nearest class
+    takes all weight and pixel guidance must do the rest. ``last_weights`` (B, K) and
+    ``candidates`` record the last call. Costs K network passes per step.
+    """
+
+    def __init__(self, inner, labels, measure: Callable[[Tensor], Tensor], target: float, reach: float = 1.0):
+        super().__init__(inner)
+        self.labels, self.measure, self.target = tuple(int(k) for k in labels), measure, float(target)
+        self.reach = float(reach)
+        self.last_weights: Tensor | None = None
+        self.candidates: Tensor | None = None
+
+    def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        mix = torch.tensor(self.labels, device=y.device, dtype=y.dtype)
+        cand = [torch.full_like(y, k) for k in self.labels]
+        if not bool(torch.isin(y, mix).all()):
+            cand = [y] + cand
+        k, b = len(cand), x.shape[0]
+        out = self.inner(torch.cat([x] * k), torch.cat([t] * k), torch.cat(cand))
+        w = bracket_weights(self.measure(out.x0.detach()).view(k, b).to(torch.float64), self.target, self.reach)
+        w = w.to(x.dtype).view(k, b, *[1] * (x.ndim - 1))
+
+        def mixed(f: Tensor) -> Tensor:
+            return (w * f.view(k, b, *f.shape[1:])).sum(0)
+        self.last_weights, self.candidates = w.view(k, b).T, torch.stack(cand, 1)
+        if k == 1:
+            return out                                               # one class: the denoiser itself
+        return self.output(x, t, mixed(out.eps), None if out.v is None else mixed(out.v))

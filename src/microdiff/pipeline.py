@@ -146,19 +146,19 @@ def _make_pipeline_class():
             canvas = Canvas.of(size, self.microdiff_config.model.image_size, periodic, overlap)
             labels = [self.class_index(n) for n in class_names for _ in range(num)]
             seeds = [sample_seed(seed, self.class_index(n), i) for n in class_names for i in range(num)]
-            goal = _targets_for(targets, target_strength, canvas)
+            goal = _targets_for(targets, target_strength, canvas, self.class_names)
             return generate(self, labels, seeds, steps, sampler, guidance, canvas=canvas, targets=goal)
 
     MicrodiffPipeline.__module__ = __name__
     return MicrodiffPipeline
 
 
-def _targets_for(spec, strength: float, canvas):
+def _targets_for(spec, strength: float, canvas, class_names=()):
     """``targets.Targets`` from the pipeline's ``targets`` argument, checked for the canvas."""
     if not spec:
         return None
     from .targets import make_targets
-    return make_targets(spec, strength, (canvas.height, canvas.width))
+    return make_targets(spec, strength, (canvas.height, canvas.width), class_names)
 
 
 _PIPELINE_CLS = None

@@ -169,9 +169,11 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
 
 
 def steered(wrap: Callable | None, targets) -> Callable:
-    """``wrap`` followed by guidance towards ``targets`` on the whole canvas."""
+    """``wrap`` followed by guidance towards ``targets`` on the whole canvas (a class mixture for a
+    volume fraction goes inside ``wrap``: see ``targets.Targets.mixture``)."""
     def steer(denoiser, seeds):
-        return targets.guide(denoiser if wrap is None else wrap(denoiser, seeds))
+        inner = targets.mixture(denoiser)
+        return targets.guide(inner if wrap is None else wrap(inner, seeds))
     return steer
 
 
@@ -327,7 +329,7 @@ def sample_to_folder(pipe, class_names: Sequence[str] | None, num: int, out_dir:
     goal = None
     if targets:
         from .targets import make_targets
-        goal = make_targets(targets, target_strength, (canvas.height, canvas.width))
+        goal = make_targets(targets, target_strength, (canvas.height, canvas.width), pipe.class_names)
     run = sample_run(pipe, class_names, num, seed, steps, sampler, guidance, batch_size, canvas, segment,
                      targets=goal.record() if goal else None)
     return run_sampling(pipe, run, Path(out_dir), overwrite, resume, show_progress, targets=goal)
