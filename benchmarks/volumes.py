@@ -1,7 +1,7 @@
 """3D volumes from a 2D model (issue 10), against known truth.
 
 Isotropic: the `cpu` preset trained on planar sections of the `grf3d` kind; 64^3 volumes from it
-(alternate and fuse plane modes) segmented with Otsu's threshold and compared with true 64^3
+(alternate, fuse and product plane modes) segmented with Otsu's threshold and compared with true 64^3
 volumes of the same kind: volume fraction, S2 along z, y, x, specific surface S_V, fraction in the
 largest cluster; the same numbers for 2D sections of the truth beside them. Anisotropic: a model
 trained on `fiber3d` cross-sections and longitudinal sections, sampled with
@@ -11,6 +11,7 @@ trained on `fiber3d` cross-sections and longitudinal sections, sampled with
     python benchmarks/volumes.py train   --root runs/3d --kind grf --minutes 24 --threads 1 --preset cpu-paper
     python benchmarks/volumes.py train   --root runs/3d_edm --kind grf --train-steps 1660   # the EDM cpu preset
     python benchmarks/volumes.py sample  --root runs/3d --kind grf --planes alternate,fuse --num 8
+    python benchmarks/volumes.py sample  --root runs/3d_edm --kind grf --planes product --num 2
     python benchmarks/volumes.py compare --root runs/3d --kind grf        # -> runs/3d/grf_report.md
     python benchmarks/volumes.py timing  --root runs/3d --kind grf --sizes 64,96,128
 """
@@ -89,7 +90,7 @@ def compare(root: Path, kind: str) -> str:
     truth = [np.load(f) for f in sorted((root / kind / "volumes").glob("*_labels.npy"))]
     rows = {"truth (3D)": _stats([V.describe(v) for v in truth]),
             "truth, 2D sections": _stats(truth_sections(truth))}
-    for mode in ("alternate", "fuse"):
+    for mode in ("alternate", "fuse", "product"):
         folder = root / f"{kind}_{mode}"
         labs = [np.load(f) for f in sorted(folder.glob("*/labels.npy"))]
         if labs:
@@ -182,7 +183,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=24.0)
     ap.add_argument("--preset", default="cpu", help="train: the preset (the first runs in BENCHMARKS used cpu-paper)")
     ap.add_argument("--train-steps", type=int, default=None, help="train: this many steps instead of --minutes")
-    ap.add_argument("--planes", default="alternate,fuse")
+    ap.add_argument("--planes", default="product,alternate")
     ap.add_argument("--num", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=1.0)

@@ -164,7 +164,27 @@ class MaskedDenoiser(DenoiserWrapper):
         return self.output_from_x0(x, t, x0, out.v)
 
 
-PLANE_MODES = ("alternate", "fuse")
+PLANE_MODES = ("alternate", "fuse", "product")
+EVIDENCE = 0.5             # product mode: weight of each plane's evidence (see PlanarVolumeDenoiser.product_x0)
+
+
+def marginal_denoiser(x: Tensor, alpha: Tensor, sigma: Tensor, values: Tensor, weights: Tensor,
+                      chunk: int = 1 << 15) -> Tensor:
+    """E[x_0 | x_t = x] voxel by voxel when the voxels of x_0 are i.i.d. with the discrete marginal
+    P(x_0 = values[i]) = weights[i]: a softmax over the values of log w_i - (x - alpha v_i)^2 /
+    (2 sigma^2). alpha, sigma broadcast per sample against x (B, ...); ``chunk`` voxels at a time."""
+    v = values.to(torch.float64)
+    logw = weights.to(torch.float64).clamp_min(1e-300).log()
+    out = torch.empty_like(x)
+    for b in range(x.shape[0]):
+        a, s = float(alpha.flatten()[b]), float(sigma.flatten()[b])
+        flat, dst = x[b].reshape(-1), out[b].view(-1)
+        for i in range(0, flat.numel(), chunk):
+            xi = flat[i:i + chunk].to(torch.float64)[:, None]
+            logits = logw - (xi - a * v) ** 2 / (2 * s * s)
+            dst[i:i + chunk] = (torch.softmax(logits, dim=1) @ v).to(x.dtype)
+    return out
+
 
 
 class PlanarVolumeDenoiser(DenoiserWrapper):
@@ -176,14 +196,19 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
     convention of ``data.synth3d``). Each is the 2D denoiser on that section's canvas (windows
     for sections larger than the training size, a torus for periodic volumes). ``mode``:
     ``alternate``: call k uses the axis ``order[k % 3]``, one 2D pass per call; ``fuse``: every
-    call averages the epsilon (and variance channels) of all three axes, three passes.
+    call averages the epsilon (and variance channels) of all three axes, three passes;
+    ``product``: every call adds the three axes' evidence beyond what the voxel alone says
+    (``product_x0``; ``prior`` = the voxels' gray-level marginal as (values, weights) in
+    [-1, 1]), three passes.
     """
 
-    def __init__(self, planes: Sequence, mode: str = "alternate", order: Sequence[int] = (0, 1, 2)):
+    def __init__(self, planes: Sequence, mode: str = "alternate", order: Sequence[int] = (0, 1, 2),
+                 prior: tuple[Tensor, Tensor] | None = None):
         if mode not in PLANE_MODES:
             raise ValueError(f"unknown plane mode {mode!r}; choose one of: {', '.join(PLANE_MODES)}")
         super().__init__(planes[0])
         self.planes, self.mode, self.order = list(planes), mode, tuple(order)
+        self.prior = prior
         self.calls = 0
 
     def along(self, axis: int, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
@@ -198,6 +223,21 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
             return f.reshape(b, n, f.shape[1], *xs.shape[2:]).movedim(1, d)
         return DenoiserOutput(back(out.eps), back(out.x0), None if out.v is None else back(out.v))
 
+    def product_x0(self, x: Tensor, t: Tensor, x0s: Sequence[Tensor]) -> Tensor:
+        """The planes' evidence added: x0 = ref + EVIDENCE * sum_a (x0_a - ref), with ref =
+        ``marginal_denoiser`` under the ``prior`` (values, weights): what the voxel's own noisy
+        value says, which every plane contains and which so counts once. Each plane's departure
+        from ref is the evidence of its in-plane neighbours; the three planes meet pairwise in the
+        voxel's three axis lines, so near the voxel every neighbour is seen by two planes, and
+        EVIDENCE = 1/2 counts it once (1 would be the naive product of the planar experts; 1/3 is
+        ``fuse``'s average, which keeps a third of each plane's structure). For i.i.d. voxels
+        x0_a = ref and it is the exact denoiser whatever the weight."""
+        if self.prior is None:
+            raise ValueError("the product of planes needs the voxels' marginal: prior=(values, weights)")
+        alpha, sigma = self.coefficients(t, x)
+        ref = marginal_denoiser(x, alpha, sigma, *self.prior)
+        return ref + EVIDENCE * sum(x0 - ref for x0 in x0s)
+
     def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
         if x.ndim != 5 or y.ndim != 2 or y.shape[1] != 3:
             raise ValueError(f"expected volumes (B, C, Z, Y, X) and labels (B, 3), got {tuple(x.shape)} "
@@ -207,6 +247,7 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         outs = [self.along(a, x, t, y) for a in axes]
         if len(outs) == 1:
             return self.output(x, t, outs[0].eps, outs[0].v)
-        eps = sum(o.eps for o in outs) / len(outs)
         v = None if outs[0].v is None else sum(o.v for o in outs) / len(outs)
-        return self.output(x, t, eps, v)
+        if self.mode == "product":
+            return self.output_from_x0(x, t, self.product_x0(x, t, [o.x0 for o in outs]), v)
+        return self.output(x, t, sum(o.eps for o in outs) / len(outs), v)

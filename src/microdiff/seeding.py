@@ -13,6 +13,7 @@ STREAM_FIBER_REGIONS = 7   # `prepare fiber` region boxes of source i: default_r
 STREAM_WINDOWS = 11        # window offsets of a sample on a large or periodic canvas: derive_seed(sample seed, 11)
 STREAM_PLANES = 12         # section i normal to axis a of a volume: derive_seed(volume seed, 12, a, i)
 STREAM_VOLUMES = 13        # volume i with classes (cz, cy, cx): derive_seed(seed, 13, cz, cy, cx, i)
+STREAM_MARGINAL = 14       # 2D sample i of class c for a volume run's voxel marginal: derive_seed(seed, 14, c, i)
 
 
 def derive_seed(*parts: int) -> int:
