@@ -293,7 +293,8 @@ def test_sample3d_volume_fraction_target(tiny, tmp_path):
     _sample3d(tiny, plain, "--class", "b")
     _sample3d(tiny, zero, "--class", "b", "--target-vf", "0.7", "--target-strength", "0")
     assert np.array_equal(np.load(plain / "0000" / "volume.npy"), np.load(zero / "0000" / "volume.npy"))
-    assert _sample3d(tiny, steered, "--class", "b", "--target-vf", "0.7", "--target-strength", "5") == 0
+    with pytest.warns(UserWarning, match="experimental"):
+        assert _sample3d(tiny, steered, "--class", "b", "--target-vf", "0.7", "--target-strength", "5") == 0
     rec = json.loads((steered / "0000" / "volume.json").read_text())
     (t,) = rec["targets"]
     assert t["kind"] == "vf" and t["value"] == 0.7 and "achieved" in t
