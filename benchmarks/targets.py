@@ -43,11 +43,12 @@ def median_es_all(folder: Path, cls: str, root: Path) -> float:
         for c in sorted(p for p in (root / "train").iterdir() if p.is_dir()):
             for f in sorted(c.glob("*.png")):
                 os.symlink(f.resolve(), merged / f"{c.name}_{f.name}")
+    import shutil
     gen = root / "merged" / folder.name / "all"
-    if not gen.is_dir():
-        gen.mkdir(parents=True)
-        for f in sorted((folder / cls).glob("[0-9][0-9][0-9][0-9].npy")):
-            os.symlink(f.resolve(), gen / f.name)
+    shutil.rmtree(gen.parent, ignore_errors=True)               # links for exactly this run's samples
+    gen.mkdir(parents=True)
+    for f in sorted((folder / cls).glob("[0-9][0-9][0-9][0-9].npy")):
+        os.symlink(f.resolve(), gen / f.name)
     return median_es(gen.parent, merged.parent, root, "cache_all")
 
 

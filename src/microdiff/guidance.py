@@ -94,9 +94,9 @@ class ClassMixture(DenoiserWrapper):
     returns the mixture of the candidates' epsilons with ``bracket_weights``: the two classes
     whose predictions straddle ``target``, weighted so that the measure interpolates to it. The
     model's own classes then move the structure (for fibers: how many fibers, not how thick), so
-    the sample stays on what the model learned; outside the classes' range the nearest class
-    takes all weight and pixel guidance must do the rest. ``last_weights`` (B, K) and
-    ``candidates`` record the last call. Costs K network passes per step.
+    the sample stays on what the model learned; outside the classes' range the two outermost are
+    extrapolated, up to ``reach`` class spacings. ``last_weights`` (B, K) and ``candidates``
+    record the last call. Costs K network passes per step (one class: the denoiser itself).
     """
 
     def __init__(self, inner, labels, measure: Callable[[Tensor], Tensor], target: float, reach: float = 1.0):
@@ -112,6 +112,9 @@ class ClassMixture(DenoiserWrapper):
         if not bool(torch.isin(y, mix).all()):
             cand = [y] + cand
         k, b = len(cand), x.shape[0]
+        if k == 1:
+            self.last_weights, self.candidates = torch.ones(b, 1, dtype=x.dtype), y[:, None]
+            return self.inner(x, t, y)
         out = self.inner(torch.cat([x] * k), torch.cat([t] * k), torch.cat(cand))
         w = bracket_weights(self.measure(out.x0.detach()).view(k, b).to(torch.float64), self.target, self.reach)
         w = w.to(x.dtype).view(k, b, *[1] * (x.ndim - 1))
@@ -119,6 +122,4 @@ class ClassMixture(DenoiserWrapper):
         def mixed(f: Tensor) -> Tensor:
             return (w * f.view(k, b, *f.shape[1:])).sum(0)
         self.last_weights, self.candidates = w.view(k, b).T, torch.stack(cand, 1)
-        if k == 1:
-            return out                                               # one class: the denoiser itself
         return self.output(x, t, mixed(out.eps), None if out.v is None else mixed(out.v))

@@ -163,18 +163,20 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = 
                    guidance: float | None = None) -> tuple[Tensor, Tensor]:
     """The gray-level marginal of one voxel that ``--planes product`` divides out: the histogram
     (MARGINAL_BINS bins over [-1, 1], as bin centres and weights) of MARGINAL_SAMPLES 2D samples
-    of the model per axis class, the same sampler and steps, seeds derive_seed(seed,
-    STREAM_MARGINAL, class, i); an axis class counts once per axis that uses it. The model's own
+    of the model per distinct axis class, the same sampler and steps, seeds derive_seed(seed,
+    STREAM_MARGINAL, class, i); each class's histogram counts once per axis that uses it. The model's own
     samples rather than a Gaussian: a two-phase micrograph's marginal is bimodal, and a Gaussian
     in its place favours the phase farther from the mean (measured: +9 points of the bright phase)."""
     import torch
 
     from .sample import generate
     from .seeding import STREAM_MARGINAL, derive_seed
-    labels = [int(c) for c in classes for _ in range(MARGINAL_SAMPLES)]
-    seeds = [derive_seed(int(seed), STREAM_MARGINAL, int(c), i) for c in classes for i in range(MARGINAL_SAMPLES)]
+    distinct = sorted({int(c) for c in classes})
+    labels = [c for c in distinct for _ in range(MARGINAL_SAMPLES)]
+    seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for c in distinct for i in range(MARGINAL_SAMPLES)]
     x = generate(pipe, labels, seeds, steps, sampler, guidance)[:, 0] * 2 - 1
-    counts = torch.histc(x.double(), MARGINAL_BINS, -1.0, 1.0)
+    counts = sum(list(classes).count(c) * torch.histc(x[k * MARGINAL_SAMPLES:(k + 1) * MARGINAL_SAMPLES].double(),
+                                                      MARGINAL_BINS, -1.0, 1.0) for k, c in enumerate(distinct))
     edges = torch.linspace(-1, 1, MARGINAL_BINS + 1, dtype=torch.float64)
     return (edges[:-1] + edges[1:]) / 2, counts / counts.sum()
 
