@@ -1,10 +1,12 @@
 """Generation to a target (issue 11) on the shipped demo model: achieved vs target, realism (E_S to
 the nearest training image), S2 error to a held-out image, descriptor error, seconds per sample.
 
-    python benchmarks/targets.py --root runs/targets [--num 32] [--threads 1] [--mix all]
+    python benchmarks/targets.py --root runs/targets [--num 32] [--threads 1] [--mix all] [--candidates 4]
 
 ``--mix all``: volume fractions by class mixture (``--target-mix all``) instead of DPS, and S2
 targets with a class mixture to the reference's own fraction beside the S2 descent.
+``--candidates K``: S2 and descriptor targets as the best of K draws per sample
+(``--target-candidates``), unguided (selection alone) and guided, beside unguided samples.
 
 Writes ROOT/results.json and prints the Markdown tables for BENCHMARKS.md. Training images: the
 demo's data (synth_fiber, 64 x 64, 200 per class, seed 0); held-out references: fiber images of
@@ -24,12 +26,14 @@ VF_CASES = [("FVC40", 0.35), ("FVC40", 0.45), ("FVC50", 0.45), ("FVC50", 0.55), 
 FRACTIONS = {"FVC40": 0.4, "FVC50": 0.5, "FVC60": 0.6}
 
 
-def sample(pipe, root: Path, name: str, cls: str, num: int, targets=None, strength: float = 3.0) -> tuple[Path, float]:
+def sample(pipe, root: Path, name: str, cls: str, num: int, targets=None, strength: float = 3.0,
+           candidates: int = 1) -> tuple[Path, float]:
     from microdiff.sample import sample_to_folder
     out = root / name
     t0 = time.perf_counter()
     sample_to_folder(pipe, [cls], num, out, steps=20, sampler="dpmpp", guidance=1.0, overwrite=True,
-                     show_progress=False, targets=targets, target_strength=strength)
+                     show_progress=False, targets=targets, target_strength=strength,
+                     target_candidates=candidates if targets else None)
     return out, (time.perf_counter() - t0) / num
 
 
@@ -98,24 +102,28 @@ def reference(root: Path, cls: str, seed: int) -> Path:
     return path
 
 
-def s2_table(pipe, root: Path, num: int, mix: str | None = None) -> list[dict]:
+def s2_table(pipe, root: Path, num: int, mix: str | None = None, candidates: int = 1) -> list[dict]:
     from microdiff.targets import TwoPoint, VolumeFraction
     rows = []
     for cls in FRACTIONS:
         ref = TwoPoint.from_image(reference(root, cls, 0))
-        cases = [(0.0, "", [ref]), (3.0, "", [ref])]
+        cases = [(0.0, "", [ref], 1)]
+        if candidates > 1:     # selection alone, and with the descent
+            cases += [(0.0, f"k{candidates}_", [ref], candidates), (3.0, f"k{candidates}_", [ref], candidates)]
+        else:
+            cases.append((3.0, "", [ref], 1))
         if mix:            # the reference's own fraction (S2 at r = 0) by class mixture, beside the S2 descent
-            cases.append((3.0, "mix_", [ref, VolumeFraction(value=ref.curve[0], mix=mix)]))
-        for strength, tag, goal in cases:
-            folder, sps = sample(pipe, root, f"{tag}s2_{cls}_{strength:g}", cls, num, goal, strength)
+            cases.append((3.0, f"mix_{cases[-1][1]}", [ref, VolumeFraction(value=ref.curve[0], mix=mix)], candidates))
+        for strength, tag, goal, k in cases:
+            folder, sps = sample(pipe, root, f"{tag}s2_{cls}_{strength:g}", cls, num, goal, strength, k)
             errs = [json.loads(f.read_text())["targets"][0]["rmse"] for f in sorted((folder / cls).glob("*.json"))]
-            rows.append(dict(cls=cls, strength=strength, mix=bool(tag), n=num, sps=sps,
+            rows.append(dict(cls=cls, strength=strength, mix="mix_" in tag, candidates=k, n=num, sps=sps,
                              median_rmse=float(np.median(errs)), mean_rmse=float(np.mean(errs))))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def descriptor_table(pipe, root: Path, num: int) -> list[dict]:
+def descriptor_table(pipe, root: Path, num: int, candidates: int = 1) -> list[dict]:
     from microdiff.characterize import characterize
     from microdiff.targets import Descriptor
     rows = []
@@ -124,11 +132,16 @@ def descriptor_table(pipe, root: Path, num: int) -> list[dict]:
         npy = root / "refs" / f"FVC50_1_{kind}.npy"
         characterize([ref], kind, out=npy)
         target = Descriptor.from_file(npy, kind)
-        for strength in (0.0, 3.0):
-            folder, sps = sample(pipe, root, f"d_{kind}_{strength:g}", "FVC50", num, [target], strength)
+        cases = [(0.0, 1), (3.0, 1)]
+        if candidates > 1:       # selection alone; guided too for Gram (guided correlations cost ~10x a sample)
+            cases = [(0.0, 1), (0.0, candidates)] + ([(3.0, candidates)] if kind == "gram" else [])
+        for strength, k in cases:
+            name = f"d_{kind}_{strength:g}" + (f"_k{k}" if k > 1 else "")
+            folder, sps = sample(pipe, root, name, "FVC50", num, [target], strength, k)
             errs = [json.loads(f.read_text())["targets"][0]["relative_error"]
                     for f in sorted((folder / "FVC50").glob("*.json"))]
-            rows.append(dict(descriptor=kind, strength=strength, n=num, sps=sps, median_rel=float(np.median(errs))))
+            rows.append(dict(descriptor=kind, strength=strength, candidates=k, n=num, sps=sps,
+                             median_rel=float(np.median(errs))))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -162,6 +175,8 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--only", default="vf,s2,descriptor")
     ap.add_argument("--mix", default=None, help="classes for --target-mix (e.g. all): vf by class mixture")
+    ap.add_argument("--candidates", type=int, default=1, help="S2 and descriptor targets: best of K draws")
+    ap.add_argument("--descriptor-num", type=int, default=4, help="samples per descriptor case")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -180,9 +195,11 @@ def main():
         results["vf" + ("_mix" if a.mix else "")] = vf_table(pipe, root, train, a.num, a.mix)
         print("grid:", grid(root, "mix_" if a.mix else ""))
     if "s2" in parts:
-        results["s2" + ("_mix" if a.mix else "")] = s2_table(pipe, root, max(8, a.num // 2), a.mix)
+        key = "s2" + ("_mix" if a.mix else "") + (f"_k{a.candidates}" if a.candidates > 1 else "")
+        results[key] = s2_table(pipe, root, max(8, a.num // 2), a.mix, a.candidates)
     if "descriptor" in parts:
-        results["descriptor"] = descriptor_table(pipe, root, 4)
+        key = "descriptor" + (f"_k{a.candidates}" if a.candidates > 1 else "")
+        results[key] = descriptor_table(pipe, root, a.descriptor_num, a.candidates)
     results["threads"] = torch.get_num_threads()
     (root / "results.json").write_text(json.dumps(results, indent=1))
 

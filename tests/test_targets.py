@@ -13,7 +13,7 @@ from microdiff.demo import shipped_model_dir
 from microdiff.errors import UsageError
 from microdiff.metrics.descriptors import radial_autocorrelation, two_point_radial, volume_fraction
 from microdiff.metrics.segmentation import Segmentation
-from microdiff.targets import (Descriptor, Targets, TwoPoint, VolumeFraction, make_targets, soft_phase,
+from microdiff.targets import (Descriptor, Targets, TwoPoint, VolumeFraction, hard_phase, make_targets, soft_phase,
                                targets_from_flags)
 
 
@@ -236,3 +236,76 @@ def test_demo_model_reaches_a_volume_fraction_between_its_classes(pipe):
         vf = volume_fraction(x[:, 0]).numpy()
         assert np.mean(np.abs(vf - target) <= 0.015) >= 7 / 8, (cls, target, vf)
     assert isinstance(make_targets({"vf": 0.5}), Targets)
+
+
+def test_candidates_keep_the_draw_nearest_the_targets(pipe):
+    """--target-candidates K: each sample is the best of K guided draws, candidate 0 being the
+    sample's own seed. Checked against each candidate drawn alone: the kept image is the one of
+    least penalty, and a sample does not depend on the others in its batch (to float32 BLAS's
+    batch-shape rounding, as for plain samples)."""
+    from microdiff.sample import Canvas, generate, sample_seed
+    from microdiff.seeding import candidate_seeds
+    kw = dict(steps=3, sampler="dpmpp", guidance=1.0)
+    goal = make_targets({"vf": 0.45, "candidates": 3}, 3.0, (64, 64), pipe.class_names)
+    one = make_targets({"vf": 0.45}, 3.0, (64, 64), pipe.class_names)
+    label = pipe.class_index("FVC40")
+    seeds = [sample_seed(0, label, i) for i in range(2)]
+    kept = generate(pipe, [label, label], seeds, targets=goal, canvas=Canvas(64, 64), **kw)
+    for i, seed in enumerate(seeds):
+        alone = [generate(pipe, [label], [c], targets=one, **kw)[0] for c in candidate_seeds(seed, 3)]
+        penalties = [goal.penalty(a[0].numpy()) for a in alone]
+        torch.testing.assert_close(kept[i], alone[int(np.argmin(penalties))], rtol=0, atol=1e-4)
+        assert goal.penalty(kept[i][0].numpy()) <= penalties[0]              # never worse than the sample itself
+    torch.testing.assert_close(generate(pipe, [label], seeds[1:], targets=goal, **kw)[0], kept[1], rtol=0, atol=1e-4)
+    assert candidate_seeds(seeds[0], 3)[0] == seeds[0] and len(set(candidate_seeds(seeds[0], 3))) == 3
+    assert goal.record()["candidates"] == 3 and "candidates" not in one.record()
+
+
+def test_penalty_is_the_loss_form_on_the_hard_descriptors():
+    img = _field(size=64)[0].numpy()
+    vf = VolumeFraction(weight=2.0, value=0.3)
+    got = float(hard_phase(img, Segmentation.parse("otsu"), 1).mean())
+    assert vf.penalty(img) == pytest.approx(2.0 * (got - 0.3) ** 2 / (2 * 0.005 ** 2))
+    s2 = TwoPoint(curve=tuple(np.linspace(0.5, 0.25, 32)), tol=0.002)
+    assert s2.penalty(img) == pytest.approx(s2.measure(img)["rmse"] ** 2 / (2 * 0.002 ** 2), rel=1e-4)
+    assert Targets((vf, s2)).penalty(img) == pytest.approx(vf.penalty(img) + s2.penalty(img))
+    cols = np.arange(64)[None, :].repeat(64, 0)
+    half, near = (torch.from_numpy(np.where(cols < c, 0.9, 0.1))[None].float() for c in (32, 19))  # vf 0.5, 0.297
+    imgs = torch.stack([torch.stack([half, near, near])])
+    best, chosen = Targets((vf,)).select(imgs)
+    assert chosen == [1] and torch.equal(best[0], near)                   # the first of equals
+
+
+def test_bad_candidates_are_one_line_errors(pipe, tmp_path, capsys):
+    model = str(shipped_model_dir())
+    for flags, word in ((("--target-candidates", "0"), "--target-candidates"),
+                        (("--target-candidates", "3"), "--target-candidates")):
+        rc = main(["sample", "--model", model, "--num", "1", "--steps", "2", "--out", str(tmp_path / "o"),
+                   "--overwrite", *flags])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and word in err and len(err.splitlines()) == 1, (flags, err)
+    with pytest.raises(UsageError, match="--target-candidates"):
+        make_targets({"vf": 0.5, "candidates": 100})
+    with pytest.raises(UsageError, match="give vf"):
+        make_targets({"candidates": 4})
+    from microdiff.sample3d import sample3d_to_folder
+    with pytest.raises(UsageError, match="2D samples"):
+        sample3d_to_folder(pipe, tmp_path / "v", class_name="FVC50", targets={"vf": 0.5, "candidates": 2})
+
+
+def test_pooled_loss_steers_a_batch_as_one_field():
+    """Targets.pooled_loss: B identical images pool to each one's own loss (one threshold, one
+    fraction), and the pooled push on each image is the one it gets alone; images of different
+    fractions share one push, set by their mean."""
+    goal = Targets((VolumeFraction(value=0.3),), 3.0)
+    one = _field(size=32)[:1, None] * 2 - 1                          # (1, 1, 32, 32) in [-1, 1]
+    same = one.repeat(3, 1, 1, 1).clone().requires_grad_(True)
+    pooled = goal.pooled_loss(same)
+    assert pooled.shape == (3,) and torch.allclose(pooled, goal.loss(one).expand(3))
+    (g_pooled,) = torch.autograd.grad(pooled.sum(), same)
+    alone = one.clone().requires_grad_(True)
+    (g_alone,) = torch.autograd.grad(goal.loss(alone).sum(), alone)
+    torch.testing.assert_close(g_pooled, g_alone.expand(3, -1, -1, -1))
+    mixed = torch.cat([one, -one])                                    # fractions f and about 1 - f
+    stacked = goal.items[0].fraction((torch.cat([one[0, 0], -one[0, 0]])[None] + 1) / 2)   # (1, 64, 32)
+    torch.testing.assert_close(goal.pooled_loss(mixed), ((stacked - 0.3) ** 2 / (2 * 0.005 ** 2)).expand(2))

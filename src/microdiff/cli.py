@@ -206,6 +206,9 @@ def _add_target_flags(p: argparse.ArgumentParser) -> None:
                    help="weight of one target when several combine: vf=2, s2=1, descriptor=0.5 (repeatable)")
     g.add_argument("--target-strength", type=float_arg(0.0, 1e6), default=3.0,
                    help="guidance strength (default 3; 0 = unguided, bit for bit)")
+    g.add_argument("--target-candidates", type=int_arg(1, 64), default=1, metavar="K",
+                   help="draw each sample K times (guided, from seeds derived from its own) and keep the one "
+                   "nearest the targets by the finished image's descriptors; K times the cost (default 1)")
 
 
 def _add_canvas_flags(p: argparse.ArgumentParser) -> None:
@@ -433,7 +436,8 @@ def cmd_sample(args) -> int:
     res = sample_to_folder(pipe, args.classes, args.num, args.out, args.steps, args.sampler, args.guidance,
                            args.seed, args.batch_size, args.overwrite, args.resume, show_progress=rank == 0,
                            size=args.size, periodic=args.periodic, overlap=args.overlap, segment=args.segment,
-                           targets=targets, target_strength=args.target_strength)
+                           targets=targets, target_strength=args.target_strength,
+                           target_candidates=args.target_candidates)
     kept = f" (kept {res.skipped} complete)" if res.skipped else ""
     print(f"process {rank}/{world}: wrote {res.count} samples to {res.out_dir}{kept}" if world > 1
           else f"wrote {res.count} samples to {res.out_dir}{kept}")

@@ -138,7 +138,7 @@ def _make_pipeline_class():
                      target_strength: float = 3.0):
             """(N, C, H, W) images in [0, 1]; ``size`` = an int or (height, width) >= the training size,
             ``periodic`` for seamless tiling (see ``sample.Canvas``); ``targets`` steer the samples to
-            descriptor values ({"vf": 0.55}, {"s2": "ref.png"}; see ``targets.make_targets``)."""
+            descriptor values ({"vf": 0.55}, {"s2": "ref.png", "candidates": 4}; see ``targets.make_targets``)."""
             from .checks import check_int
             from .sample import Canvas, generate, sample_seed
             check_int("num", num, 1, 10 ** 7, UsageError)

@@ -20,7 +20,7 @@ from .config import SampleConfig
 from .denoiser import ClassifierFreeGuidance, Denoiser, bind_labels
 from .errors import MicrodiffError, UsageError
 from .diffusion import DEFAULT_SPACING, Diffusion, NoiseSource, get_sampler, respace
-from .seeding import sample_seed
+from .seeding import candidate_seeds, sample_seed
 
 __all__ = ["sample_seed", "resolve_settings", "sampling_diffusion", "inference_denoiser", "sample_images", "generate",
            "write_sample", "sample_to_folder", "SampleResult", "SampleRun"]
@@ -153,7 +153,9 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
              canvas: Canvas | None = None, wrap: Callable | None = None, targets=None) -> Tensor:
     """``sample_images`` for a loaded pipeline (its network, config and class count), on
     ``canvas`` (default: one window of the training size); ``wrap(denoiser, seeds)`` replaces the
-    canvas's own domain (a mask, say); ``targets`` (``targets.Targets``) steer the whole canvas."""
+    canvas's own domain (a mask, say); ``targets`` (``targets.Targets``) steer the whole canvas,
+    and with ``targets.candidates`` K > 1 each sample is the best of K draws from its seed
+    (``seeding.candidate_seeds``, ``Targets.select``)."""
     cfg = pipe.microdiff_config
     s = resolve_settings(cfg, steps, sampler, guidance, batch_size)
     den = inference_denoiser(pipe.unet, cfg, len(pipe.class_names))
@@ -164,8 +166,28 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
         wrap = lambda d, sd: canvas.wrap(d, sd, window)  # noqa: E731
     if targets:
         wrap = steered(wrap, targets)
-    return sample_images(den, labels, seeds, shape, s.steps, s.sampler, s.guidance, s.batch_size,
-                         clip_denoised, pipe.unet.device, progress, wrap=wrap)
+    k = targets.candidates if targets else 1
+    if k == 1:
+        return sample_images(den, labels, seeds, shape, s.steps, s.sampler, s.guidance, s.batch_size,
+                             clip_denoised, pipe.unet.device, progress, wrap=wrap)
+    drawn = sample_images(den, [lab for lab in labels for _ in range(k)],
+                          [c for sd in seeds for c in candidate_seeds(sd, k)], shape, s.steps, s.sampler,
+                          s.guidance, s.batch_size, clip_denoised, pipe.unet.device,
+                          None if progress is None else _per_sample(progress, k), wrap=wrap)
+    return targets.select(drawn.view(len(seeds), k, *drawn.shape[1:]))[0]
+
+
+def _per_sample(progress: Callable[[int], None], k: int) -> Callable[[int], None]:
+    """A progress callback counting drawn candidates that reports whole samples of ``k`` each."""
+    count = {"drawn": 0, "reported": 0}
+
+    def tick(n: int) -> None:
+        count["drawn"] += n
+        whole = count["drawn"] // k
+        if whole > count["reported"]:
+            progress(whole - count["reported"])
+            count["reported"] = whole
+    return tick
 
 
 def steered(wrap: Callable | None, targets) -> Callable:
@@ -311,13 +333,14 @@ def sample_to_folder(pipe, class_names: Sequence[str] | None, num: int, out_dir:
                      seed: int = 0, batch_size: int | None = None, overwrite: bool = False, resume: bool = False,
                      show_progress: bool = True, size=None, periodic: bool = False,
                      overlap: float = 0.2, segment: str | None = None, targets=None,
-                     target_strength: float = 3.0) -> SampleResult:
+                     target_strength: float = 3.0, target_candidates: int | None = None) -> SampleResult:
     """Sample ``num`` images of each class of a loaded pipeline (default: all) into ``out_dir``:
     ``<class>/NNNN.{npy,png,json}`` and ``sample.json``. ``size``, ``periodic`` and ``overlap``
     choose the canvas (see ``Canvas.of``: any size >= the training size, seamless with ``periodic``).
     ``segment`` (otsu, multiotsu:K, threshold:T) also writes each sample's phase label map.
     ``targets`` (see ``targets.make_targets``: {"vf": 0.55}, {"s2": "ref.png"}, Target objects)
-    steer every sample towards descriptor values with ``target_strength``; each ``NNNN.json``
+    steer every sample towards descriptor values with ``target_strength``; ``target_candidates``
+    K > 1 keeps the best of K guided draws of each sample (K times the cost); each ``NNNN.json``
     records the targets and what the sample achieved.
 
     Under torchrun / accelerate (WORLD_SIZE > 1) process r writes the sample numbers r, r + W, ...:
@@ -329,7 +352,11 @@ def sample_to_folder(pipe, class_names: Sequence[str] | None, num: int, out_dir:
     goal = None
     if targets:
         from .targets import make_targets
-        goal = make_targets(targets, target_strength, (canvas.height, canvas.width), pipe.class_names)
+        goal = make_targets(targets, target_strength, (canvas.height, canvas.width), pipe.class_names,
+                            target_candidates)
+    elif target_candidates not in (None, 1):
+        raise UsageError(f"--target-candidates {target_candidates}: candidates are chosen by their targets; "
+                         "give --target-vf, --target-s2 or --target-descriptor too")
     run = sample_run(pipe, class_names, num, seed, steps, sampler, guidance, batch_size, canvas, segment,
                      targets=goal.record() if goal else None)
     return run_sampling(pipe, run, Path(out_dir), overwrite, resume, show_progress, targets=goal)

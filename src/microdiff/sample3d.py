@@ -114,9 +114,13 @@ def check_memory(shape: VolumeShape, channels: int, device: str) -> None:
                          f"{device} has {have / 1e9:.1f} GB available; choose a smaller --size")
 
 
-def plane_denoisers(denoiser, shape: VolumeShape, seeds: Sequence[int], window: int, chunk: int = 64) -> list:
+def plane_denoisers(denoiser, shape: VolumeShape, seeds: Sequence[int], window: int, chunk: int = 64,
+                    targets=None) -> list:
     """The 2D denoiser on the sections normal to z, y and x of a batch of volumes with ``seeds``:
-    windows and tori as ``sample.Canvas`` makes them, seeded per section."""
+    windows and tori as ``sample.Canvas`` makes them, seeded per section; with ``targets`` the
+    sections of each network call (a chunk: for a cube of the training size, all sections along
+    the axis) are steered as one field (``Targets.guide(pooled=True)``): section by section, the
+    sections' own fractions would be pinned to the target and stripe the volume (measured)."""
     from .domains import ChunkedDenoiser
     from .sample import Canvas
     from .seeding import STREAM_PLANES, derive_seed
@@ -126,7 +130,8 @@ def plane_denoisers(denoiser, shape: VolumeShape, seeds: Sequence[int], window: 
         n = shape.shape[axis]
         canvas = Canvas(h, w, shape.periodic, shape.overlap)
         plane_seeds = [derive_seed(int(s), STREAM_PLANES, axis, j) for s in seeds for j in range(n)]
-        out.append(canvas.wrap(ChunkedDenoiser(denoiser, chunk), plane_seeds, window))
+        inner = denoiser if targets is None else targets.guide(denoiser, pooled=True)
+        out.append(canvas.wrap(ChunkedDenoiser(inner, chunk), plane_seeds, window))
     return out
 
 
@@ -136,7 +141,8 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
                      targets=None, chunk: int = 64, prior=None) -> Tensor:
     """Volumes (N, C, Z, Y, X) in [0, 1] for a loaded pipeline, one at a time; volume i has the
     classes ``classes[i]`` (for the sections normal to z, y, x) and depends on ``seeds[i]`` only.
-    ``progress()`` is called at every denoiser call; ``targets`` steer each whole volume;
+    ``progress()`` is called at every denoiser call; ``targets`` steer every section as a 2D sample
+    (``plane_denoisers``) and the product's prior is then the steered 2D samples' marginal;
     ``chunk`` sections (or windows) go through the network per call; ``prior``: the voxels'
     marginal for ``planes="product"`` (default: ``voxel_marginal`` of the first volume's classes)."""
     from .domains import PlanarVolumeDenoiser
@@ -146,11 +152,11 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
     den = inference_denoiser(pipe.unet, cfg, len(pipe.class_names))
     window = cfg.model.image_size
     if planes == "product" and prior is None:
-        prior = voxel_marginal(pipe, classes[0], 0, s.steps, s.sampler, s.guidance)
+        prior = voxel_marginal(pipe, classes[0], 0, s.steps, s.sampler, s.guidance, targets)
 
     def wrap(guided, batch_seeds):
-        vol = PlanarVolumeDenoiser(plane_denoisers(guided, shape, batch_seeds, window, chunk), planes, prior=prior)
-        vol = vol if targets is None else targets.guide(vol)
+        vol = PlanarVolumeDenoiser(plane_denoisers(guided, shape, batch_seeds, window, chunk, targets), planes,
+                                   prior=prior)
         return vol if progress is None else _Ticking(vol, progress)
     return sample_images(den, [tuple(c) for c in classes], list(seeds), (cfg.model.image_channels, *shape.shape),
                          s.steps, s.sampler, s.guidance, 1, cfg.sample.clip_denoised, pipe.unet.device, wrap=wrap)
@@ -160,13 +166,14 @@ MARGINAL_SAMPLES, MARGINAL_BINS = 8, 128
 
 
 def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = None, sampler: str | None = None,
-                   guidance: float | None = None) -> tuple[Tensor, Tensor]:
+                   guidance: float | None = None, targets=None) -> tuple[Tensor, Tensor]:
     """The gray-level marginal of one voxel that ``--planes product`` divides out: the histogram
     (MARGINAL_BINS bins over [-1, 1], as bin centres and weights) of MARGINAL_SAMPLES 2D samples
     of the model per distinct axis class, the same sampler and steps, seeds derive_seed(seed,
     STREAM_MARGINAL, class, i); each class's histogram counts once per axis that uses it. The model's own
     samples rather than a Gaussian: a two-phase micrograph's marginal is bimodal, and a Gaussian
-    in its place favours the phase farther from the mean (measured: +9 points of the bright phase)."""
+    in its place favours the phase farther from the mean (measured: +9 points of the bright phase).
+    With ``targets`` the 2D samples are steered as the volume's sections are."""
     import torch
 
     from .sample import generate
@@ -174,7 +181,7 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = 
     distinct = sorted({int(c) for c in classes})
     labels = [c for c in distinct for _ in range(MARGINAL_SAMPLES)]
     seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for c in distinct for i in range(MARGINAL_SAMPLES)]
-    x = generate(pipe, labels, seeds, steps, sampler, guidance)[:, 0] * 2 - 1
+    x = generate(pipe, labels, seeds, steps, sampler, guidance, targets=targets)[:, 0] * 2 - 1
     counts = sum(list(classes).count(c) * torch.histc(x[k * MARGINAL_SAMPLES:(k + 1) * MARGINAL_SAMPLES].double(),
                                                       MARGINAL_BINS, -1.0, 1.0) for k, c in enumerate(distinct))
     edges = torch.linspace(-1, 1, MARGINAL_BINS + 1, dtype=torch.float64)
@@ -379,6 +386,9 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
         other = sorted({t.kind for t in goal.items} - {"vf"})
         if other:
             raise UsageError(f"sample3d steers the volume fraction (--target-vf) only, not {', '.join(other)}")
+        if goal.candidates > 1:
+            raise UsageError(f"sample3d: --target-candidates {goal.candidates} is for 2D samples (each candidate "
+                             "would be a whole volume); steer volumes with --target-vf alone")
         if goal.mixed() is not None:
             raise UsageError("sample3d: a volume fraction by class mixture (mix) is for 2D samples; "
                              "steer volumes with --target-vf alone")
@@ -392,7 +402,8 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
     out_dir = Path(out_dir)
     prepare_sample_dir(out_dir, run, overwrite, resume, RUN_JSON)
     classes = run.class_indices(pipe)
-    prior = voxel_marginal(pipe, classes, seed, run.steps, run.sampler, run.guidance) if planes == "product" else None
+    prior = (voxel_marginal(pipe, classes, seed, run.steps, run.sampler, run.guidance, goal)
+             if planes == "product" else None)
     result = VolumeResult(out_dir)
     for i in range(num):
         if volume_complete(out_dir, i):

@@ -14,6 +14,7 @@ STREAM_WINDOWS = 11        # window offsets of a sample on a large or periodic c
 STREAM_PLANES = 12         # section i normal to axis a of a volume: derive_seed(volume seed, 12, a, i)
 STREAM_VOLUMES = 13        # volume i with classes (cz, cy, cx): derive_seed(seed, 13, cz, cy, cx, i)
 STREAM_MARGINAL = 14       # 2D sample i of class c for a volume run's voxel marginal: derive_seed(seed, 14, c, i)
+STREAM_CANDIDATES = 15     # candidate k >= 1 of a sample steered to targets: derive_seed(sample seed, 15, k)
 
 
 def derive_seed(*parts: int) -> int:
@@ -25,6 +26,12 @@ def sample_seed(seed: int, class_index: int, index: int) -> int:
     """The seed of sample ``index`` of a class: independent of batch size, process count and of
     which other classes are sampled in the same run."""
     return derive_seed(seed, class_index, index)
+
+
+def candidate_seeds(seed: int, k: int) -> list[int]:
+    """The seeds of a sample's ``k`` candidates (``--target-candidates``): its own seed first, so
+    one candidate is the sample itself, then derive_seed(seed, STREAM_CANDIDATES, j)."""
+    return [int(seed)] + [derive_seed(seed, STREAM_CANDIDATES, j) for j in range(1, k)]
 
 
 def volume_seed(seed: int, classes: tuple[int, int, int], index: int) -> int:

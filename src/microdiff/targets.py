@@ -14,6 +14,12 @@ matrices are MCRpy's own soft descriptors (already differentiable).
 
 A volume fraction can instead be reached by class mixture (``mix``, ``--target-mix``;
 ``Targets.mixture``): the model's classes interpolated per sample and step, with no pixel gradient.
+
+With ``candidates`` K > 1 (``--target-candidates``) every sample is drawn K times, guided, from
+its own seed and K - 1 seeds derived from it, and the candidate whose finished image is nearest
+the targets by the hard descriptors is kept (``Targets.select``; best-of-K selection, the
+baseline of particle methods such as FK steering, Singhal et al. 2025). It costs K times the
+sampling and needs no gradient, so it also serves targets the guidance alone does not reach.
 """
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checks import check_float
+from .checks import check_float, check_int
 from .errors import DataError, UsageError
 from .metrics.descriptors import radial_autocorrelation
 from .metrics.segmentation import Segmentation
@@ -109,6 +115,11 @@ class VolumeFraction(Target):
         vf = float(hard_phase(image, self.seg(), self.phase_index()).mean())
         return {"achieved": round(vf, 6), "error": round(vf - self.value, 6)}
 
+    def penalty(self, image: np.ndarray) -> float:
+        """The loss's form on the hard fraction of a finished image."""
+        vf = float(hard_phase(image, self.seg(), self.phase_index()).mean())
+        return self.weight * (vf - self.value) ** 2 / (2 * self.tol ** 2)
+
     def record(self) -> dict:
         return {"kind": "vf", "value": self.value, "phase": self.phase_index(), "segment": self.segment,
                 "weight": self.weight, **({"mix": list(self.mix), "reach": MIX_REACH} if self.mix else {})}
@@ -150,8 +161,16 @@ class TwoPoint(Target):
         return self.weight * err2 / (2 * self.tol ** 2)
 
     def measure(self, image: np.ndarray) -> dict:
+        return {"rmse": round(self.rmse(image), 6)}
+
+    def rmse(self, image: np.ndarray) -> float:
         s2 = hard_s2(image, self.seg(), self.phase_index())
-        return {"rmse": round(float(np.sqrt(np.mean((s2 - np.asarray(self.curve)) ** 2))), 6)}
+        return float(np.sqrt(np.mean((s2 - np.asarray(self.curve)) ** 2)))
+
+    def penalty(self, image: np.ndarray) -> float:
+        """The hard S2's root-mean-square error over all radii (the number ``measure`` reports),
+        in the loss's Gaussian form."""
+        return self.weight * self.rmse(image) ** 2 / (2 * self.tol ** 2)
 
     def record(self) -> dict:
         return {"kind": "s2", "image": self.source, "sha256": self.sha256, "phase": self.phase_index(),
@@ -217,10 +236,15 @@ class Descriptor(Target):
         return self.weight * rel / (2 * self.tol ** 2)
 
     def measure(self, image: np.ndarray) -> dict:
+        return {"relative_error": round(self.relative_error(image), 6)}
+
+    def relative_error(self, image: np.ndarray) -> float:
         with torch.no_grad():
             d = self.describe(torch.from_numpy(np.asarray(image, np.float32))[None])[0].numpy()
-        rel = np.sqrt(((d - self.array) ** 2).sum() / (self.array ** 2).sum())
-        return {"relative_error": round(float(rel), 6)}
+        return float(np.sqrt(((d - self.array) ** 2).sum() / (self.array ** 2).sum()))
+
+    def penalty(self, image: np.ndarray) -> float:
+        return self.weight * self.relative_error(image) ** 2 / (2 * self.tol ** 2)
 
     def record(self) -> dict:
         return {"kind": "descriptor", "descriptor": self.descriptor, "file": self.source, "sha256": self.sha256,
@@ -229,13 +253,17 @@ class Descriptor(Target):
 
 @dataclass(frozen=True)
 class Targets:
-    """Targets that guide sampling together (their losses add), with a common strength."""
+    """Targets that guide sampling together (their losses add), with a common strength; with
+    ``candidates`` K > 1 the best of K guided draws of each sample is kept (``select``)."""
     items: tuple[Target, ...]
     strength: float = 1.0
     class_names: tuple[str, ...] = ()       # the model's, for a volume fraction reached by class mixture
+    candidates: int = 1
 
     def __post_init__(self):
         check_float("--target-strength", self.strength, 0.0, 1e6, error=UsageError)
+        object.__setattr__(self, "candidates", check_int("--target-candidates", self.candidates, 1, MAX_CANDIDATES,
+                                                         error=UsageError))
         mixed = [t for t in self.items if getattr(t, "mix", ())]
         if len(mixed) > 1:
             raise UsageError("--target-mix: only one volume-fraction target can be reached by class mixture")
@@ -261,7 +289,20 @@ class Targets:
         return [{**t.record(), **t.measure(image)} for t in self.items]
 
     def record(self) -> dict:
-        return {"strength": self.strength, "targets": [t.record() for t in self.items]}
+        return {"strength": self.strength, "targets": [t.record() for t in self.items],
+                **({"candidates": self.candidates} if self.candidates > 1 else {})}
+
+    def penalty(self, image: np.ndarray) -> float:
+        """How far a finished image (gray, [0, 1], (H, W)) is from all targets: the sum of each
+        target's loss form (weight * d^2 / (2 tol^2)) on its hard descriptor."""
+        return float(sum(t.penalty(image) for t in self.items))
+
+    def select(self, images: Tensor) -> tuple[Tensor, list[int]]:
+        """The candidate of each sample nearest the targets: ``images`` (N, K, C, H, W) in [0, 1]
+        -> (N, C, H, W) and the index chosen per sample (the first on ties; 0 = the sample's own
+        seed). The first channel is the field, as in ``loss``."""
+        chosen = [int(np.argmin([self.penalty(c[0].numpy()) for c in cands])) for cands in images]
+        return torch.stack([cands[k] for cands, k in zip(images, chosen)]), chosen
 
     def mixed(self) -> "VolumeFraction | None":
         """The volume-fraction target reached by class mixture, if any."""
@@ -285,20 +326,30 @@ class Targets:
         return ClassMixture(denoiser, vf.mix_labels(self.class_names), lambda x0: vf.fraction((x0[:, 0] + 1) / 2),
                             vf.value, MIX_REACH)
 
-    def guide(self, denoiser):
+    def pooled_loss(self, x0: Tensor, kinds: Sequence[str] | None = None) -> Tensor:
+        """``loss`` of a batch taken as one field (its images stacked, one segmentation threshold),
+        repeated per image: the B images share one push of the strength of a single image's (the
+        sum is B times the pooled loss). For the sections of a volume: its fraction steered as a
+        whole rather than each section pinned to the target."""
+        b, c, h, w = x0.shape
+        return self.loss(x0.movedim(0, 1).reshape(1, c, b * h, w), kinds).expand(b)
+
+    def guide(self, denoiser, pooled: bool = False):
         """The denoiser steered towards the targets (a volume fraction with ``mix``: see
         ``mixture``, which replaces its gradient guidance). Volume fractions and MCRpy descriptors: DPS
         (``GradientGuidance``, gradient through the network) with the strength as its scale. S2:
         descent on the predicted x_0 itself (``X0Guidance``: X0_ITERS normalised steps of
         X0_STEP * strength / 3 while sigma_t >= X0_MIN_SIGMA, so the last steps leave the texture
         to the model). Measured on the demo model, DPS did not lower the S2 error to a held-out
-        image (median 0.0079 unguided, 0.0083-0.0101 guided) while the x_0 descent halves it."""
+        image (median 0.0079 unguided, 0.0083-0.0101 guided) while the x_0 descent halves it.
+        ``pooled``: DPS on ``pooled_loss`` (every call's batch steered as one field)."""
         from .guidance import GradientGuidance, X0Guidance
         kinds = {t.kind for t in self.items if not getattr(t, "mix", ())}
         out = denoiser
         dps = tuple(kinds - X0_KINDS)
+        loss = self.pooled_loss if pooled else self.loss
         if dps:
-            out = GradientGuidance(out, lambda x0: self.loss(x0, dps), self.strength)
+            out = GradientGuidance(out, lambda x0: loss(x0, dps), self.strength)
         if kinds & X0_KINDS:
             out = X0Guidance(out, lambda x0: self.loss(x0, tuple(X0_KINDS)), X0_STEP * self.strength / 3,
                              X0_ITERS, X0_MIN_SIGMA)
@@ -308,14 +359,16 @@ class Targets:
 X0_KINDS = frozenset({"s2"})       # targets steered by descent on x_0 (see Targets.guide)
 X0_STEP, X0_ITERS, X0_MIN_SIGMA = 0.1, 6, 0.2
 MIX_REACH = 1.0                    # class mixture: extrapolate up to one class spacing beyond the outermost
+MAX_CANDIDATES = 64                # --target-candidates: at most this many draws per sample
 
 
 def make_targets(spec, strength: float = 1.0, size: tuple[int, int] | None = None,
-                 class_names: Sequence[str] = ()) -> Targets:
+                 class_names: Sequence[str] = (), candidates: int | None = None) -> Targets:
     """Targets from Python: a ``Targets``, a sequence of ``Target`` objects, or a dict with keys
     ``vf`` (a fraction), ``mix`` (with ``vf``: classes to interpolate with, or "all"), ``s2`` (an
-    image path) and ``correlations`` / ``gram`` (a .npy path); checked against the sample
-    ``size`` (height, width) when given and the model's ``class_names``."""
+    image path), ``correlations`` / ``gram`` (a .npy path) and ``candidates`` (draws per sample,
+    the best kept); checked against the sample ``size`` (height, width) when given and the
+    model's ``class_names``. ``candidates`` given here overrides the spec's."""
     if isinstance(spec, Targets):
         out = spec
     elif isinstance(spec, dict):
@@ -329,13 +382,17 @@ def make_targets(spec, strength: float = 1.0, size: tuple[int, int] | None = Non
                 items.append(TwoPoint.from_image(value))
             elif key in DESCRIPTORS:
                 items.append(Descriptor.from_file(value, key))
-            elif key != "mix":
-                raise UsageError(f"targets: unknown key {key!r}; use vf, mix, s2, correlations or gram")
-        out = Targets(tuple(items), strength)
+            elif key not in ("mix", "candidates"):
+                raise UsageError(f"targets: unknown key {key!r}; use vf, mix, s2, correlations, gram or candidates")
+        if not items:
+            raise UsageError("targets: 'candidates' chooses among draws by their targets; give vf, s2, "
+                             "correlations or gram too")
+        out = Targets(tuple(items), strength, candidates=spec.get("candidates", 1))
     else:
         out = Targets(tuple(spec), strength)
-    if class_names:
-        out = Targets(out.items, out.strength, tuple(class_names))
+    if class_names or candidates is not None:
+        out = Targets(out.items, out.strength, tuple(class_names) or out.class_names,
+                      out.candidates if candidates is None else candidates)
     return out.checked(size) if size is not None else out
 
 
