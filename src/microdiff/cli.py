@@ -152,8 +152,8 @@ def _sample3d_parser(sub) -> None:
                         "the cost, smeared); fuse: all three every step, predictions averaged")
     p.add_argument("--segment", help="also write phase labels labels.{npy,tif,vti}: otsu, multiotsu:K, threshold:T")
     p.add_argument("--target-vf", type=float_arg(0.0, 1.0), help="steer each volume to this fraction of the bright "
-                   "phase (of --segment's brightest phase). Experimental on volumes: measured to miss badly (0.18 for "
-                   "0.35; BENCHMARKS.md); volume.json records the fraction achieved")
+                   "phase (of --segment's brightest phase): each axis's sections steered together as one field; "
+                   "volume.json records the fraction achieved")
     p.add_argument("--target-strength", type=float_arg(0.0, 1e6), default=3.0, help="guidance strength (default 3)")
 
 

@@ -392,11 +392,6 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
         if goal.mixed() is not None:
             raise UsageError("sample3d: a volume fraction by class mixture (mix) is for 2D samples; "
                              "steer volumes with --target-vf alone")
-        if goal.strength > 0:
-            import warnings
-            warnings.warn("--target-vf on volumes is experimental and measured to miss (0.18 for 0.35 and 0.40 for "
-                          "0.45 where unguided volumes had 0.40; BENCHMARKS.md): check the fraction volume.json "
-                          "records", UserWarning, stacklevel=2)
     run = volume_run(pipe, class_name, axes, num, seed, steps, sampler, guidance, size, periodic, overlap, planes,
                      segment, str(pipe.unet.device), goal.record() if goal else None)
     out_dir = Path(out_dir)
