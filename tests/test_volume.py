@@ -136,6 +136,44 @@ def test_plane_denoiser_reproduces_gaussian_data(mode):
     assert float(out.std()) == pytest.approx(S, rel=0.03)
 
 
+def test_product_with_rank_mapped_levels_reproduces_gaussian_data():
+    """The product's x0 rank-mapped at every step onto the x0 that 2D samples of the same
+    "model" had at that step (``VoxelPrior.levels``, as ``voxel_marginal`` records them): for
+    i.i.d. voxels still the data's mean and spread."""
+    from microdiff.domains import VoxelPrior
+    base = Diffusion.from_config("linear", 1000)
+    den = GaussianDenoiser(base, M, S)
+    walk = respace(base, 25, "logsnr")
+    levels = {}
+
+    def record(i, x_t, x0):
+        levels[int(walk.timesteps_at(i, x0)[0])] = x0.flatten().sort().values
+    noise2d = NoiseSource(range(100, 108))
+    sample_dpmpp_2m(bind_labels(den, torch.zeros(8, dtype=torch.long)), noise2d.randn((1, 32, 32), dtype=torch.float64),
+                    walk, noise2d, clip_denoised=False, callback=record)
+    assert len(levels) == 25
+    v = torch.linspace(M - 8 * S, M + 8 * S, 801, dtype=torch.float64)
+    prior = VoxelPrior(v, torch.exp(-(v - M) ** 2 / (2 * S ** 2)), levels)
+    vol = PlanarVolumeDenoiser(_planes(den), "product", prior=prior)
+    noise = NoiseSource(range(3))
+    out = sample_dpmpp_2m(bind_labels(vol, torch.zeros(3, 3, dtype=torch.long)),
+                          noise.randn((1, 20, 18, 16), dtype=torch.float64), walk, noise, clip_denoised=False)
+    assert float(out.mean()) == pytest.approx(M, abs=0.01)
+    assert float(out.std()) == pytest.approx(S, rel=0.03)
+
+
+def test_rank_map_keeps_the_order_and_takes_the_levels():
+    from microdiff.domains import rank_map
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 1, 6, 5, 4, generator=g)
+    levels = torch.rand(1000, generator=g).sort().values
+    out = rank_map(x, levels)
+    for b in range(2):
+        assert torch.equal(out[b].flatten().argsort(), x[b].flatten().argsort())      # same spatial order
+        want = levels[torch.linspace(0, 999, 120).round().long()]
+        assert torch.equal(out[b].flatten().sort().values, want)                     # the levels' distribution
+
+
 def test_marginal_denoiser_is_the_posterior_mean_of_its_prior():
     """Closed forms: a Gaussian marginal gives the Wiener estimate; two atoms give a tanh."""
     from microdiff.domains import marginal_denoiser
@@ -199,6 +237,27 @@ def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("m") / "model"
     pipe.save_pretrained(path)
     return path
+
+
+def test_voxel_marginal_levels_are_the_samplers_x0_at_each_step():
+    """``voxel_marginal``: per timestep the sorted x0 of its 2D samples, each class weighted by the
+    axes that use it, gathered over batches (3 per batch here); the last step's are the finished
+    samples, whose histogram is the marginal."""
+    from microdiff.pipeline import pipeline_class
+    from microdiff.sample import generate
+    from microdiff.sample3d import MARGINAL_SAMPLES, voxel_marginal
+    from microdiff.seeding import STREAM_MARGINAL, derive_seed
+    torch.manual_seed(0)
+    pipe = pipeline_class().create(tiny_config("sample.batch_size=3"), ["a", "b"])
+    prior = voxel_marginal(pipe, (1, 1, 0), 5, steps=3, sampler="dpmpp", guidance=1.5)
+    assert len(prior.levels) == 3 and all((lv[1:] >= lv[:-1]).all() for lv in prior.levels.values())
+    finished = [generate(pipe, [c] * MARGINAL_SAMPLES, [derive_seed(5, STREAM_MARGINAL, c, i)
+                                                        for i in range(MARGINAL_SAMPLES)], 3, "dpmpp", 1.5)[:, 0] * 2 - 1
+                for c in (0, 1)]
+    want = torch.cat([finished[0].flatten(), finished[1].flatten().repeat(2)]).sort().values
+    torch.testing.assert_close(prior.levels[min(prior.levels)], want, rtol=0, atol=1e-5)
+    hist = torch.histc(finished[0].double(), 128, -1, 1) + 2 * torch.histc(finished[1].double(), 128, -1, 1)
+    torch.testing.assert_close(prior.weights, hist / hist.sum())
 
 
 def _sample3d(tiny, out, *extra):

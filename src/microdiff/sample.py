@@ -123,11 +123,13 @@ def inference_denoiser(net, config, num_classes: int) -> Denoiser:
 def sample_images(denoiser, labels: Sequence[int], seeds: Sequence[int], shape: Sequence[int], steps: int,
                   sampler: str, guidance: float, batch_size: int, clip_denoised: bool = True,
                   device=None, progress: Callable[[int], None] | None = None,
-                  wrap: Callable | None = None) -> Tensor:
+                  wrap: Callable | None = None, callback: Callable | None = None) -> Tensor:
     """Images in [0, 1], shape (N, *shape), float32 on the CPU; sample i uses ``seeds[i]`` only.
 
     ``wrap(denoiser, seeds)`` puts the guided denoiser on the batch's domain (a large or periodic
     canvas, a mask, descriptor targets): it is called once per batch with that batch's seeds.
+    ``callback(i, x_t, x0)`` is the sampler's (see ``diffusion.samplers``), for every step of
+    every batch.
     """
     if len(labels) != len(seeds):
         raise ValueError("one seed per label is needed")
@@ -141,7 +143,7 @@ def sample_images(denoiser, labels: Sequence[int], seeds: Sequence[int], shape: 
         noise = NoiseSource(batch_seeds)
         x = noise.randn(tuple(shape), device=device)
         model = guided if wrap is None else wrap(guided, batch_seeds)
-        x0 = fn(bind_labels(model, lab), x, diffusion, noise, clip_denoised=clip_denoised)
+        x0 = fn(bind_labels(model, lab), x, diffusion, noise, clip_denoised=clip_denoised, callback=callback)
         out.append(((x0.float().clamp(-1, 1) + 1) / 2).cpu())
         if progress is not None:
             progress(len(lab))
@@ -150,12 +152,13 @@ def sample_images(denoiser, labels: Sequence[int], seeds: Sequence[int], shape: 
 
 def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, sampler: str, guidance: float,
              batch_size: int | None = None, progress: Callable | None = None, clip_denoised: bool = True,
-             canvas: Canvas | None = None, wrap: Callable | None = None, targets=None) -> Tensor:
+             canvas: Canvas | None = None, wrap: Callable | None = None, targets=None,
+             callback: Callable | None = None) -> Tensor:
     """``sample_images`` for a loaded pipeline (its network, config and class count), on
     ``canvas`` (default: one window of the training size); ``wrap(denoiser, seeds)`` replaces the
     canvas's own domain (a mask, say); ``targets`` (``targets.Targets``) steer the whole canvas,
     and with ``targets.candidates`` K > 1 each sample is the best of K draws from its seed
-    (``seeding.candidate_seeds``, ``Targets.select``)."""
+    (``seeding.candidate_seeds``, ``Targets.select``); ``callback`` is ``sample_images``'."""
     cfg = pipe.microdiff_config
     s = resolve_settings(cfg, steps, sampler, guidance, batch_size)
     den = inference_denoiser(pipe.unet, cfg, len(pipe.class_names))
@@ -169,11 +172,11 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
     k = targets.candidates if targets else 1
     if k == 1:
         return sample_images(den, labels, seeds, shape, s.steps, s.sampler, s.guidance, s.batch_size,
-                             clip_denoised, pipe.unet.device, progress, wrap=wrap)
+                             clip_denoised, pipe.unet.device, progress, wrap=wrap, callback=callback)
     drawn = sample_images(den, [lab for lab in labels for _ in range(k)],
                           [c for sd in seeds for c in candidate_seeds(sd, k)], shape, s.steps, s.sampler,
                           s.guidance, s.batch_size, clip_denoised, pipe.unet.device,
-                          None if progress is None else _per_sample(progress, k), wrap=wrap)
+                          None if progress is None else _per_sample(progress, k), wrap=wrap, callback=callback)
     return targets.select(drawn.view(len(seeds), k, *drawn.shape[1:]))[0]
 
 

@@ -3,7 +3,8 @@
 The trained 2D denoiser is applied to all sections of a volume normal to one axis at a time
 (``domains.PlanarVolumeDenoiser``, after Micro3Diff's multi-plane denoising): ``product`` (the
 default) adds the three axes' evidence at every step, beyond what a voxel's own value says
-under the voxels' marginal (``voxel_marginal``: 2D samples of the model); ``alternate`` turns the
+under the voxels' marginal, and rank-maps the result onto the gray levels 2D samples had at that
+step (``voxel_marginal``: 2D samples of the model, a ``domains.VoxelPrior``); ``alternate`` turns the
 axis at every sampler step (a third of the cost, smeared volumes); ``fuse`` averages the three
 axes' predictions at every step. The samplers, classifier-free guidance, window machinery (sections
 larger than the training size, periodic volumes) and per-sample seeding are those of 2D
@@ -166,26 +167,42 @@ MARGINAL_SAMPLES, MARGINAL_BINS = 8, 128
 
 
 def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = None, sampler: str | None = None,
-                   guidance: float | None = None, targets=None) -> tuple[Tensor, Tensor]:
-    """The gray-level marginal of one voxel that ``--planes product`` divides out: the histogram
-    (MARGINAL_BINS bins over [-1, 1], as bin centres and weights) of MARGINAL_SAMPLES 2D samples
-    of the model per distinct axis class, the same sampler and steps, seeds derive_seed(seed,
-    STREAM_MARGINAL, class, i); each class's histogram counts once per axis that uses it. The model's own
-    samples rather than a Gaussian: a two-phase micrograph's marginal is bimodal, and a Gaussian
-    in its place favours the phase farther from the mean (measured: +9 points of the bright phase).
+                   guidance: float | None = None, targets=None):
+    """What ``--planes product`` knows of one voxel (a ``domains.VoxelPrior``), from
+    MARGINAL_SAMPLES 2D samples of the model per distinct axis class, the same sampler and steps,
+    seeds derive_seed(seed, STREAM_MARGINAL, class, i), each class counting once per axis that
+    uses it: the gray-level marginal it divides out (the histogram of the finished samples,
+    MARGINAL_BINS bins over [-1, 1] as bin centres and weights) and the levels it rank-maps onto
+    (the sorted x_0 the sampler used at each step, keyed by timestep). The model's own samples
+    rather than a Gaussian: a two-phase micrograph's marginal is bimodal, and a Gaussian in its
+    place favours the phase farther from the mean (measured: +9 points of the bright phase).
     With ``targets`` the 2D samples are steered as the volume's sections are."""
     import torch
 
-    from .sample import generate
+    from .domains import VoxelPrior
+    from .sample import generate, inference_denoiser, resolve_settings, sampling_diffusion
     from .seeding import STREAM_MARGINAL, derive_seed
-    distinct = sorted({int(c) for c in classes})
-    labels = [c for c in distinct for _ in range(MARGINAL_SAMPLES)]
-    seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for c in distinct for i in range(MARGINAL_SAMPLES)]
-    x = generate(pipe, labels, seeds, steps, sampler, guidance, targets=targets)[:, 0] * 2 - 1
-    counts = sum(list(classes).count(c) * torch.histc(x[k * MARGINAL_SAMPLES:(k + 1) * MARGINAL_SAMPLES].double(),
-                                                      MARGINAL_BINS, -1.0, 1.0) for k, c in enumerate(distinct))
+    cfg = pipe.microdiff_config
+    s = resolve_settings(cfg, steps, sampler, guidance, None)
+    walk = sampling_diffusion(inference_denoiser(pipe.unet, cfg, len(pipe.class_names)).diffusion, s.steps, s.sampler)
+    counts, levels = 0, {}
+    for c in sorted({int(c) for c in classes}):
+        weight = list(classes).count(c)
+        seen: dict[int, Tensor] = {}
+
+        def record(i, x_t, x0):                      # every batch of the class adds its samples
+            v = x0[:, 0].detach().flatten().float().cpu()
+            seen[i] = torch.cat([seen[i], v]) if i in seen else v
+        seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for i in range(MARGINAL_SAMPLES)]
+        x = generate(pipe, [c] * MARGINAL_SAMPLES, seeds, s.steps, s.sampler, s.guidance, targets=targets,
+                     callback=record)[:, 0] * 2 - 1
+        counts = counts + weight * torch.histc(x.double(), MARGINAL_BINS, -1.0, 1.0)
+        for i, v in seen.items():
+            t = int(walk.timesteps_at(i, v[:1])[0])
+            levels[t] = torch.cat([levels.get(t, v[:0]), v.repeat(weight)])
     edges = torch.linspace(-1, 1, MARGINAL_BINS + 1, dtype=torch.float64)
-    return (edges[:-1] + edges[1:]) / 2, counts / counts.sum()
+    return VoxelPrior((edges[:-1] + edges[1:]) / 2, counts / counts.sum(),
+                      {t: v.sort().values for t, v in levels.items()})
 
 
 class _Ticking:
@@ -414,7 +431,9 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
         result.seconds.append(time.perf_counter() - start)
         record = {**run.record(pipe, i), "seconds": round(result.seconds[-1], 2)}
         if prior is not None:
-            record["voxel_marginal"] = {"samples_per_axis": MARGINAL_SAMPLES, "bins": MARGINAL_BINS}
+            from .domains import EVIDENCE
+            record["voxel_marginal"] = {"samples_per_axis": MARGINAL_SAMPLES, "bins": MARGINAL_BINS,
+                                        "rank_mapped_steps": len(prior.levels), "evidence": round(EVIDENCE, 6)}
         if goal:
             record["targets"] = goal.measure(vol[0, 0].numpy())
         folder = out_dir / f"{i:04d}"
