@@ -181,6 +181,12 @@ class VoxelPrior:
     levels: dict[int, Tensor] = field(default_factory=dict)
 
 
+def even_ranks(sorted_values: Tensor, n: int) -> Tensor:
+    """``n`` of ``sorted_values`` at evenly spaced ranks, first and last included: the same
+    distribution at another sample size (n = its length: itself)."""
+    return sorted_values[torch.linspace(0, sorted_values.numel() - 1, n, device=sorted_values.device).round().long()]
+
+
 def rank_map(x: Tensor, levels: Tensor) -> Tensor:
     """Each item of x (B, ...) with its values replaced, rank for rank, by ``levels`` (sorted, any
     length; resampled at evenly spaced ranks): the spatial order of x with the distribution of
@@ -188,7 +194,7 @@ def rank_map(x: Tensor, levels: Tensor) -> Tensor:
     out = torch.empty_like(x)
     for b in range(x.shape[0]):
         n = x[b].numel()
-        q = levels[torch.linspace(0, levels.numel() - 1, n, device=levels.device).round().long()]
+        q = even_ranks(levels, n)
         flat = torch.empty(n, dtype=x.dtype, device=x.device)
         flat[x[b].flatten().argsort()] = q.to(x.device, x.dtype)
         out[b] = flat.view_as(x[b])

@@ -164,6 +164,7 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
 
 
 MARGINAL_SAMPLES, MARGINAL_BINS = 8, 128
+MAX_LEVELS = 1 << 16           # sorted x0 values kept per step for the rank map (a 256^2 model's 8 samples: 524288)
 
 
 def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = None, sampler: str | None = None,
@@ -179,7 +180,7 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = 
     With ``targets`` the 2D samples are steered as the volume's sections are."""
     import torch
 
-    from .domains import VoxelPrior
+    from .domains import VoxelPrior, even_ranks
     from .sample import generate, inference_denoiser, resolve_settings, sampling_diffusion
     from .seeding import STREAM_MARGINAL, derive_seed
     cfg = pipe.microdiff_config
@@ -202,7 +203,7 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = 
             levels[t] = torch.cat([levels.get(t, v[:0]), v.repeat(weight)])
     edges = torch.linspace(-1, 1, MARGINAL_BINS + 1, dtype=torch.float64)
     return VoxelPrior((edges[:-1] + edges[1:]) / 2, counts / counts.sum(),
-                      {t: v.sort().values for t, v in levels.items()})
+                      {t: even_ranks(v.sort().values, min(v.numel(), MAX_LEVELS)) for t, v in levels.items()})
 
 
 class _Ticking:
