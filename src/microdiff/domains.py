@@ -166,7 +166,7 @@ class MaskedDenoiser(DenoiserWrapper):
 
 
 PLANE_MODES = ("alternate", "fuse", "product")
-EVIDENCE = 2 / 3           # product mode: weight of each plane's evidence (see PlanarVolumeDenoiser.product_x0)
+EVIDENCE = 1.0             # product mode: weight of each plane's evidence (see PlanarVolumeDenoiser.product_x0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -262,17 +262,19 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         marginal: what the voxel's own noisy value says, which every plane contains and which so
         counts once; each plane's departure from ref is the evidence of its in-plane neighbours.
 
-        The three planes meet pairwise in the voxel's axis lines, so 1/2 would count each
-        neighbour near the voxel once (1 is the naive product of the planar experts; 1/3 is
-        ``fuse``'s average, a third of each plane's structure). Measured on the grf truth, 1/2
-        keeps the volume fraction but leaves the structure too fine (S_V +26 %); weights above it
-        coarsen the structure towards the truth's while the field's amplitude grows and the level
-        cut drifts (2/3: S_V +9 % and +10 points of the bright phase). The rank map takes the
-        drift out: the product's x0 keeps its spatial order and gets the distribution of 2D
-        samples' x0 at the same step (``VoxelPrior.levels``), so the weight sets only the
-        structure and the marginal only the gray levels (2/3: vf +0.5 points, S_V +9 %, S2 at
-        r = 2, 4, 6 within 0.003 of the truth's; BENCHMARKS.md). For i.i.d. voxels x0_a = ref,
-        the exact denoiser whatever the weight, and the levels are ref's own distribution."""
+        EVIDENCE = 1 is the product of the three planar experts with the voxel's own evidence,
+        which each of them holds, divided out twice, to first order in each plane's departure
+        (1/3 is ``fuse``'s average, a third of each plane's structure; 1/2 would count once each
+        neighbour on the axis lines two planes share).
+        Unmapped, 1/2 keeps the volume fraction but leaves the structure too fine (grf truth: S_V
+        +26 %), and weights above it coarsen the structure while the field's amplitude grows and
+        the level cut drifts (1: the gray levels saturate, +11 points of the bright phase). The
+        rank map takes the drift out: the product's x0 keeps its spatial order and gets the
+        distribution of 2D samples' x0 at the same step (``VoxelPrior.levels``), so the weight
+        sets only the structure and the 2D model the gray levels. Measured, 8 grf volumes:
+        1: vf +0.6 points, S_V +9.3 %, S2 within 0.005 of the truth's; 2/3: S_V +10.5 %
+        (BENCHMARKS.md). For i.i.d. voxels x0_a = ref, the exact denoiser whatever the weight,
+        and the levels are (up to sampling) ref's own distribution."""
         if self.prior is None:
             raise ValueError("the product of planes needs the voxels' marginal: prior=VoxelPrior(values, weights)")
         alpha, sigma = self.coefficients(t, x)
