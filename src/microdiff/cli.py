@@ -148,7 +148,8 @@ def _sample3d_parser(sub) -> None:
                    help="minimum overlap of neighbouring windows in sections larger than the training size")
     p.add_argument("--planes", choices=["product", "alternate", "fuse"], default="product",
                    help="product (default): all three axes' sections every step, each plane's evidence beyond "
-                        "the voxel's own value added; alternate: one axis per step, the axes taking turns (1/3 "
+                        "the voxel's own value added, rank-mapped onto the gray levels of 2D samples at that step "
+                        "(every volume gets the class's phase fraction); alternate: one axis per step, the axes taking turns (1/3 "
                         "the cost, smeared); fuse: all three every step, predictions averaged")
     p.add_argument("--segment", help="also write phase labels labels.{npy,tif,vti}: otsu, multiotsu:K, threshold:T")
     p.add_argument("--target-vf", type=float_arg(0.0, 1.0), help="steer each volume to this fraction of the bright "
