@@ -162,6 +162,29 @@ def test_product_with_rank_mapped_levels_reproduces_gaussian_data():
     assert float(out.std()) == pytest.approx(S, rel=0.03)
 
 
+def test_product_refuses_levels_of_another_schedule_and_old_folders_are_not_resumed(tiny, tmp_path):
+    from microdiff.domains import VoxelPrior
+    from microdiff.errors import UsageError
+    base = Diffusion.from_config("linear", 1000)
+    v = torch.linspace(-1, 1, 11, dtype=torch.float64)
+    vol = PlanarVolumeDenoiser(_planes(GaussianDenoiser(base, M, S)), "product",
+                               prior=VoxelPrior(v, torch.ones(11), {5: v}))
+    x = torch.zeros(1, 1, 4, 4, 4, dtype=torch.float64)
+    with pytest.raises(ValueError, match="other timesteps"):
+        vol(x, torch.full((1,), 7), torch.zeros(1, 3, dtype=torch.long))
+    out = tmp_path / "v"
+    assert _sample3d(tiny, out, "--class", "a") == 0
+    run = json.loads((out / "sample3d.json").read_text())
+    assert run["method"].startswith("evidence 1")
+    del run["method"]                                                     # a folder of an earlier version
+    (out / "sample3d.json").write_text(json.dumps(run))
+    with pytest.raises(UsageError, match="method"):
+        from microdiff.pipeline import load_pipeline
+        from microdiff.sample3d import sample3d_to_folder
+        sample3d_to_folder(load_pipeline(tiny), out, class_name="a", steps=3, sampler="dpmpp", guidance=1.5,
+                           resume=True, show_progress=False)
+
+
 def test_rank_map_keeps_the_order_and_takes_the_levels():
     from microdiff.domains import rank_map
     g = torch.Generator().manual_seed(0)

@@ -167,6 +167,7 @@ class MaskedDenoiser(DenoiserWrapper):
 
 PLANE_MODES = ("alternate", "fuse", "product")
 EVIDENCE = 1.0             # product mode: weight of each plane's evidence (see PlanarVolumeDenoiser.product_x0)
+UNMAPPED_EVIDENCE = 0.5    # the weight for a prior without levels, which keeps the volume fraction unmapped
 
 
 @dataclass(frozen=True, eq=False)
@@ -184,7 +185,8 @@ class VoxelPrior:
 def even_ranks(sorted_values: Tensor, n: int) -> Tensor:
     """``n`` of ``sorted_values`` at evenly spaced ranks, first and last included: the same
     distribution at another sample size (n = its length: itself)."""
-    return sorted_values[torch.linspace(0, sorted_values.numel() - 1, n, device=sorted_values.device).round().long()]
+    idx = torch.linspace(0, sorted_values.numel() - 1, n, dtype=torch.float64, device=sorted_values.device)
+    return sorted_values[idx.round().long()]
 
 
 def rank_map(x: Tensor, levels: Tensor) -> Tensor:
@@ -232,7 +234,8 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
     call averages the epsilon (and variance channels) of all three axes, three passes;
     ``product``: every call adds the three axes' evidence beyond what the voxel alone says
     (``product_x0``; ``prior``: a ``VoxelPrior``, or the voxels' gray-level marginal as (values,
-    weights) in [-1, 1] with no levels), three passes.
+    weights) in [-1, 1] with no levels: then unmapped, with UNMAPPED_EVIDENCE), three passes.
+    Volumes of one channel (``rank_map`` maps all voxels of an item onto one set of levels).
     """
 
     def __init__(self, planes: Sequence, mode: str = "alternate", order: Sequence[int] = (0, 1, 2),
@@ -266,7 +269,8 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         which each of them holds, divided out twice, to first order in each plane's departure
         (1/3 is ``fuse``'s average, a third of each plane's structure; 1/2 would count once each
         neighbour on the axis lines two planes share).
-        Unmapped, 1/2 keeps the volume fraction but leaves the structure too fine (grf truth: S_V
+        Unmapped (a prior without levels: UNMAPPED_EVIDENCE = 1/2), 1/2 keeps the volume fraction
+        but leaves the structure too fine (grf truth: S_V
         +26 %), and weights above it coarsen the structure while the field's amplitude grows and
         the level cut drifts (1: the gray levels saturate, +11 points of the bright phase). The
         rank map takes the drift out: the product's x0 keeps its spatial order and gets the
@@ -279,9 +283,13 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
             raise ValueError("the product of planes needs the voxels' marginal: prior=VoxelPrior(values, weights)")
         alpha, sigma = self.coefficients(t, x)
         ref = marginal_denoiser(x, alpha, sigma, self.prior.values, self.prior.weights)
-        x0 = ref + EVIDENCE * sum(x0 - ref for x0 in x0s)
-        levels = self.prior.levels.get(int(t.flatten()[0]))
-        return x0 if levels is None else rank_map(x0, levels)
+        if not self.prior.levels:
+            return ref + UNMAPPED_EVIDENCE * sum(x0 - ref for x0 in x0s)
+        step = int(t.flatten()[0])
+        if step not in self.prior.levels:
+            raise ValueError(f"the prior's levels were recorded for other timesteps than {step}: record them with "
+                             "the volume's own sampler and steps (sample3d.voxel_marginal)")
+        return rank_map(ref + EVIDENCE * sum(x0 - ref for x0 in x0s), self.prior.levels[step])
 
     def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
         if x.ndim != 5 or y.ndim != 2 or y.shape[1] != 3:

@@ -119,9 +119,11 @@ def plane_denoisers(denoiser, shape: VolumeShape, seeds: Sequence[int], window: 
                     targets=None) -> list:
     """The 2D denoiser on the sections normal to z, y and x of a batch of volumes with ``seeds``:
     windows and tori as ``sample.Canvas`` makes them, seeded per section; with ``targets`` the
-    sections of each network call (a chunk: for a cube of the training size, all sections along
-    the axis) are steered as one field (``Targets.guide(pooled=True)``): section by section, the
-    sections' own fractions would be pinned to the target and stripe the volume (measured)."""
+    sections (or windows) of each network call, ``chunk`` of them, are steered as one field
+    (``Targets.guide(pooled=True)``): for a cube of the training size and the default chunk 64,
+    all of an axis's sections together; in larger volumes or with smaller chunks, slabs of the
+    volume (so the chunk is recorded with the targets). Section by section, every section's own
+    fraction would be pinned to the target and stripe the volume (measured)."""
     from .domains import ChunkedDenoiser
     from .sample import Canvas
     from .seeding import STREAM_PLANES, derive_seed
@@ -131,7 +133,7 @@ def plane_denoisers(denoiser, shape: VolumeShape, seeds: Sequence[int], window: 
         n = shape.shape[axis]
         canvas = Canvas(h, w, shape.periodic, shape.overlap)
         plane_seeds = [derive_seed(int(s), STREAM_PLANES, axis, j) for s in seeds for j in range(n)]
-        inner = denoiser if targets is None else targets.guide(denoiser, pooled=True)
+        inner = denoiser if targets is None else targets.guide(denoiser, pooled=True)   # one field per chunk
         out.append(canvas.wrap(ChunkedDenoiser(inner, chunk), plane_seeds, window))
     return out
 
@@ -142,8 +144,8 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
                      targets=None, chunk: int = 64, prior=None) -> Tensor:
     """Volumes (N, C, Z, Y, X) in [0, 1] for a loaded pipeline, one at a time; volume i has the
     classes ``classes[i]`` (for the sections normal to z, y, x) and depends on ``seeds[i]`` only.
-    ``progress()`` is called at every denoiser call; ``targets`` steer every section as a 2D sample
-    (``plane_denoisers``) and the product's prior is then the steered 2D samples' marginal;
+    ``progress()`` is called at every denoiser call; ``targets`` steer each chunk of sections as
+    one field (``plane_denoisers``) and the product's prior comes from steered 2D samples;
     ``chunk`` sections (or windows) go through the network per call; ``prior``: the voxels'
     marginal for ``planes="product"`` (default: ``voxel_marginal`` of the first volume's classes)."""
     from .domains import PlanarVolumeDenoiser
@@ -177,7 +179,8 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = 
     (the sorted x_0 the sampler used at each step, keyed by timestep). The model's own samples
     rather than a Gaussian: a two-phase micrograph's marginal is bimodal, and a Gaussian in its
     place favours the phase farther from the mean (measured: +9 points of the bright phase).
-    With ``targets`` the 2D samples are steered as the volume's sections are."""
+    With ``targets`` the 2D samples are steered, each on its own (the volume's sections are
+    steered per chunk as one field: the same target, the same strength)."""
     import torch
 
     from .domains import VoxelPrior, even_ranks
@@ -235,6 +238,7 @@ class VolumeRun(RunSettings):
     model_sha256: str
     model: str = ""
     targets: dict | None = None
+    method: str = ""                  # how ``product`` combines the planes (``product_method``); "" before session 6
     TUPLES = ("axes", "size")
 
     @property
@@ -300,7 +304,14 @@ def volume_run(pipe, class_name=None, axes=None, num: int = 1, seed: int = 0, st
         segment = str(Segmentation.parse(segment))
     return VolumeRun(parse_axes(pipe, class_name, axes), num, seed, s.sampler, s.steps, s.guidance, shape.shape,
                      shape.periodic, shape.overlap, planes, segment or "", pipe.fingerprint(),
-                     str(getattr(pipe, "model_dir", "")), targets)
+                     str(getattr(pipe, "model_dir", "")), targets, product_method() if planes == "product" else "")
+
+
+def product_method() -> str:
+    """What ``--planes product`` does, recorded so that ``--resume`` refuses a folder of volumes
+    made by an earlier version of it."""
+    from .domains import EVIDENCE
+    return f"evidence {EVIDENCE:g}, rank-mapped onto 2D levels per step"
 
 
 # ----------------------------------------------------------------------------- files
@@ -411,7 +422,8 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
             raise UsageError("sample3d: a volume fraction by class mixture (mix) is for 2D samples; "
                              "steer volumes with --target-vf alone")
     run = volume_run(pipe, class_name, axes, num, seed, steps, sampler, guidance, size, periodic, overlap, planes,
-                     segment, str(pipe.unet.device), goal.record() if goal else None)
+                     segment, str(pipe.unet.device),
+                     {**goal.record(), "pooled_sections": batch_size or 64} if goal else None)
     out_dir = Path(out_dir)
     prepare_sample_dir(out_dir, run, overwrite, resume, RUN_JSON)
     classes = run.class_indices(pipe)
