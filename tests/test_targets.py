@@ -271,9 +271,9 @@ def test_penalty_is_the_loss_form_on_the_hard_descriptors():
     assert Targets((vf, s2)).penalty(img) == pytest.approx(vf.penalty(img) + s2.penalty(img))
     cols = np.arange(64)[None, :].repeat(64, 0)
     half, near = (torch.from_numpy(np.where(cols < c, 0.9, 0.1))[None].float() for c in (32, 19))  # vf 0.5, 0.297
-    imgs = torch.stack([torch.stack([half, near, near])])
-    best, chosen = Targets((vf,)).select(imgs)
-    assert chosen == [1] and torch.equal(best[0], near)                   # the first of equals
+    got = Targets((vf,)).penalties(torch.stack([half, near]))
+    assert got.shape == (2,) and got[1] < got[0]
+    assert got[1] == pytest.approx(vf.penalty(near[0].numpy()))
 
 
 def test_bad_candidates_are_one_line_errors(pipe, tmp_path, capsys):

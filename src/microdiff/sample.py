@@ -157,8 +157,9 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
     """``sample_images`` for a loaded pipeline (its network, config and class count), on
     ``canvas`` (default: one window of the training size); ``wrap(denoiser, seeds)`` replaces the
     canvas's own domain (a mask, say); ``targets`` (``targets.Targets``) steer the whole canvas,
-    and with ``targets.candidates`` K > 1 each sample is the best of K draws from its seed
-    (``seeding.candidate_seeds``, ``Targets.select``); ``callback`` is ``sample_images``'."""
+    and with ``targets.candidates`` K > 1 each sample is the draw of least ``Targets.penalties``
+    among K from its seed (``seeding.candidate_seeds``; the first on ties); ``callback`` is
+    ``sample_images``'."""
     cfg = pipe.microdiff_config
     s = resolve_settings(cfg, steps, sampler, guidance, batch_size)
     den = inference_denoiser(pipe.unet, cfg, len(pipe.class_names))
@@ -173,11 +174,19 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
     if k == 1:
         return sample_images(den, labels, seeds, shape, s.steps, s.sampler, s.guidance, s.batch_size,
                              clip_denoised, pipe.unet.device, progress, wrap=wrap, callback=callback)
-    drawn = sample_images(den, [lab for lab in labels for _ in range(k)],
-                          [c for sd in seeds for c in candidate_seeds(sd, k)], shape, s.steps, s.sampler,
-                          s.guidance, s.batch_size, clip_denoised, pipe.unet.device,
-                          None if progress is None else _per_sample(progress, k), wrap=wrap, callback=callback)
-    return targets.select(drawn.view(len(seeds), k, *drawn.shape[1:]))[0]
+    tick = None if progress is None else _per_sample(progress, k)
+    best, least = None, None
+    for j in range(k):              # candidate j of every sample; a running best keeps two images per sample
+        drawn = sample_images(den, labels, [candidate_seeds(sd, k)[j] for sd in seeds], shape, s.steps, s.sampler,
+                              s.guidance, s.batch_size, clip_denoised, pipe.unet.device, tick, wrap=wrap,
+                              callback=callback)
+        penalty = targets.penalties(drawn)
+        if best is None:
+            best, least = drawn, penalty
+        else:
+            better = penalty < least                     # ties keep the earlier candidate
+            best[better], least = drawn[better], torch.where(better, penalty, least)
+    return best
 
 
 def _per_sample(progress: Callable[[int], None], k: int) -> Callable[[int], None]:

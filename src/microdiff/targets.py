@@ -17,7 +17,7 @@ A volume fraction can instead be reached by class mixture (``mix``, ``--target-m
 
 With ``candidates`` K > 1 (``--target-candidates``) every sample is drawn K times, guided, from
 its own seed and K - 1 seeds derived from it, and the candidate whose finished image is nearest
-the targets by the hard descriptors is kept (``Targets.select``; best-of-K selection, the
+the targets by the hard descriptors is kept (``Targets.penalties``; best-of-K selection, the
 baseline of particle methods such as FK steering, Singhal et al. 2025). It costs K times the
 sampling and needs no gradient, so it also serves targets the guidance alone does not reach.
 """
@@ -297,12 +297,10 @@ class Targets:
         target's loss form (weight * d^2 / (2 tol^2)) on its hard descriptor."""
         return float(sum(t.penalty(image) for t in self.items))
 
-    def select(self, images: Tensor) -> tuple[Tensor, list[int]]:
-        """The candidate of each sample nearest the targets: ``images`` (N, K, C, H, W) in [0, 1]
-        -> (N, C, H, W) and the index chosen per sample (the first on ties; 0 = the sample's own
-        seed). The first channel is the field, as in ``loss``."""
-        chosen = [int(np.argmin([self.penalty(c[0].numpy()) for c in cands])) for cands in images]
-        return torch.stack([cands[k] for cands, k in zip(images, chosen)]), chosen
+    def penalties(self, images: Tensor) -> Tensor:
+        """``penalty`` of each of ``images`` (N, C, H, W) in [0, 1], its first channel the field
+        (as in ``loss``): (N,) float64. ``sample.generate`` keeps each sample's draw of least penalty."""
+        return torch.tensor([self.penalty(im[0].numpy()) for im in images], dtype=torch.float64)
 
     def mixed(self) -> "VolumeFraction | None":
         """The volume-fraction target reached by class mixture, if any."""
