@@ -286,7 +286,7 @@ def test_bad_candidates_are_one_line_errors(pipe, tmp_path, capsys):
         assert rc == 2 and word in err and len(err.splitlines()) == 1, (flags, err)
     with pytest.raises(UsageError, match="--target-candidates"):
         make_targets({"vf": 0.5, "candidates": 100})
-    with pytest.raises(UsageError, match="give vf"):
+    with pytest.raises(UsageError, match="no target given"):
         make_targets({"candidates": 4})
     from microdiff.sample3d import sample3d_to_folder
     with pytest.raises(UsageError, match="2D samples"):

@@ -175,8 +175,8 @@ class VoxelPrior:
     """What the product of planes knows of a voxel before its neighbours: its gray-level
     marginal (``values``, ``weights`` in [-1, 1]: the prior of ``marginal_denoiser``) and
     ``levels``: per original-schedule timestep t, the sorted x_0 predictions of 2D samples at that
-    step (``sample3d.voxel_marginal``), onto which the product's x_0 is rank-mapped (``rank_map``);
-    a step missing from ``levels`` is not mapped."""
+    step (``sample3d.voxel_marginal``), onto which the product's x_0 is rank-mapped (``rank_map``).
+    Empty levels: no map (and the unmapped weight); non-empty, they must cover every step walked."""
     values: Tensor
     weights: Tensor
     levels: dict[int, Tensor] = field(default_factory=dict)
@@ -268,14 +268,13 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         EVIDENCE = 1 is the product of the three planar experts with the voxel's own evidence,
         which each of them holds, divided out twice, to first order in each plane's departure
         (1/3 is ``fuse``'s average, a third of each plane's structure; 1/2 would count once each
-        neighbour on the axis lines two planes share).
-        Unmapped (a prior without levels: UNMAPPED_EVIDENCE = 1/2), 1/2 keeps the volume fraction
-        but leaves the structure too fine (grf truth: S_V
-        +26 %), and weights above it coarsen the structure while the field's amplitude grows and
-        the level cut drifts (1: the gray levels saturate, +11 points of the bright phase). The
-        rank map takes the drift out: the product's x0 keeps its spatial order and gets the
-        distribution of 2D samples' x0 at the same step (``VoxelPrior.levels``), so the weight
-        sets only the structure and the 2D model the gray levels. Measured, 8 grf volumes:
+        neighbour on the axis lines two planes share). Unmapped (a prior without levels, which
+        uses UNMAPPED_EVIDENCE = 1/2), 1/2 keeps the volume fraction but leaves the structure too
+        fine (grf truth: S_V +26 %), and weights above it coarsen the structure while the field's
+        amplitude grows and the level cut drifts (1: the gray levels saturate, +11 points of the
+        bright phase). The rank map takes the drift out: the product's x0 keeps its spatial order
+        and gets the distribution of 2D samples' x0 at the same step (``VoxelPrior.levels``), so
+        the weight sets only the structure and the 2D model the gray levels. Measured, 8 grf volumes:
         1: vf +0.6 points, S_V +9.3 %, S2 within 0.005 of the truth's; 2/3: S_V +10.5 %
         (BENCHMARKS.md). For i.i.d. voxels x0_a = ref, the exact denoiser whatever the weight,
         and the levels are (up to sampling) ref's own distribution."""
@@ -283,13 +282,15 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
             raise ValueError("the product of planes needs the voxels' marginal: prior=VoxelPrior(values, weights)")
         alpha, sigma = self.coefficients(t, x)
         ref = marginal_denoiser(x, alpha, sigma, self.prior.values, self.prior.weights)
-        if not self.prior.levels:
-            return ref + UNMAPPED_EVIDENCE * sum(x0 - ref for x0 in x0s)
+        levels = self.prior.levels
+        x0 = ref + (EVIDENCE if levels else UNMAPPED_EVIDENCE) * sum(xa - ref for xa in x0s)
+        if not levels:
+            return x0
         step = int(t.flatten()[0])
-        if step not in self.prior.levels:
+        if step not in levels:
             raise ValueError(f"the prior's levels were recorded for other timesteps than {step}: record them with "
                              "the volume's own sampler and steps (sample3d.voxel_marginal)")
-        return rank_map(ref + EVIDENCE * sum(x0 - ref for x0 in x0s), self.prior.levels[step])
+        return rank_map(x0, levels[step])
 
     def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
         if x.ndim != 5 or y.ndim != 2 or y.shape[1] != 3:

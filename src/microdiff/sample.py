@@ -176,8 +176,9 @@ def generate(pipe, labels: Sequence[int], seeds: Sequence[int], steps: int, samp
                              clip_denoised, pipe.unet.device, progress, wrap=wrap, callback=callback)
     tick = None if progress is None else _per_sample(progress, k)
     best, least = None, None
+    per_sample = [candidate_seeds(sd, k) for sd in seeds]
     for j in range(k):              # candidate j of every sample; a running best keeps two images per sample
-        drawn = sample_images(den, labels, [candidate_seeds(sd, k)[j] for sd in seeds], shape, s.steps, s.sampler,
+        drawn = sample_images(den, labels, [c[j] for c in per_sample], shape, s.steps, s.sampler,
                               s.guidance, s.batch_size, clip_denoised, pipe.unet.device, tick, wrap=wrap,
                               callback=callback)
         penalty = targets.penalties(drawn)

@@ -112,13 +112,16 @@ class VolumeFraction(Target):
         return self.weight * (vf - self.value) ** 2 / (2 * self.tol ** 2)
 
     def measure(self, image: np.ndarray) -> dict:
-        vf = float(hard_phase(image, self.seg(), self.phase_index()).mean())
+        vf = self.achieved(image)
         return {"achieved": round(vf, 6), "error": round(vf - self.value, 6)}
+
+    def achieved(self, image: np.ndarray) -> float:
+        """The hard fraction of the phase in a finished image."""
+        return float(hard_phase(image, self.seg(), self.phase_index()).mean())
 
     def penalty(self, image: np.ndarray) -> float:
         """The loss's form on the hard fraction of a finished image."""
-        vf = float(hard_phase(image, self.seg(), self.phase_index()).mean())
-        return self.weight * (vf - self.value) ** 2 / (2 * self.tol ** 2)
+        return self.weight * (self.achieved(image) - self.value) ** 2 / (2 * self.tol ** 2)
 
     def record(self) -> dict:
         return {"kind": "vf", "value": self.value, "phase": self.phase_index(), "segment": self.segment,
@@ -254,7 +257,7 @@ class Descriptor(Target):
 @dataclass(frozen=True)
 class Targets:
     """Targets that guide sampling together (their losses add), with a common strength; with
-    ``candidates`` K > 1 the best of K guided draws of each sample is kept (``select``)."""
+    ``candidates`` K > 1 the best of K guided draws of each sample is kept (``penalties``)."""
     items: tuple[Target, ...]
     strength: float = 1.0
     class_names: tuple[str, ...] = ()       # the model's, for a volume fraction reached by class mixture
@@ -383,8 +386,8 @@ def make_targets(spec, strength: float = 1.0, size: tuple[int, int] | None = Non
             elif key not in ("mix", "candidates"):
                 raise UsageError(f"targets: unknown key {key!r}; use vf, mix, s2, correlations, gram or candidates")
         if not items:
-            raise UsageError("targets: 'candidates' chooses among draws by their targets; give vf, s2, "
-                             "correlations or gram too")
+            raise UsageError("targets: no target given; use vf, s2, correlations or gram ('mix' and "
+                             "'candidates' only go beside them)")
         out = Targets(tuple(items), strength, candidates=spec.get("candidates", 1))
     else:
         out = Targets(tuple(spec), strength)
