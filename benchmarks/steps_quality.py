@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from microdiff.data.fiber import fiber_fraction
-from microdiff.pipeline import load_pipeline
-from microdiff.sample import generate, sample_seed
+from microdiff.generate.pipeline import load_pipeline
+from microdiff.generate.sample import generate, sample_seed
 
 
 def stats(imgs: torch.Tensor) -> dict:

@@ -28,7 +28,7 @@ FRACTIONS = {"FVC40": 0.4, "FVC50": 0.5, "FVC60": 0.6}
 
 def sample(pipe, root: Path, name: str, cls: str, num: int, targets=None, strength: float = 3.0,
            candidates: int = 1) -> tuple[Path, float]:
-    from microdiff.sample import sample_to_folder
+    from microdiff.generate.sample import sample_to_folder
     out = root / name
     t0 = time.perf_counter()
     sample_to_folder(pipe, [cls], num, out, steps=20, sampler="dpmpp", guidance=1.0, overwrite=True,
@@ -57,7 +57,7 @@ def median_es_all(folder: Path, cls: str, root: Path) -> float:
 
 
 def median_es(folder: Path, train: Path, root: Path, cache: str = "cache") -> float:
-    from microdiff.evaluate import EvalSettings, evaluate_folders
+    from microdiff.evaluate.evaluate import EvalSettings, evaluate_folders
     res = evaluate_folders(folder, train, folder / "eval", EvalSettings(descriptors=("S",), fid=False,
                                                                        cache_dir=str(root / cache)),
                            show_progress=False)
@@ -103,7 +103,7 @@ def reference(root: Path, cls: str, seed: int) -> Path:
 
 
 def s2_table(pipe, root: Path, num: int, mix: str | None = None, candidates: int = 1) -> list[dict]:
-    from microdiff.targets import TwoPoint, VolumeFraction
+    from microdiff.targets.targets import TwoPoint, VolumeFraction
     rows = []
     for cls in FRACTIONS:
         ref = TwoPoint.from_image(reference(root, cls, 0))
@@ -124,8 +124,8 @@ def s2_table(pipe, root: Path, num: int, mix: str | None = None, candidates: int
 
 
 def descriptor_table(pipe, root: Path, num: int, candidates: int = 1) -> list[dict]:
-    from microdiff.characterize import characterize
-    from microdiff.targets import Descriptor
+    from microdiff.evaluate.characterize import characterize
+    from microdiff.targets.targets import Descriptor
     rows = []
     ref = reference(root, "FVC50", 1)
     for kind in ("gram", "correlations"):
@@ -182,7 +182,7 @@ def main():
         torch.set_num_threads(a.threads)
     from microdiff.data.synth import synth_fiber
     from microdiff.demo import shipped_model_dir
-    from microdiff.pipeline import load_pipeline
+    from microdiff.generate.pipeline import load_pipeline
     root = Path(a.root)
     root.mkdir(parents=True, exist_ok=True)
     train = root / "train"

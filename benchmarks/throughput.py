@@ -16,10 +16,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from microdiff.config import apply_overrides, get_preset
-from microdiff.denoiser import Denoiser
+from microdiff.denoise.denoiser import Denoiser
 from microdiff.diffusion import hybrid_loss, q_sample
-from microdiff.network import build_unet
-from microdiff.sample import sample_images
+from microdiff.model.network import build_unet
+from microdiff.generate.sample import sample_images
 
 
 def forward_flops(unet, cfg, batch: int, device) -> float:
@@ -67,7 +67,7 @@ def bench_train(unet, cfg, batch, steps, device, bf16, compile_):
 
 
 def bench_sample(unet, cfg, sampler, steps, guidance, n, batch, device):
-    from microdiff.sample import inference_denoiser
+    from microdiff.generate.sample import inference_denoiser
     den = inference_denoiser(unet, cfg, 3)
     shape = (cfg.model.image_channels, cfg.model.image_size, cfg.model.image_size)
     labels = [i % 3 for i in range(n)]

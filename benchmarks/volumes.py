@@ -40,15 +40,15 @@ def data(root: Path) -> None:
 def train(root: Path, kind: str, minutes: float | None, preset: str = "cpu", steps: int | None = None) -> None:
     """The preset trained on the kind's sections: for ``minutes``, or for ``steps`` optimizer steps."""
     from microdiff.config import apply_overrides, get_preset
-    from microdiff.train import train_model
+    from microdiff.train.trainer import train_model
     cfg = get_preset(preset) if steps is None else apply_overrides(get_preset(preset), [f"train.steps={steps}"])
     train_model(root / kind / "slices", root / f"{kind}_run", cfg, max_minutes=None if steps else minutes,
                 overwrite=True, show_progress=False)
 
 
 def sample(root: Path, kind: str, planes: list[str], num: int, steps: int, guidance: float) -> None:
-    from microdiff.pipeline import load_pipeline
-    from microdiff.sample3d import sample3d_to_folder
+    from microdiff.generate.pipeline import load_pipeline
+    from microdiff.generate.sample3d import sample3d_to_folder
     pipe = load_pipeline(root / f"{kind}_run" / "model")
     spec = dict(class_name="grf") if kind == "grf" else dict(axes="longitudinal,longitudinal,cross")
     for mode in planes:

@@ -19,7 +19,7 @@ from microdiff.data.fiber import FiberSettings, fiber_image, fiber_fraction
 from microdiff.data.io import list_class_images, read_stack, save_png
 from microdiff.demo import shipped_model_dir
 from microdiff.metrics.descriptors import otsu_threshold, two_point_radial
-from microdiff.pipeline import load_pipeline
+from microdiff.generate.pipeline import load_pipeline
 
 pytestmark = pytest.mark.slow
 CLASSES = ["FVC40", "FVC50", "FVC60"]

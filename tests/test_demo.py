@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from microdiff.demo import run_demo, shipped_model_dir
-from microdiff.errors import OutputExistsError
+from microdiff.core.errors import OutputExistsError
 
 
 def test_demo_with_shipped_model(tmp_path):

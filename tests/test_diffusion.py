@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from microdiff.denoiser import ClassifierFreeGuidance, DenoiserOutput, GaussianDenoiser, bind_labels
+from microdiff.denoise.denoiser import ClassifierFreeGuidance, DenoiserOutput, GaussianDenoiser, bind_labels
 from microdiff.diffusion import (Diffusion, NoiseSource, discretized_gaussian_log_likelihood, hybrid_loss,
                                  learned_log_variance, linear_betas, normal_kl, predict_x0_from_eps, q_posterior,
                                  q_sample, respace, sample_ancestral, sample_ddim, sample_dpmpp_2m, space_timesteps,

@@ -3,9 +3,9 @@ denoiser of Gaussian data as the model (as the sampler tests do)."""
 import pytest
 import torch
 
-from microdiff.denoiser import GaussianDenoiser, bind_labels
+from microdiff.denoise.denoiser import GaussianDenoiser, bind_labels
 from microdiff.diffusion import Diffusion, NoiseSource, respace, sample_ddim, sample_dpmpp_2m
-from microdiff.domains import MaskedDenoiser, WindowedDenoiser, window_starts, windows_per_axis
+from microdiff.denoise.domains import MaskedDenoiser, WindowedDenoiser, window_starts, windows_per_axis
 
 M, S = 0.3, 0.2
 

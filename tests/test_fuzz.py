@@ -20,8 +20,8 @@ from PIL import Image
 from microdiff.config import Config, load_config
 from microdiff.data.dataset import read_manifest
 from microdiff.data.io import read_image
-from microdiff.errors import MicrodiffError
-from microdiff.pipeline import read_model_meta
+from microdiff.core.errors import MicrodiffError
+from microdiff.generate.pipeline import read_model_meta
 
 FUZZ = settings(max_examples=50, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

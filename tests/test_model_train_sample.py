@@ -9,10 +9,11 @@ from safetensors.torch import load_file
 from helpers import tiny_config, tiny_data
 from microdiff.cli import main
 from microdiff.config import PRESETS, load_config
-from microdiff.model import build_unet, load_pipeline
-from microdiff.sample import generate, sample_seed
+from microdiff.generate.pipeline import load_pipeline
+from microdiff.model.network import build_unet
+from microdiff.generate.sample import generate, sample_seed
 from microdiff.data.transforms import dihedral, dihedral_batch
-from microdiff.train import DataOrder, train_model as train
+from microdiff.train.trainer import DataOrder, train_model as train
 
 
 def test_paper_unet_matches_improved_diffusion_parameter_count():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from microdiff.config import RECIPES, Recipe
-from microdiff.denoiser import Denoiser, DenoiserOutput, GaussianDenoiser
+from microdiff.denoise.denoiser import Denoiser, DenoiserOutput, GaussianDenoiser
 from microdiff.diffusion import (Diffusion, DiffusionLoss, NoiseSource, hybrid_loss, lognormal_timesteps, q_sample,
                                  respace, sample_dpmpp_2m, snr, x0_weight)
 

@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 from helpers import TINY, tiny_config, tiny_data
 from microdiff.cli import main
 from microdiff.data.io import save_png
-from microdiff.errors import RunDirError
-from microdiff.files import RunLock
-from microdiff.train import train_model
+from microdiff.core.errors import RunDirError
+from microdiff.core.files import RunLock
+from microdiff.train.trainer import train_model
 
 QUIET = dict(show_progress=False, log=lambda *a: None)
 
@@ -137,9 +137,9 @@ def test_paths_that_do_not_exist_are_named(world, tmp_path, capsys):
 
 def test_python_api_gets_the_same_checks(world, tmp_path):
     from microdiff.config import ModelConfig, TrainConfig
-    from microdiff.errors import ConfigError, UsageError
-    from microdiff.pipeline import load_pipeline
-    from microdiff.sample import sample_to_folder
+    from microdiff.core.errors import ConfigError, UsageError
+    from microdiff.generate.pipeline import load_pipeline
+    from microdiff.generate.sample import sample_to_folder
     with pytest.raises(ConfigError, match="train.lr"):
         TrainConfig(lr=float("nan"))
     with pytest.raises(ConfigError, match="model.image_size"):
@@ -265,7 +265,7 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one_and_resume_works(world
         resize(int(1.6 * size) + 200_000)          # room for one checkpoint and the logs, not for two
         run = mnt / "run"
     else:                                          # no mount here: the checkpoint writer reports ENOSPC at step 4
-        import microdiff.checkpoint as ck
+        import microdiff.model.checkpoint as ck
         real = ck._write_tensors
 
         def full(tensors, path):
@@ -292,8 +292,8 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one_and_resume_works(world
 
 
 def test_non_finite_loss_stops_with_the_step_and_saves_the_weights_before_it(world, tmp_path, monkeypatch):
-    from microdiff.errors import TrainingError
-    from microdiff.train import Trainer
+    from microdiff.core.errors import TrainingError
+    from microdiff.train.trainer import Trainer
     _, data, _ = world
     real = Trainer.forward_backward
 
@@ -328,7 +328,7 @@ def test_a_second_training_into_the_same_folder_is_refused_and_a_killed_one_leav
     with RunLock(run):
         with pytest.raises(RunDirError, match="another training is running"):
             train_model(data, run, tiny_config("train.steps=1"), **QUIET)
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from microdiff.files import RunLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from microdiff.core.files import RunLock; "
                                f"lock = RunLock({str(run)!r}); print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"

@@ -14,15 +14,15 @@ SRC = Path(microdiff.__file__).parent
 
 # lower layers never import higher ones (side branches share a layer)
 LAYERS = [
-    ["errors", "checks", "seeding", "files", "launch"],
+    ["core"],
     ["config"],
-    ["diffusion", "data", "metrics", "figures", "checkpoint"],
-    ["network", "denoiser"],
-    ["domains", "guidance", "targets"],
-    ["sample", "sample3d", "inpaint"],
-    ["pipeline"],
-    ["train", "evaluate", "characterize", "report"],
-    ["demo", "model"],
+    ["diffusion", "data", "metrics"],
+    ["model"],
+    ["denoise"],
+    ["targets"],
+    ["generate"],
+    ["train", "evaluate"],
+    ["demo"],
     ["cli", "__main__"],
 ]
 MAX_LINES = 60

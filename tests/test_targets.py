@@ -10,10 +10,10 @@ import torch
 from microdiff.cli import main
 from microdiff.data.io import save_png
 from microdiff.demo import shipped_model_dir
-from microdiff.errors import UsageError
+from microdiff.core.errors import UsageError
 from microdiff.metrics.descriptors import radial_autocorrelation, two_point_radial, volume_fraction
 from microdiff.metrics.segmentation import Segmentation
-from microdiff.targets import (Descriptor, Targets, TwoPoint, VolumeFraction, hard_phase, make_targets, soft_phase,
+from microdiff.targets.targets import (Descriptor, Targets, TwoPoint, VolumeFraction, hard_phase, make_targets, soft_phase,
                                targets_from_flags)
 
 
@@ -71,7 +71,7 @@ def test_soft_phase_is_the_hard_labels_in_the_limit_and_soft_s2_is_two_point_rad
 
 @pytest.fixture(scope="module")
 def pipe():
-    from microdiff.pipeline import load_pipeline
+    from microdiff.generate.pipeline import load_pipeline
     return load_pipeline(shipped_model_dir())
 
 
@@ -88,9 +88,9 @@ def test_strength_zero_is_unguided_bit_for_bit(pipe):
 def test_x0_descent_lowers_the_loss_and_stays_out_of_the_last_steps():
     """X0Guidance (the S2 steering): the predicted x_0 moves downhill on the loss, epsilon stays
     consistent with it, and below min_sigma (and at step 0) the output is untouched."""
-    from microdiff.denoiser import GaussianDenoiser
+    from microdiff.denoise.denoiser import GaussianDenoiser
     from microdiff.diffusion import Diffusion
-    from microdiff.guidance import X0Guidance
+    from microdiff.denoise.guidance import X0Guidance
     base = Diffusion.from_config("linear", 1000)
     den = GaussianDenoiser(base, 0.0, 0.5)
     ref = TwoPoint(curve=tuple(np.linspace(0.5, 0.25, 16)), tol=0.002)
@@ -111,7 +111,7 @@ def test_x0_descent_lowers_the_loss_and_stays_out_of_the_last_steps():
 
 
 def test_samples_record_targets_and_what_they_achieved(pipe, tmp_path):
-    from microdiff.sample import sample_to_folder
+    from microdiff.generate.sample import sample_to_folder
     ref = tmp_path / "ref.png"
     save_png(ref, _field(size=64)[0].numpy())
     res = sample_to_folder(pipe, ["FVC40"], 2, tmp_path / "out", steps=3, sampler="dpmpp", show_progress=False,
@@ -161,7 +161,7 @@ def test_bracket_weights_interpolate_the_measure_to_the_target():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from microdiff.guidance import bracket_weights
+    from microdiff.denoise.guidance import bracket_weights
 
     @settings(max_examples=60, deadline=None)
     @given(st.lists(st.floats(0.05, 0.95), min_size=2, max_size=5, unique=True), st.floats(0.0, 1.0))
@@ -184,9 +184,9 @@ def test_bracket_weights_interpolate_the_measure_to_the_target():
 def test_class_mixture_meets_the_measure_and_one_class_is_the_plain_denoiser():
     """Classes whose predicted x_0 are constant fields of different levels: the mixture's x_0 has
     the target level in every sample; mixing the sample's own class only is the denoiser bit for bit."""
-    from microdiff.denoiser import DenoiserBase
+    from microdiff.denoise.denoiser import DenoiserBase
     from microdiff.diffusion import Diffusion
-    from microdiff.guidance import ClassMixture
+    from microdiff.denoise.guidance import ClassMixture
 
     class Levels(DenoiserBase):
         diffusion = Diffusion.from_config("linear", 1000)
@@ -214,8 +214,8 @@ def test_class_mixture_meets_the_measure_and_one_class_is_the_plain_denoiser():
 
 
 def test_target_mix_reaches_a_fraction_and_is_recorded(pipe, tmp_path):
-    from microdiff.sample import sample_to_folder
-    from microdiff.targets import MIX_REACH
+    from microdiff.generate.sample import sample_to_folder
+    from microdiff.targets.targets import MIX_REACH
     res = sample_to_folder(pipe, ["FVC50"], 2, tmp_path / "out", steps=3, sampler="dpmpp", show_progress=False,
                            targets={"vf": 0.55, "mix": "all"})
     rec = json.loads((res.out_dir / "FVC50" / "0000.json").read_text())
@@ -243,8 +243,8 @@ def test_candidates_keep_the_draw_nearest_the_targets(pipe):
     sample's own seed. Checked against each candidate drawn alone: the kept image is the one of
     least penalty, and a sample does not depend on the others in its batch (to float32 BLAS's
     batch-shape rounding, as for plain samples)."""
-    from microdiff.sample import Canvas, generate, sample_seed
-    from microdiff.seeding import candidate_seeds
+    from microdiff.generate.sample import Canvas, generate, sample_seed
+    from microdiff.core.seeding import candidate_seeds
     kw = dict(steps=3, sampler="dpmpp", guidance=1.0)
     goal = make_targets({"vf": 0.45, "candidates": 3}, 3.0, (64, 64), pipe.class_names)
     one = make_targets({"vf": 0.45}, 3.0, (64, 64), pipe.class_names)
@@ -288,7 +288,7 @@ def test_bad_candidates_are_one_line_errors(pipe, tmp_path, capsys):
         make_targets({"vf": 0.5, "candidates": 100})
     with pytest.raises(UsageError, match="no target given"):
         make_targets({"candidates": 4})
-    from microdiff.sample3d import sample3d_to_folder
+    from microdiff.generate.sample3d import sample3d_to_folder
     with pytest.raises(UsageError, match="2D samples"):
         sample3d_to_folder(pipe, tmp_path / "v", class_name="FVC50", targets={"vf": 0.5, "candidates": 2})
 

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from microdiff.cli import main
-from microdiff.denoiser import GaussianDenoiser, bind_labels
+from microdiff.denoise.denoiser import GaussianDenoiser, bind_labels
 from microdiff.diffusion import Diffusion, NoiseSource, respace, sample_ancestral, sample_dpmpp_2m
-from microdiff.domains import PlanarVolumeDenoiser
+from microdiff.denoise.domains import PlanarVolumeDenoiser
 from microdiff.metrics import volume as V
-from microdiff.targets import VolumeFraction
+from microdiff.targets.targets import VolumeFraction
 
 from helpers import tiny_config
 
@@ -115,7 +115,7 @@ M, S = 0.3, 0.2
 
 
 def _planes(den):
-    from microdiff.domains import ChunkedDenoiser
+    from microdiff.denoise.domains import ChunkedDenoiser
     return [ChunkedDenoiser(den, 7) for _ in range(3)]
 
 
@@ -140,7 +140,7 @@ def test_product_with_rank_mapped_levels_reproduces_gaussian_data():
     """The product's x0 rank-mapped at every step onto the x0 that 2D samples of the same
     "model" had at that step (``VoxelPrior.levels``, as ``voxel_marginal`` records them): for
     i.i.d. voxels still the data's mean and spread."""
-    from microdiff.domains import VoxelPrior
+    from microdiff.denoise.domains import VoxelPrior
     base = Diffusion.from_config("linear", 1000)
     den = GaussianDenoiser(base, M, S)
     walk = respace(base, 25, "logsnr")
@@ -163,8 +163,8 @@ def test_product_with_rank_mapped_levels_reproduces_gaussian_data():
 
 
 def test_product_refuses_levels_of_another_schedule_and_old_folders_are_not_resumed(tiny, tmp_path):
-    from microdiff.domains import VoxelPrior
-    from microdiff.errors import UsageError
+    from microdiff.denoise.domains import VoxelPrior
+    from microdiff.core.errors import UsageError
     base = Diffusion.from_config("linear", 1000)
     v = torch.linspace(-1, 1, 11, dtype=torch.float64)
     vol = PlanarVolumeDenoiser(_planes(GaussianDenoiser(base, M, S)), "product",
@@ -179,14 +179,14 @@ def test_product_refuses_levels_of_another_schedule_and_old_folders_are_not_resu
     del run["method"]                                                     # a folder of an earlier version
     (out / "sample3d.json").write_text(json.dumps(run))
     with pytest.raises(UsageError, match="method"):
-        from microdiff.pipeline import load_pipeline
-        from microdiff.sample3d import sample3d_to_folder
+        from microdiff.generate.pipeline import load_pipeline
+        from microdiff.generate.sample3d import sample3d_to_folder
         sample3d_to_folder(load_pipeline(tiny), out, class_name="a", steps=3, sampler="dpmpp", guidance=1.5,
                            resume=True, show_progress=False)
 
 
 def test_rank_map_keeps_the_order_and_takes_the_levels():
-    from microdiff.domains import rank_map
+    from microdiff.denoise.domains import rank_map
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 1, 6, 5, 4, generator=g)
     levels = torch.rand(1000, generator=g).sort().values
@@ -199,7 +199,7 @@ def test_rank_map_keeps_the_order_and_takes_the_levels():
 
 def test_marginal_denoiser_is_the_posterior_mean_of_its_prior():
     """Closed forms: a Gaussian marginal gives the Wiener estimate; two atoms give a tanh."""
-    from microdiff.domains import marginal_denoiser
+    from microdiff.denoise.domains import marginal_denoiser
     x = torch.linspace(-2, 2, 41, dtype=torch.float64).view(1, 41)
     a, s = torch.tensor([0.8]), torch.tensor([0.6])
     v = torch.linspace(M - 8 * S, M + 8 * S, 4001, dtype=torch.float64)
@@ -254,7 +254,7 @@ def test_sections_see_their_axis_class_and_come_back_in_place():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from microdiff.pipeline import pipeline_class
+    from microdiff.generate.pipeline import pipeline_class
     torch.manual_seed(0)
     pipe = pipeline_class().create(tiny_config(), ["a", "b"])
     path = tmp_path_factory.mktemp("m") / "model"
@@ -266,10 +266,10 @@ def test_voxel_marginal_levels_are_the_samplers_x0_at_each_step():
     """``voxel_marginal``: per timestep the sorted x0 of its 2D samples, each class weighted by the
     axes that use it, gathered over batches (3 per batch here); the last step's are the finished
     samples, whose histogram is the marginal."""
-    from microdiff.pipeline import pipeline_class
-    from microdiff.sample import generate
-    from microdiff.sample3d import MARGINAL_SAMPLES, voxel_marginal
-    from microdiff.seeding import STREAM_MARGINAL, derive_seed
+    from microdiff.generate.pipeline import pipeline_class
+    from microdiff.generate.sample import generate
+    from microdiff.generate.sample3d import MARGINAL_SAMPLES, voxel_marginal
+    from microdiff.core.seeding import STREAM_MARGINAL, derive_seed
     torch.manual_seed(0)
     pipe = pipeline_class().create(tiny_config("sample.batch_size=3"), ["a", "b"])
     prior = voxel_marginal(pipe, (1, 1, 0), 5, steps=3, sampler="dpmpp", guidance=1.5)

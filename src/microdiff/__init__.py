@@ -18,13 +18,13 @@ _LAZY = {
     "synth_fiber": "data.synth",
     "prepare_folder": "data.prepare", "prepare_uhcs": "data.prepare", "prepare_nffa": "data.prepare",
     "prepare_fiber": "data.prepare",
-    "train_model": "train", "sample_to_folder": "sample", "evaluate_folders": "evaluate",
-    "characterize": "characterize", "run_demo": "demo", "fetch_weights": ("metrics.weights", "fetch_all"),
+    "train_model": "train.trainer", "sample_to_folder": "generate.sample", "evaluate_folders": "evaluate.evaluate",
+    "characterize": "evaluate.characterize", "run_demo": "demo", "fetch_weights": ("metrics.weights", "fetch_all"),
     # objects
-    "MicrodiffPipeline": "pipeline", "load_pipeline": "pipeline", "Denoiser": "denoiser", "Trainer": "train",
+    "MicrodiffPipeline": "generate.pipeline", "load_pipeline": "generate.pipeline", "Denoiser": "denoise.denoiser", "Trainer": "train.trainer",
     "Config": "config", "load_config": "config", "PRESETS": "config",
-    "PrepareSettings": "data.prepare", "EvalSettings": "evaluate", "MicrodiffError": "errors",
-    "generate": "sample",
+    "PrepareSettings": "data.prepare", "EvalSettings": "evaluate.evaluate", "MicrodiffError": "core.errors",
+    "generate": "generate.sample",
     # descriptors
     "correlations": "metrics.descriptors", "gram_matrices": "metrics.descriptors",
     "volume_fraction": "metrics.descriptors", "two_point_radial": "metrics.descriptors",

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .checks import check_bool, check_choice, check_float, check_int
-from .errors import ConfigError
+from .core.checks import check_bool, check_choice, check_float, check_int
+from .core.errors import ConfigError
 
 SAMPLER_NAMES = ("ancestral", "ddim", "dpmpp")     # diffusion.samplers.SAMPLERS (a test keeps them equal)
 SCHEDULES = ("linear", "cosine")

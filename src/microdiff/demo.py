@@ -62,14 +62,14 @@ class DemoResult:
 def run_demo(out: str | Path, from_scratch: bool = False, train_minutes: float = 7.0, num: int = 16,
              overwrite: bool = False, show_progress: bool = True, log=print) -> DemoResult:
     """Data, model, samples, grid and report in ``out``."""
-    from .checks import check_float, check_int
-    from .errors import UsageError
+    from .core.checks import check_float, check_int
+    from .core.errors import UsageError
     check_float("--train-minutes", train_minutes, 0.0, lo_open=True, error=UsageError)
     check_int("--num", num, 1, 10 ** 6, UsageError)
     from .data.synth import synth_fiber
-    from .files import check_output_free
-    from .pipeline import load_pipeline
-    from .sample import sample_to_folder
+    from .core.files import check_output_free
+    from .generate.pipeline import load_pipeline
+    from .generate.sample import sample_to_folder
 
     out = Path(out)
     if check_output_free(out, overwrite, "files"):
@@ -96,8 +96,8 @@ def run_demo(out: str | Path, from_scratch: bool = False, train_minutes: float =
 
 def _html_report(result: DemoResult, data: Path) -> None:
     """``eval/report.html``: samples against the training data (pixel distances, phases, S2)."""
-    from .evaluate import EvalSettings, evaluate_folders
-    from .report import available
+    from .evaluate.evaluate import EvalSettings, evaluate_folders
+    from .evaluate.report import available
     if available():
         evaluate_folders(result.out_dir / "samples", data, result.out_dir / "eval",
                          EvalSettings(descriptors=("px",), fid=False), show_progress=False)
@@ -107,12 +107,12 @@ def _demo_model(out: Path, data: Path, from_scratch: bool, train_minutes: float,
     """Put the model into ``out/model``; returns where it came from."""
     if from_scratch:
         from .config import apply_overrides, get_preset
-        from .train import train_model
+        from .train.trainer import train_model
         cfg = apply_overrides(get_preset("cpu"), ["train.sample_every=0", "train.checkpoint_every=200"])
         train_model(data, out / "run", cfg, max_minutes=train_minutes, show_progress=show_progress, log=log)
         shutil.copytree(out / "run" / "model", out / "model")
         return f"trained here from scratch (`cpu` preset, {train_minutes:g} min budget; log in run/log.csv)"
-    from .errors import MissingPathError
+    from .core.errors import MissingPathError
     src = shipped_model_dir()
     if not (src / "microdiff.json").exists():
         raise MissingPathError(f"the shipped demo model is missing from {src}; reinstall microdiff "
@@ -141,7 +141,7 @@ def _measure(result: DemoResult, data: Path, class_names) -> None:
 
 def write_demo_grid(result: DemoResult, per_class: int = 8) -> None:
     from .data.io import read_image, save_png
-    from .figures import image_grid, labelled_grid
+    from .data.figures import image_grid, labelled_grid
     imgs = [read_image(f) for c in result.classes
             for f in sorted((result.out_dir / "samples" / c).glob("*.png"))[:per_class]]
     grid = image_grid(torch.from_numpy(np.stack(imgs))[:, None], per_class)

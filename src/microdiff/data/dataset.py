@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, MissingPathError, OutputExistsError
-from ..files import check_output_free, remove
+from ..core.errors import DataError, MissingPathError, OutputExistsError
+from ..core.files import check_output_free, remove
 from .io import save_png
 
 DATASET_JSON = "dataset.json"

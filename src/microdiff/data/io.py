@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError, ImageError, MicrodiffError, MissingPathError
-from ..files import atomic_path
+from ..core.errors import DataError, ImageError, MicrodiffError, MissingPathError
+from ..core.files import atomic_path
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy"}
 DEFAULT_MAX_PIXELS = 1 << 28          # 268 M pixels (16384 x 16384); --max-pixels raises it

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import check_float, check_int
-from ..errors import UsageError
+from ..core.checks import check_float, check_int
+from ..core.errors import UsageError
 from .dataset import DatasetWriter
 
 

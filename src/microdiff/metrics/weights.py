@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MicrodiffError, MissingPathError
+from ..core.errors import MicrodiffError, MissingPathError
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from .folder import prepare_folder
 from .nffa import NFFA_CLASSES, NFFA_UNUSED, prepare_nffa
 from .sem_bar import bar_like_rows, detect_bar
 from .uhcs import PAPER_UHCS_CLASSES, read_uhcs_db, prepare_uhcs
-from ...errors import PrepareError
+from ...core.errors import PrepareError
 
 __all__ = ["prepare_folder", "prepare_uhcs", "prepare_nffa", "prepare_fiber", "detect_bar", "bar_like_rows",
            "PrepareSettings", "PrepareResult", "ClassCount", "Report", "PrepareError", "summary_table",

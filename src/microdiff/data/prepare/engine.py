@@ -22,8 +22,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ...checks import check_float, check_int
-from ...errors import ImageError, PrepareError, UsageError
+from ...core.checks import check_float, check_int
+from ...core.errors import ImageError, PrepareError, UsageError
 from ..dataset import DatasetWriter
 from ..io import center_box, crop, read_image, resample
 from ..transforms import DIHEDRAL_NAMES, dihedral

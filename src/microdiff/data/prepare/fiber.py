@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...checks import check_float, check_int
-from ...errors import PrepareError, UsageError
-from ...seeding import STREAM_FIBER_REGIONS
+from ...core.checks import check_float, check_int
+from ...core.errors import PrepareError, UsageError
+from ...core.seeding import STREAM_FIBER_REGIONS
 from ..io import list_images
 from .engine import (PrepareResult, PrepareSettings, Report, check_classes, class_folders, drop_empty_classes,
                      random_crop, run, scan_with_progress)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import PrepareError
+from ...core.errors import PrepareError
 from ..io import list_images
 from .engine import PrepareResult, PrepareSettings, Report, check_classes, drop_empty_classes, run, scan_with_progress
 

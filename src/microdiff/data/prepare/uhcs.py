@@ -6,7 +6,7 @@ import re
 import sqlite3
 from pathlib import Path
 
-from ...errors import PrepareError
+from ...core.errors import PrepareError
 from ..io import list_images
 from .engine import PrepareResult, PrepareSettings, Report, drop_empty_classes, run, scan_with_progress
 

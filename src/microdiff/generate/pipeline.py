@@ -17,9 +17,9 @@ from typing import Sequence
 
 import torch
 
-from .config import Config
-from .errors import ModelDirError, UsageError
-from .network import build_unet
+from ..config import Config
+from ..core.errors import ModelDirError, UsageError
+from ..model.network import build_unet
 
 MICRODIFF_JSON = "microdiff.json"
 
@@ -29,7 +29,7 @@ def scheduler_for(config: Config):
     users; microdiff's own samplers use ``microdiff.diffusion``)."""
     from diffusers import DDPMScheduler
 
-    from .diffusion import make_betas
+    from ..diffusion import make_betas
     betas = make_betas(config.diffusion.schedule, config.diffusion.timesteps)
     # diffusers knows epsilon and v; EDM's preconditioned output has no diffusers equivalent, so an
     # `edm` model is sampled with microdiff (microdiff.json records the recipe)
@@ -139,7 +139,7 @@ def _make_pipeline_class():
             """(N, C, H, W) images in [0, 1]; ``size`` = an int or (height, width) >= the training size,
             ``periodic`` for seamless tiling (see ``sample.Canvas``); ``targets`` steer the samples to
             descriptor values ({"vf": 0.55}, {"s2": "ref.png", "candidates": 4}; see ``targets.make_targets``)."""
-            from .checks import check_int
+            from ..core.checks import check_int
             from .sample import Canvas, generate, sample_seed
             check_int("num", num, 1, 10 ** 7, UsageError)
             check_int("seed", seed, 0, 2 ** 63 - 1, UsageError)
@@ -157,7 +157,7 @@ def _targets_for(spec, strength: float, canvas, class_names=()):
     """``targets.Targets`` from the pipeline's ``targets`` argument, checked for the canvas."""
     if not spec:
         return None
-    from .targets import make_targets
+    from ..targets.targets import make_targets
     return make_targets(spec, strength, (canvas.height, canvas.width), class_names)
 
 

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checks import check_float, check_int
-from .errors import DataError, UsageError
-from .metrics.descriptors import radial_autocorrelation
-from .metrics.segmentation import Segmentation
+from ..core.checks import check_float, check_int
+from ..core.errors import DataError, UsageError
+from ..metrics.descriptors import radial_autocorrelation
+from ..metrics.segmentation import Segmentation
 
 TEMPERATURE = 0.02          # width of the soft phase boundary, in gray levels of [0, 1]
 DESCRIPTORS = ("correlations", "gram")
@@ -139,7 +139,7 @@ class TwoPoint(Target):
 
     @classmethod
     def from_image(cls, path, weight: float = 1.0, segment: str = "otsu", phase: int = -1) -> "TwoPoint":
-        from .data.io import read_image
+        from ..data.io import read_image
         image = read_image(path, allow_rgb=False)
         seg = Segmentation.parse(segment)
         ph = phase if phase >= 0 else seg.phases - 1
@@ -182,7 +182,7 @@ class TwoPoint(Target):
 
 def hard_s2(image: np.ndarray, seg: Segmentation, phase: int) -> np.ndarray:
     """S2(r) of one phase of a gray image (``two_point_radial`` of its indicator)."""
-    from .metrics.descriptors import two_point_radial
+    from ..metrics.descriptors import two_point_radial
     m = torch.from_numpy(hard_phase(image, seg, phase))
     return two_point_radial(m, threshold=0.5)[0].numpy()
 
@@ -200,7 +200,7 @@ class Descriptor(Target):
 
     @classmethod
     def from_file(cls, path, descriptor: str, weight: float = 1.0) -> "Descriptor":
-        from .metrics.descriptors import num_channels
+        from ..metrics.descriptors import num_channels
         if descriptor not in DESCRIPTORS:
             raise UsageError(f"--descriptor {descriptor!r}: choose one of {', '.join(DESCRIPTORS)}")
         try:
@@ -225,7 +225,7 @@ class Descriptor(Target):
         return self
 
     def describe(self, x: Tensor) -> Tensor:
-        from .metrics import descriptors as D
+        from ..metrics import descriptors as D
         x = x.clamp(0, 1)
         if self.descriptor == "gram":
             return D.gram_matrices(x)
@@ -323,7 +323,7 @@ class Targets:
             return denoiser
         if not self.class_names:
             raise UsageError("--target-mix needs the model's class names (sample with a pipeline)")
-        from .guidance import ClassMixture
+        from ..denoise.guidance import ClassMixture
         return ClassMixture(denoiser, vf.mix_labels(self.class_names), lambda x0: vf.fraction((x0[:, 0] + 1) / 2),
                             vf.value, MIX_REACH)
 
@@ -344,7 +344,7 @@ class Targets:
         to the model). Measured on the demo model, DPS did not lower the S2 error to a held-out
         image (median 0.0079 unguided, 0.0083-0.0101 guided) while the x_0 descent halves it.
         ``pooled``: DPS on ``pooled_loss`` (every call's batch steered as one field)."""
-        from .guidance import GradientGuidance, X0Guidance
+        from ..denoise.guidance import GradientGuidance, X0Guidance
         kinds = {t.kind for t in self.items if not getattr(t, "mix", ())}
         out = denoiser
         dps = tuple(kinds - X0_KINDS)

@@ -140,7 +140,7 @@ def histogram_figure(series: dict[str, np.ndarray], xlabel: str):
 # ----------------------------------------------------------------------------- evaluation report
 
 def _read_tiles(paths, size: int) -> list[np.ndarray]:
-    from .data.io import crop_resample, read_image
+    from ..data.io import crop_resample, read_image
     out = []
     for p in paths[:MAX_TILES]:
         a = read_image(p)
@@ -200,8 +200,8 @@ def unmatched_section(c: str, files, size: int) -> str:
 
 def write_eval_report(result, generated: Path, train: Path, title: str = "microdiff evaluation") -> Path:
     """``report.html`` in the evaluation's output folder."""
-    from .data.io import list_class_images
-    from .files import write_text_atomic
+    from ..data.io import list_class_images
+    from ..core.files import write_text_atomic
     train_files = list_class_images(train, "training folder", result.settings.labels)
     intro = (f"<p>Generated images in <code>{html.escape(str(generated))}</code> against training images in "
              f"<code>{html.escape(str(train))}</code>, {result.size}x{result.size} pixels. E = 100 x mean squared "
@@ -243,8 +243,8 @@ def curves_figure(log: dict[str, np.ndarray]):
 def write_run_report(run_dir: str | Path, out: str | Path | None = None, grids: int = 4) -> Path:
     """``RUN/report.html`` for a training run: loss curves, learning rate, throughput, the last
     preview grids and the run's settings."""
-    from .errors import MissingPathError
-    from .files import write_text_atomic
+    from ..core.errors import MissingPathError
+    from ..core.files import write_text_atomic
     run_dir = Path(run_dir)
     if not (run_dir / "log.csv").is_file():
         raise MissingPathError(f"{run_dir} has no log.csv: give a training run folder (microdiff train --out RUN)")

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DataError, UsageError
+from ..core.errors import DataError, UsageError
 
 DESCRIPTOR_KINDS = ("correlations", "gram", "vf", "s2")
 VOLUME_KINDS = ("vf", "s2", "surface", "cluster", "percolation", "all")
@@ -27,11 +27,11 @@ def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path |
     """
     import torch
 
-    from .data.io import read_image
-    from .launch import default_device
-    from .metrics import descriptors as D
-    from .checks import check_choice, check_float, check_int
-    from .data.io import volume_shape
+    from ..data.io import read_image
+    from ..core.launch import default_device
+    from ..metrics import descriptors as D
+    from ..core.checks import check_choice, check_float, check_int
+    from ..data.io import volume_shape
     if files and any(volume_shape(f) is not None for f in files):
         return characterize_volumes(files, descriptor, out, threshold, labels, phase)
     check_choice("--descriptor", descriptor, DESCRIPTOR_KINDS, UsageError)
@@ -40,7 +40,7 @@ def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path |
         check_float("--threshold", threshold, 0.0, 1.0, error=UsageError)
     if not files:
         raise UsageError("no image files given")
-    from .data.io import is_label_file
+    from ..data.io import is_label_file
     if labels is None:
         labels = all(is_label_file(Path(f)) for f in files)
     if labels:
@@ -66,14 +66,14 @@ def _finish(arr: np.ndarray, descriptor: str, out) -> np.ndarray:
     if len(arr) == 1 and descriptor in ("correlations", "gram"):
         arr = arr[0]
     if out is not None:
-        from .data.io import save_npy
+        from ..data.io import save_npy
         save_npy(Path(out), arr)
     return arr
 
 
 def _characterize_labels(files, descriptor: str, out, limit_to: int, exact: bool, device, phase) -> np.ndarray:
-    from .data.io import read_labels
-    from .metrics.segmentation import phase_statistics
+    from ..data.io import read_labels
+    from ..metrics.segmentation import phase_statistics
     maps = [read_labels(f) for f in files]
     if len({m.shape for m in maps}) > 1:
         raise DataError(f"all label maps must have the same size; found {sorted({m.shape for m in maps})}")
@@ -89,8 +89,8 @@ def _characterize_labels(files, descriptor: str, out, limit_to: int, exact: bool
         raise UsageError(f"--phase {k}: the label maps hold phases 0..{phases - 1}")
     import torch
 
-    from .launch import default_device
-    from .metrics import descriptors as D
+    from ..core.launch import default_device
+    from ..metrics import descriptors as D
     x = torch.from_numpy((stack == k).astype(np.float32)).to(default_device(device))
     n = len(maps)
     if descriptor == "correlations":
@@ -108,8 +108,8 @@ def characterize_volumes(files: Sequence[str | Path], descriptor: str, out: str 
     direction-averaged, ``surface`` (n,) S_V per voxel, ``cluster`` (n,) the fraction in the
     largest cluster, ``percolation`` (n, 3) along z, y, x (0/1); ``all``: every descriptor
     per file as JSON (``out`` .json), returned as a list of dicts."""
-    from .data.io import read_volume, volume_shape
-    from .metrics import volume as V
+    from ..data.io import read_volume, volume_shape
+    from ..metrics import volume as V
     if descriptor not in VOLUME_KINDS:
         raise UsageError(f"--descriptor {descriptor}: volumes have the descriptors {', '.join(VOLUME_KINDS)}; "
                          "correlations and gram describe 2D images (characterize a section)")
@@ -122,7 +122,7 @@ def characterize_volumes(files: Sequence[str | Path], descriptor: str, out: str 
         if out is not None:
             import json
 
-            from .files import write_text_atomic
+            from ..core.files import write_text_atomic
             write_text_atomic(Path(out), json.dumps(rows, indent=1))
         return rows
     if descriptor in ("s2",) and len({r.s2_radial.shape for r in results}) > 1:
@@ -143,6 +143,6 @@ def _phase_indicator(path, read: tuple[np.ndarray, bool], threshold: float | Non
     if phase is not None:
         raise UsageError(f"--phase applies to label volumes; {path} is gray (segment it with --threshold)")
     if threshold is None:
-        from .metrics.segmentation import multi_otsu_thresholds
+        from ..metrics.segmentation import multi_otsu_thresholds
         threshold = float(multi_otsu_thresholds(arr, 2)[0])
     return arr > threshold

@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from .checks import describe_range
-from .errors import MicrodiffError, UsageError
+from ..core.checks import describe_range
+from ..core.errors import MicrodiffError, UsageError
 
 UserError = UsageError       # the old name
 
@@ -316,7 +316,7 @@ def _demo_parser(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
     ap = Parser(prog="microdiff", description="Conditional diffusion-based microstructure reconstruction.")
     ap.add_argument("--version", action="version", version=f"microdiff {__version__}")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"microdiff {args.verb}: error: --num-processes must be at least 1", file=sys.stderr)
         return 2
     if n > 1 and "WORLD_SIZE" not in os.environ:
-        from .launch import launch
+        from ..core.launch import launch
         return launch(n, argv)
     try:
         return run_handler(args)
@@ -361,7 +361,7 @@ def run_handler(args) -> int:
     if limit is None:
         ctx = contextlib.nullcontext()
     else:
-        from .data.io import pixel_limit
+        from ..data.io import pixel_limit
         ctx = pixel_limit(limit)
     with ctx:
         return int(HANDLERS[args.verb](args) or 0)
@@ -379,7 +379,7 @@ def one_line(e: BaseException) -> str:
 
 
 def _config(args):
-    from .config import load_config
+    from ..config import load_config
     overrides = list(args.set)
     if getattr(args, "no_compile", False):
         overrides.append("train.compile=no")
@@ -393,7 +393,7 @@ def _config(args):
 
 def cmd_synth(args) -> int:
     if args.kind.endswith("3d"):
-        from .data.synth3d import synth_3d
+        from ..data.synth3d import synth_3d
         if args.radius is not None:
             raise UsageError(f"--radius applies to the 2D fiber kind, not {args.kind}")
         out = synth_3d(args.out, args.kind[:-2], args.size, args.per_class, args.volumes, args.fraction, args.seed,
@@ -404,7 +404,7 @@ def cmd_synth(args) -> int:
         raise UsageError("--volumes and --fraction apply to the 3D kinds (grf3d, fiber3d)")
     if args.per_class < 1:
         raise UsageError("--per-class must be at least 1")
-    from .data.synth import synth_fiber
+    from ..data.synth import synth_fiber
     out = synth_fiber(args.out, size=args.size, per_class=args.per_class, seed=args.seed,
                       overwrite=args.overwrite, radius=args.radius)
     print(f"wrote {out}")
@@ -412,8 +412,8 @@ def cmd_synth(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .launch import dist_info
-    from .train import train_model
+    from ..core.launch import dist_info
+    from ..train.trainer import train_model
     res = train_model(args.data, args.out, _config(args), resume=args.resume, overwrite=args.overwrite,
                       max_minutes=args.max_minutes, show_progress=not args.no_progress)
     if dist_info()[0] == 0:
@@ -422,15 +422,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .launch import default_device, dist_info
-    from .pipeline import load_pipeline
-    from .sample import sample_to_folder
+    from ..core.launch import default_device, dist_info
+    from ..generate.pipeline import load_pipeline
+    from ..generate.sample import sample_to_folder
     rank, world = dist_info()
     if args.num < 1:
         raise UsageError("--num must be at least 1")
     if world > args.num:
         raise UsageError(f"{world} processes for {args.num} sample(s) per class: use at most {args.num} processes")
-    from .targets import targets_from_flags
+    from ..targets.targets import targets_from_flags
     targets = targets_from_flags(args.target_vf, args.target_s2, args.target_descriptor, args.descriptor,
                                  args.target_phase, args.segment, args.target_weight, args.target_mix)
     pipe = load_pipeline(args.model, default_device(args.device))
@@ -446,12 +446,12 @@ def cmd_sample(args) -> int:
 
 
 def cmd_sample3d(args) -> int:
-    from .launch import default_device
-    from .pipeline import load_pipeline
-    from .sample3d import sample3d_to_folder
+    from ..core.launch import default_device
+    from ..generate.pipeline import load_pipeline
+    from ..generate.sample3d import sample3d_to_folder
     targets = None
     if args.target_vf is not None:
-        from .targets import targets_from_flags
+        from ..targets.targets import targets_from_flags
         targets = targets_from_flags(args.target_vf, segment=args.segment)
     pipe = load_pipeline(args.model, default_device(args.device))
     res = sample3d_to_folder(pipe, args.out, args.class_name, args.axes, args.num, args.steps, args.sampler,
@@ -465,9 +465,9 @@ def cmd_sample3d(args) -> int:
 
 
 def cmd_inpaint(args) -> int:
-    from .inpaint import inpaint_to_folder
-    from .launch import default_device
-    from .pipeline import load_pipeline
+    from ..generate.inpaint import inpaint_to_folder
+    from ..core.launch import default_device
+    from ..generate.pipeline import load_pipeline
     pipe = load_pipeline(args.model, default_device(args.device))
     res = inpaint_to_folder(pipe, args.class_name, args.image, args.mask, args.out, args.num, args.extend, args.steps,
                             args.sampler, args.guidance, args.seed, args.batch_size, args.overwrite, args.resume,
@@ -478,17 +478,17 @@ def cmd_inpaint(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import run_demo
+    from ..demo import run_demo
     res = run_demo(args.out, from_scratch=args.from_scratch, train_minutes=args.train_minutes,
                    num=args.num, overwrite=args.overwrite)
     print(res.report_path.read_text())
-    from .report import MISSING
+    from ..evaluate.report import MISSING
     print(f"report: {res.html_path}" if res.html_path.is_file() else f"note: {MISSING}")
     return 0
 
 
 def cmd_prepare(args) -> int:
-    from .data import prepare as P
+    from ..data import prepare as P
     if not 0 < args.crop_fraction <= 1:
         raise UsageError(f"--crop-fraction {args.crop_fraction}: must lie in (0, 1]")
     settings = P.PrepareSettings(size=args.size, per_class=args.per_class, seed=args.seed,
@@ -511,7 +511,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_characterize(args) -> int:
-    from .characterize import characterize
+    from ..evaluate.characterize import characterize
     arr = characterize(args.files, args.descriptor, args.out, args.limit_to, args.exact, args.threshold, args.device,
                        args.labels, args.phase)
     print(f"wrote {args.out} " + (f"({len(arr)} volume(s))" if isinstance(arr, list) else str(arr.shape)))
@@ -519,7 +519,7 @@ def cmd_characterize(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import EvalSettings, evaluate_folders
+    from ..evaluate.evaluate import EvalSettings, evaluate_folders
     ds = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
     res = evaluate_folders(args.generated, args.train, args.out,
                            EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
@@ -530,19 +530,19 @@ def cmd_evaluate(args) -> int:
     for c, files in res.unmatched.items():
         print(f"note: class {c} ({len(files)} generated) has no training images in {args.train}; not evaluated")
     if not args.no_report:
-        from .report import MISSING
+        from ..evaluate.report import MISSING
         print(f"report: {res.report}" if res.report else f"note: {MISSING}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from .report import write_run_report
+    from ..evaluate.report import write_run_report
     print(f"report: {write_run_report(args.run, args.out)}")
     return 0
 
 
 def cmd_weights(args) -> int:
-    from .metrics import weights as W
+    from ..metrics import weights as W
     names = [args.only] if args.only else list(W.SPECS)
     if args.action == "where":
         for name, path, present in W.where(names):

@@ -21,16 +21,16 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from .checks import check_float
-from .config import Config
-from .data.transforms import dihedral_batch
-from .denoiser import Denoiser
-from .diffusion import Diffusion, DiffusionLoss, lognormal_timesteps, q_sample
-from .errors import CheckpointError, RunDirError, TrainingError, UsageError
-from .files import RunLock, check_output_free, free_bytes, is_disk_full, mb, remove, write_text_atomic
-from .network import build_unet
-from .seeding import STREAM_DATA_ORDER, STREAM_INIT, STREAM_STEP, derive_seed
+from ..model.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ..core.checks import check_float
+from ..config import Config
+from ..data.transforms import dihedral_batch
+from ..denoise.denoiser import Denoiser
+from ..diffusion import Diffusion, DiffusionLoss, lognormal_timesteps, q_sample
+from ..core.errors import CheckpointError, RunDirError, TrainingError, UsageError
+from ..core.files import RunLock, check_output_free, free_bytes, is_disk_full, mb, remove, write_text_atomic
+from ..model.network import build_unet
+from ..core.seeding import STREAM_DATA_ORDER, STREAM_INIT, STREAM_STEP, derive_seed
 
 LOG_FIELDS = ["step", "loss", "mse", "vb", "lr", "images_per_s", "elapsed_s"]
 RUN_FILES = ("run.json", "checkpoints", "model", "samples", "log.csv", "tensorboard")
@@ -165,7 +165,7 @@ class TrainLog:
 
     def add_image(self, tag: str, path: Path, step: int) -> None:
         if self.tb is not None:
-            from .data.io import read_image
+            from ..data.io import read_image
             self.tb.add_image(tag, read_image(path), step, dataformats="HW")
             self.tb.flush()
 
@@ -238,7 +238,7 @@ class Trainer:
                              f"{tc.grad_accum} accumulation step(s); choose a multiple of {world * tc.grad_accum}")
 
     def _load_data(self) -> None:
-        from .data.io import load_class_images
+        from ..data.io import load_class_images
         mc = self.config.model
         images = load_class_images(self.data_dir, mc.image_size)
         if self.acc.is_main_process:
@@ -389,8 +389,8 @@ class Trainer:
 
     def export(self, path: Path | None = None) -> Path:
         """The EMA network as a pipeline folder, written atomically (main process)."""
-        from .files import atomic_path
-        from .pipeline import pipeline_class
+        from ..core.files import atomic_path
+        from ..generate.pipeline import pipeline_class
         path = Path(path or self.run_dir / "model")
         unet = copy.deepcopy(self.ema).to("cpu").float()
         try:
@@ -508,9 +508,9 @@ def train_model(data_dir: str | Path, run_dir: str | Path, config: Config, resum
 def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_class: int = 8,
                       steps: int = 25, sampler: str = "dpmpp") -> None:
     """A grid, one row per class, from the EMA weights with fixed seeds."""
-    from .data.io import save_png
-    from .figures import image_grid, labelled_grid
-    from .sample import inference_denoiser, sample_images
+    from ..data.io import save_png
+    from ..data.figures import image_grid, labelled_grid
+    from ..generate.sample import inference_denoiser, sample_images
     labels = [c for c in range(len(class_names)) for _ in range(per_class)]
     was_training = ema_unet.training
     den = inference_denoiser(ema_unet, config, len(class_names))
@@ -526,7 +526,7 @@ def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_cla
 def checkpoint_pipeline(checkpoint_dir: str | Path):
     """A pipeline with the EMA weights of a training checkpoint (``RUN/checkpoints/step_N``), to
     sample or export (``.save_pretrained``) a model as it was at that step."""
-    from .pipeline import pipeline_class
+    from ..generate.pipeline import pipeline_class
     ck = load_checkpoint(Path(checkpoint_dir))
     config = Config.from_dict(ck["meta"]["config"])
     names = list(ck["meta"]["class_names"])

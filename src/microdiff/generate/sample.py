@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .checks import check_int
-from .config import SampleConfig
-from .denoiser import ClassifierFreeGuidance, Denoiser, bind_labels
-from .errors import MicrodiffError, UsageError
-from .diffusion import DEFAULT_SPACING, Diffusion, NoiseSource, get_sampler, respace
-from .seeding import candidate_seeds, sample_seed
+from ..core.checks import check_int
+from ..config import SampleConfig
+from ..denoise.denoiser import ClassifierFreeGuidance, Denoiser, bind_labels
+from ..core.errors import MicrodiffError, UsageError
+from ..diffusion import DEFAULT_SPACING, Diffusion, NoiseSource, get_sampler, respace
+from ..core.seeding import candidate_seeds, sample_seed
 
 __all__ = ["sample_seed", "resolve_settings", "sampling_diffusion", "inference_denoiser", "sample_images", "generate",
            "write_sample", "sample_to_folder", "SampleResult", "SampleRun"]
@@ -60,7 +60,7 @@ class Canvas:
     def of(cls, size, window: int, periodic: bool = False, overlap: float = 0.2) -> "Canvas":
         """``size``: None (the training window), an int (square), (height, width), or a string
         "S" or "WIDTHxHEIGHT" as image viewers write it (e.g. "384x256": 384 wide, 256 high)."""
-        from .checks import check_float
+        from ..core.checks import check_float
         if size is None:
             h = w = window
         elif isinstance(size, str):
@@ -84,7 +84,7 @@ class Canvas:
         """The denoiser on this canvas (itself where the canvas is one plain window)."""
         if self.plain(window):
             return denoiser
-        from .domains import WindowedDenoiser
+        from ..denoise.domains import WindowedDenoiser
         return WindowedDenoiser(denoiser, window, seeds, self.overlap, self.periodic)
 
 
@@ -222,8 +222,8 @@ def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor, reco
     ``NNNN_labels.png`` (phase k as gray k / (K - 1)), and with ``record`` ``NNNN.json`` (how it
     was made), each written atomically; the JSON comes last, so a sample is complete when its
     JSON exists."""
-    from .data.io import save_npy, save_png
-    from .files import write_text_atomic
+    from ..data.io import save_npy, save_png
+    from ..core.files import write_text_atomic
     d = Path(out_dir) / class_name
     d.mkdir(parents=True, exist_ok=True)
     arr = image.float().clamp(0, 1).numpy()
@@ -232,7 +232,7 @@ def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor, reco
     save_npy(files[0], arr.astype(np.float32))
     save_png(files[1], arr)
     if segment:
-        from .metrics.segmentation import Segmentation, labels_to_png, phase_fractions
+        from ..metrics.segmentation import Segmentation, labels_to_png, phase_fractions
         seg = Segmentation.parse(segment)
         labels, thresholds = seg.labels(arr)
         files += [d / f"{index:04d}_labels.npy", d / f"{index:04d}_labels.png"]
@@ -294,7 +294,7 @@ class SampleRun(RunSettings):
 
     def sample_record(self, class_name: str, class_index: int, index: int) -> dict:
         """How sample ``index`` of a class was made: enough to make it again."""
-        from . import __version__
+        from .. import __version__
         return {"model": self.model, "model_sha256": self.model_sha256, "class": class_name, "index": index,
                 "seed": sample_seed(self.seed, class_index, index), "run_seed": self.seed, "size": list(self.size),
                 "periodic": self.periodic, "overlap": self.overlap, "sampler": self.sampler, "steps": self.steps,
@@ -307,7 +307,7 @@ def prepare_sample_dir(out_dir: Path, run, overwrite: bool, resume: bool, record
     """Check (and with ``overwrite`` clear) the output folder; record the run (a ``SampleRun`` or
     anything with its ``to_json`` / ``from_json`` / ``differences``) in ``record``.
     ``resume`` continues a folder made with the same settings."""
-    from .files import check_output_free, remove, write_text_atomic
+    from ..core.files import check_output_free, remove, write_text_atomic
     path = out_dir / record
     if resume:
         if not path.is_file():
@@ -364,7 +364,7 @@ def sample_to_folder(pipe, class_names: Sequence[str] | None, num: int, out_dir:
     canvas = Canvas.of(size, pipe.microdiff_config.model.image_size, periodic, overlap)
     goal = None
     if targets:
-        from .targets import make_targets
+        from ..targets.targets import make_targets
         goal = make_targets(targets, target_strength, (canvas.height, canvas.width), pipe.class_names,
                             target_candidates)
     elif target_candidates not in (None, 1):
@@ -382,7 +382,7 @@ def sample_run(pipe, class_names, num: int, seed: int, steps, sampler, guidance,
     check_int("--seed", seed, 0, 2 ** 63 - 1, UsageError)
     s = resolve_settings(pipe.microdiff_config, steps, sampler, guidance, batch_size)
     if segment:
-        from .metrics.segmentation import Segmentation
+        from ..metrics.segmentation import Segmentation
         segment = str(Segmentation.parse(segment))
     classes = tuple(class_names or pipe.class_names)
     for c in classes:
@@ -397,7 +397,7 @@ def run_sampling(pipe, run: SampleRun, out_dir: Path, overwrite: bool, resume: b
     """Sample ``run`` into ``out_dir`` (sharded over processes under torchrun / accelerate).
     ``wrap(denoiser, seeds)`` replaces the canvas's own domain; ``finish(images)`` post-processes
     each batch before it is written; ``targets`` (``targets.Targets``) steer every sample."""
-    from .launch import distributed_state
+    from ..core.launch import distributed_state
     state = distributed_state()
     if state is None or state.is_main_process:
         prepare_sample_dir(out_dir, run, overwrite, resume)

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from .errors import CheckpointError
-from .files import free_bytes, is_disk_full, mb, remove
+from ..core.errors import CheckpointError
+from ..core.files import free_bytes, is_disk_full, mb, remove
 
 STATE_JSON = "state.json"
 

@@ -1,7 +1,7 @@
 """The U-Net: diffusers ``UNet2DModel`` built from a ``ModelConfig`` to equal improved-diffusion's."""
 from __future__ import annotations
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 
 def unet_kwargs(cfg: ModelConfig, num_classes: int) -> dict:

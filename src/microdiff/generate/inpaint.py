@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import check_float, check_int
-from .errors import UsageError
+from ..core.checks import check_float, check_int
+from ..core.errors import UsageError
 from .sample import Canvas, SampleResult, run_sampling, sample_run
 
 
@@ -35,14 +35,14 @@ def _sha256(path: Path) -> str:
 def load_inpaint_inputs(image: str | Path, mask: str | Path | None, extend: int, window: int
                         ) -> tuple[np.ndarray, np.ndarray]:
     """The (padded) image in [0, 1] and the boolean mask of pixels to generate, checked."""
-    from .data.io import read_image
+    from ..data.io import read_image
     check_int("--extend", extend, 0, 8192, UsageError)
     img = read_image(image, allow_rgb=False)
     if mask is None and extend == 0:
         raise UsageError("nothing to generate: give --mask (white = generate) or --extend N")
     gen = np.zeros(img.shape, dtype=bool)
     if str(mask) == DATABAR:
-        from .data.prepare import detect_bar
+        from ..data.prepare import detect_bar
         rows = detect_bar(img)
         if rows == 0:
             raise UsageError(f"--mask {DATABAR}: no SEM data bar found at the bottom of {image}; give a mask image")
@@ -94,8 +94,8 @@ def inpaint_to_folder(pipe, class_name: str, image: str | Path, mask: str | Path
         return (((x0 - known.to(x0.device)) ** 2) * (1 - m.to(x0.device))).sum((1, 2, 3))
 
     def wrap(denoiser, seeds):
-        from .domains import MaskedDenoiser
-        from .guidance import GradientGuidance
+        from ..denoise.domains import MaskedDenoiser
+        from ..denoise.guidance import GradientGuidance
         return MaskedDenoiser(GradientGuidance(canvas.wrap(denoiser, seeds, window), known_error, consistency),
                               known, m)
 

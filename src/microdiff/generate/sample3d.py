@@ -30,8 +30,8 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import Tensor
 
-from .checks import check_float, check_int
-from .errors import UsageError
+from ..core.checks import check_float, check_int
+from ..core.errors import UsageError
 from .sample import RunSettings
 
 VOLUME_JSON = "volume.json"
@@ -108,7 +108,7 @@ def memory_estimate(shape: VolumeShape, channels: int = 1) -> int:
 
 def check_memory(shape: VolumeShape, channels: int, device: str) -> None:
     """Refuse up front a volume that would not fit, with the estimate."""
-    from .launch import available_memory
+    from ..core.launch import available_memory
     need, have = memory_estimate(shape, channels), available_memory(device)
     if need > have:
         raise UsageError(f"--size {shape.text()}: sampling this volume needs about {need / 1e9:.1f} GB but "
@@ -124,9 +124,9 @@ def plane_denoisers(denoiser, shape: VolumeShape, seeds: Sequence[int], window: 
     all of an axis's sections together; in larger volumes or with smaller chunks, slabs of the
     volume (so the chunk is recorded with the targets). Section by section, every section's own
     fraction would be pinned to the target and stripe the volume (measured)."""
-    from .domains import ChunkedDenoiser
+    from ..denoise.domains import ChunkedDenoiser
     from .sample import Canvas
-    from .seeding import STREAM_PLANES, derive_seed
+    from ..core.seeding import STREAM_PLANES, derive_seed
     out = []
     for axis in range(3):
         h, w = shape.section(axis)
@@ -148,7 +148,7 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
     one field (``plane_denoisers``) and the product's prior comes from steered 2D samples;
     ``chunk`` sections (or windows) go through the network per call; ``prior``: the voxels'
     marginal for ``planes="product"`` (default: ``voxel_marginal`` of the first volume's classes)."""
-    from .domains import PlanarVolumeDenoiser
+    from ..denoise.domains import PlanarVolumeDenoiser
     from .sample import inference_denoiser, resolve_settings, sample_images
     cfg = pipe.microdiff_config
     s = resolve_settings(cfg, steps, sampler, guidance, 1)
@@ -183,9 +183,9 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, steps: int | None = 
     steered per chunk as one field: the same target, the same strength)."""
     import torch
 
-    from .domains import VoxelPrior, even_ranks
+    from ..denoise.domains import VoxelPrior, even_ranks
     from .sample import generate, inference_denoiser, resolve_settings, sampling_diffusion
-    from .seeding import STREAM_MARGINAL, derive_seed
+    from ..core.seeding import STREAM_MARGINAL, derive_seed
     cfg = pipe.microdiff_config
     s = resolve_settings(cfg, steps, sampler, guidance, None)
     walk = sampling_diffusion(inference_denoiser(pipe.unet, cfg, len(pipe.class_names)).diffusion, s.steps, s.sampler)
@@ -251,8 +251,8 @@ class VolumeRun(RunSettings):
         return cz, cy, cx
 
     def record(self, pipe, index: int) -> dict:
-        from . import __version__
-        from .seeding import volume_seed
+        from .. import __version__
+        from ..core.seeding import volume_seed
         return {"model": self.model, "model_sha256": self.model_sha256, "index": index,
                 "axes": {"x": self.axes[0], "y": self.axes[1], "z": self.axes[2]},
                 "seed": volume_seed(self.seed, self.class_indices(pipe), index), "run_seed": self.seed,
@@ -286,7 +286,7 @@ def volume_run(pipe, class_name=None, axes=None, num: int = 1, seed: int = 0, st
                guidance=None, size=None, periodic: bool = False, overlap: float = 0.2, planes: str = "product",
                segment: str | None = None, device: str = "cpu", targets: dict | None = None) -> VolumeRun:
     """The checked settings of a 3D sampling run (the volume is refused here if it would not fit)."""
-    from .domains import PLANE_MODES
+    from ..denoise.domains import PLANE_MODES
     from .sample import resolve_settings
     check_int("--num", num, 1, 10 ** 6, UsageError)
     check_int("--seed", seed, 0, 2 ** 63 - 1, UsageError)
@@ -300,7 +300,7 @@ def volume_run(pipe, class_name=None, axes=None, num: int = 1, seed: int = 0, st
     shape = VolumeShape.of(size, cfg.model.image_size, periodic, overlap)
     check_memory(shape, cfg.model.image_channels, device)
     if segment:
-        from .metrics.segmentation import Segmentation
+        from ..metrics.segmentation import Segmentation
         segment = str(Segmentation.parse(segment))
     return VolumeRun(parse_axes(pipe, class_name, axes), num, seed, s.sampler, s.steps, s.guidance, shape.shape,
                      shape.periodic, shape.overlap, planes, segment or "", pipe.fingerprint(),
@@ -310,7 +310,7 @@ def volume_run(pipe, class_name=None, axes=None, num: int = 1, seed: int = 0, st
 def product_method() -> str:
     """What ``--planes product`` does, recorded so that ``--resume`` refuses a folder of volumes
     made by an earlier version of it."""
-    from .domains import EVIDENCE
+    from ..denoise.domains import EVIDENCE
     return f"evidence {EVIDENCE:g}, rank-mapped onto 2D levels per step"
 
 
@@ -329,7 +329,7 @@ def save_tiff(path: Path, volume: np.ndarray) -> None:
     """A (Z, Y, X) stack as a multi-page TIFF with ImageJ hyperstack metadata, atomically."""
     import tifffile
 
-    from .files import atomic_path
+    from ..core.files import atomic_path
     with atomic_path(path) as tmp:
         tifffile.imwrite(tmp, volume, imagej=True, metadata={"axes": "ZYX", "unit": "voxel"})
 
@@ -338,7 +338,7 @@ def save_vti(path: Path, volume: np.ndarray, name: str) -> None:
     """A (Z, Y, X) array as VTK XML image data (.vti), one cell per voxel, x fastest, atomically."""
     from pyevtk.hl import imageToVTK
 
-    from .files import atomic_path
+    from ..core.files import atomic_path
     with atomic_path(path) as tmp:
         imageToVTK(str(tmp.with_suffix("")), cellData={name: np.ascontiguousarray(volume.transpose(2, 1, 0))})
         tmp.with_suffix(".vti").replace(tmp)
@@ -347,9 +347,9 @@ def save_vti(path: Path, volume: np.ndarray, name: str) -> None:
 def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = "") -> list[Path]:
     """``folder/volume.{npy,tif,vti}``, with ``segment`` ``labels.{npy,tif,vti}``, ``slices.png``
     and last ``volume.json``. ``volume``: (Z, Y, X) float32 in [0, 1]."""
-    from .data.io import save_npy, save_png
-    from .figures import orthogonal_slices
-    from .files import write_text_atomic
+    from ..data.io import save_npy, save_png
+    from ..data.figures import orthogonal_slices
+    from ..core.files import write_text_atomic
     folder.mkdir(parents=True, exist_ok=True)
     vol = np.clip(volume, 0, 1).astype(np.float32)
     files = [folder / "volume.npy", folder / "volume.tif", folder / "volume.vti"]
@@ -358,7 +358,7 @@ def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = 
     save_vti(files[2], vol, "gray")
     labels = None
     if segment:
-        from .metrics.segmentation import Segmentation, phase_fractions
+        from ..metrics.segmentation import Segmentation, phase_fractions
         seg = Segmentation.parse(segment)
         labels, thresholds = seg.labels(vol)
         files += [folder / "labels.npy", folder / "labels.tif", folder / "labels.vti"]
@@ -407,10 +407,10 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
     from tqdm.auto import tqdm
 
     from .sample import prepare_sample_dir
-    from .seeding import volume_seed
+    from ..core.seeding import volume_seed
     goal = None
     if targets:
-        from .targets import make_targets
+        from ..targets.targets import make_targets
         goal = make_targets(targets, target_strength, None)
         other = sorted({t.kind for t in goal.items} - {"vf"})
         if other:
@@ -444,7 +444,7 @@ def sample3d_to_folder(pipe, out_dir: str | Path, class_name: str | None = None,
         result.seconds.append(time.perf_counter() - start)
         record = {**run.record(pipe, i), "seconds": round(result.seconds[-1], 2)}
         if prior is not None:
-            from .domains import EVIDENCE
+            from ..denoise.domains import EVIDENCE
             record["voxel_marginal"] = {"samples_per_axis": MARGINAL_SAMPLES, "bins": MARGINAL_BINS,
                                         "rank_mapped_steps": len(prior.levels), "evidence": round(EVIDENCE, 6)}
         if goal:

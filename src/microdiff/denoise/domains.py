@@ -33,7 +33,7 @@ class ShiftSource:
     """Per-sample generators for the window offsets, so sample i's windows depend on its seed only."""
 
     def __init__(self, seeds: Sequence[int]):
-        from .seeding import STREAM_WINDOWS, derive_seed
+        from ..core.seeding import STREAM_WINDOWS, derive_seed
         self.generators = [torch.Generator().manual_seed(derive_seed(int(s), STREAM_WINDOWS)) for s in seeds]
 
     def uniform(self, n: int) -> Tensor:

