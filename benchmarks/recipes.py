@@ -77,7 +77,7 @@ def config_for(recipe: str, seed: int, steps: int, every: int):
 
 def calibrate(root: Path, steps: int = 40) -> dict:
     """Seconds per optimizer step of each recipe (batch 16), on this machine, now."""
-    from microdiff.train.trainer import Trainer
+    from microdiff.train import Trainer
     out = {}
     for recipe in RECIPES:
         run = root / "calibrate" / recipe
@@ -95,7 +95,7 @@ def calibrate(root: Path, steps: int = 40) -> dict:
 
 
 def train(root: Path, data: str, recipes: list[str], seeds: list[int], steps: int, every: int) -> None:
-    from microdiff.train.trainer import train_model
+    from microdiff.train import train_model
     for seed in seeds:                      # seed-major: every recipe has a first result early
         for recipe in recipes:
             run = root / "runs" / f"{data}_{recipe}_s{seed}"
@@ -164,18 +164,20 @@ def inception(x: torch.Tensor) -> torch.Tensor:
 
 
 def generate_eval_images(pipe, classes) -> dict[str, torch.Tensor]:
-    from microdiff.generate.sample import generate, sample_seed
+    from microdiff.core.seeding import sample_seed
+    from microdiff.generate import generate, sampling_settings
     out = {}
+    sampling = sampling_settings(pipe.microdiff_config, SAMPLE["steps"], SAMPLE["sampler"], SAMPLE["guidance"],
+                                 NUM_EVAL)
     for c in classes:
         k = pipe.class_index(c)
-        imgs = generate(pipe, [k] * NUM_EVAL, [sample_seed(0, k, i) for i in range(NUM_EVAL)], SAMPLE["steps"],
-                        SAMPLE["sampler"], SAMPLE["guidance"], batch_size=NUM_EVAL)
+        imgs = generate(pipe, [k] * NUM_EVAL, [sample_seed(0, k, i) for i in range(NUM_EVAL)], sampling)
         out[c] = imgs[:, 0]
     return out
 
 
 def evaluate(root: Path, datas: list[str], max_step: int | None = None) -> None:
-    from microdiff.train.trainer import checkpoint_pipeline
+    from microdiff.train import checkpoint_pipeline
     results = root / "results.jsonl"
     done = {(r["run"], r["step"]) for r in map(json.loads, results.read_text().splitlines())} if results.exists() else set()
     for data in datas:

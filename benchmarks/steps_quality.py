@@ -18,7 +18,8 @@ import torch
 
 from microdiff.data.fiber import fiber_fraction
 from microdiff.generate.pipeline import load_pipeline
-from microdiff.generate.sample import generate, sample_seed
+from microdiff.core.seeding import sample_seed
+from microdiff.generate import generate, sampling_settings
 
 
 def stats(imgs: torch.Tensor) -> dict:
@@ -45,7 +46,7 @@ def main():
 
     def run(sampler, steps):
         t0 = time.perf_counter()
-        x = generate(pipe, labels, seeds, steps, sampler, a.guidance, batch_size=a.batch)
+        x = generate(pipe, labels, seeds, sampling_settings(pipe.microdiff_config, steps, sampler, a.guidance, a.batch))
         return x, time.perf_counter() - t0
 
     ref, t_ref = run("ancestral", a.ref_steps or T)

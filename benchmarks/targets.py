@@ -28,12 +28,12 @@ FRACTIONS = {"FVC40": 0.4, "FVC50": 0.5, "FVC60": 0.6}
 
 def sample(pipe, root: Path, name: str, cls: str, num: int, targets=None, strength: float = 3.0,
            candidates: int = 1) -> tuple[Path, float]:
-    from microdiff.generate.sample import sample_to_folder
+    from microdiff.generate import SampleSettings, sample_to_folder
     out = root / name
     t0 = time.perf_counter()
-    sample_to_folder(pipe, [cls], num, out, steps=20, sampler="dpmpp", guidance=1.0, overwrite=True,
-                     show_progress=False, targets=targets, target_strength=strength,
-                     target_candidates=candidates if targets else None)
+    settings = SampleSettings(classes=(cls,), num=num, steps=20, sampler="dpmpp", guidance=1.0, targets=targets,
+                              target_strength=strength, target_candidates=candidates if targets else None)
+    sample_to_folder(pipe, out, settings, overwrite=True, show_progress=False)
     return out, (time.perf_counter() - t0) / num
 
 
@@ -103,7 +103,7 @@ def reference(root: Path, cls: str, seed: int) -> Path:
 
 
 def s2_table(pipe, root: Path, num: int, mix: str | None = None, candidates: int = 1) -> list[dict]:
-    from microdiff.targets.targets import TwoPoint, VolumeFraction
+    from microdiff.targets import TwoPoint, VolumeFraction
     rows = []
     for cls in FRACTIONS:
         ref = TwoPoint.from_image(reference(root, cls, 0))
@@ -125,7 +125,7 @@ def s2_table(pipe, root: Path, num: int, mix: str | None = None, candidates: int
 
 def descriptor_table(pipe, root: Path, num: int, candidates: int = 1) -> list[dict]:
     from microdiff.evaluate.characterize import characterize
-    from microdiff.targets.targets import Descriptor
+    from microdiff.targets import Descriptor
     rows = []
     ref = reference(root, "FVC50", 1)
     for kind in ("gram", "correlations"):

@@ -19,7 +19,6 @@ from microdiff.config import apply_overrides, get_preset
 from microdiff.denoise.denoiser import Denoiser
 from microdiff.diffusion import hybrid_loss, q_sample
 from microdiff.model.network import build_unet
-from microdiff.generate.sample import sample_images
 
 
 def forward_flops(unet, cfg, batch: int, device) -> float:
@@ -67,13 +66,21 @@ def bench_train(unet, cfg, batch, steps, device, bf16, compile_):
 
 
 def bench_sample(unet, cfg, sampler, steps, guidance, n, batch, device):
-    from microdiff.generate.sample import inference_denoiser
+    from microdiff.config import SampleConfig
+    from microdiff.denoise import Canvas, build_denoiser, inference_denoiser
+    from microdiff.generate import iter_batches
     den = inference_denoiser(unet, cfg, 3)
-    shape = (cfg.model.image_channels, cfg.model.image_size, cfg.model.image_size)
+    window = cfg.model.image_size
+    shape = (cfg.model.image_channels, window, window)
     labels = [i % 3 for i in range(n)]
 
+    def build(d, seeds):
+        return build_denoiser(d, seeds, Canvas((window, window)), window, guidance)
+
     def run(k, num_steps):
-        sample_images(den, labels[:k], list(range(k)), shape, num_steps, sampler, guidance, batch, device=device)
+        sampling = SampleConfig(sampler, num_steps, guidance, batch)
+        for _ in iter_batches(den, labels[:k], list(range(k)), shape, sampling, build, device):
+            pass
     run(batch, min(steps, 3))                                                                # warm-up
     sync(device)
     t0 = time.perf_counter()

@@ -40,7 +40,7 @@ def data(root: Path) -> None:
 def train(root: Path, kind: str, minutes: float | None, preset: str = "cpu", steps: int | None = None) -> None:
     """The preset trained on the kind's sections: for ``minutes``, or for ``steps`` optimizer steps."""
     from microdiff.config import apply_overrides, get_preset
-    from microdiff.train.trainer import train_model
+    from microdiff.train import train_model
     cfg = get_preset(preset) if steps is None else apply_overrides(get_preset(preset), [f"train.steps={steps}"])
     train_model(root / kind / "slices", root / f"{kind}_run", cfg, max_minutes=None if steps else minutes,
                 overwrite=True, show_progress=False)
@@ -48,7 +48,7 @@ def train(root: Path, kind: str, minutes: float | None, preset: str = "cpu", ste
 
 def sample(root: Path, kind: str, planes: list[str], num: int, steps: int, guidance: float) -> None:
     from microdiff.generate.pipeline import load_pipeline
-    from microdiff.generate.sample3d import sample3d_to_folder
+    from microdiff.generate import sample3d_to_folder
     pipe = load_pipeline(root / f"{kind}_run" / "model")
     spec = dict(class_name="grf") if kind == "grf" else dict(axes="longitudinal,longitudinal,cross")
     for mode in planes:
@@ -61,6 +61,16 @@ def sample(root: Path, kind: str, planes: list[str], num: int, steps: int, guida
 
 
 # ----------------------------------------------------------------------------- comparison
+
+def _describe(ind):
+    """The numbers this benchmark compares, of one indicator (a volume or a section)."""
+    from types import SimpleNamespace
+
+    from microdiff.metrics import volume as V
+    return SimpleNamespace(s2_along=V.s2_along(ind), volume_fraction=V.volume_fraction(ind),
+                           specific_surface=V.specific_surface(ind),
+                           largest_cluster_fraction=V.largest_cluster_fraction(ind), percolates=V.percolates(ind))
+
 
 def _stats(descs, sections: bool = False) -> dict:
     """Mean and std over volumes (or sections) of each number, and the mean S2 per axis."""
@@ -75,27 +85,25 @@ def _ms(v) -> tuple[float, float]:
 
 
 def truth_sections(vols: list[np.ndarray], per_volume: int = 12, seed: int = 0):
-    from microdiff.metrics import volume as V
     rng = np.random.default_rng(seed)
     out = []
     for v in vols:
         for _ in range(per_volume):
             ax = int(rng.integers(3))
-            out.append(V.describe(np.take(v, int(rng.integers(v.shape[ax])), axis=ax)))
+            out.append(_describe(np.take(v, int(rng.integers(v.shape[ax])), axis=ax)))
     return out
 
 
 def compare(root: Path, kind: str) -> str:
-    from microdiff.metrics import volume as V
     truth = [np.load(f) for f in sorted((root / kind / "volumes").glob("*_labels.npy"))]
-    rows = {"truth (3D)": _stats([V.describe(v) for v in truth]),
+    rows = {"truth (3D)": _stats([_describe(v) for v in truth]),
             "truth, 2D sections": _stats(truth_sections(truth))}
     for mode in ("alternate", "fuse", "product"):
         folder = root / f"{kind}_{mode}"
         labs = [np.load(f) for f in sorted(folder.glob("*/labels.npy"))]
         if labs:
             secs = [json.loads(f.read_text())["seconds"] for f in sorted(folder.glob("*/volume.json"))]
-            rows[f"generated, {mode}"] = {**_stats([V.describe(lab) for lab in labs]), "sec": float(np.mean(secs))}
+            rows[f"generated, {mode}"] = {**_stats([_describe(lab) for lab in labs]), "sec": float(np.mean(secs))}
     ref = rows["truth (3D)"]
     lines = [f"# {kind}: generated 64^3 volumes against the truth", "",
              "| volumes | n | vf | S_V (1/voxel) | largest cluster | S2 RMSE z / y / x vs truth | axis spread | "

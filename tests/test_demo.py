@@ -24,5 +24,5 @@ def test_demo_with_shipped_model(tmp_path):
     for c in res.classes.values():
         assert f"| {c.name} | {c.target:.2f} | {c.train_true:.3f} |" in text
         assert f"{c.generated_otsu.mean():.3f} ± {c.generated_otsu.std():.3f}" in text
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="pass overwrite=True to replace it"):
         run_demo(tmp_path / "demo", num=1, show_progress=False)

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from helpers import TINY, tiny_config, tiny_data
-from microdiff.train.trainer import train_model as train
+from microdiff.train import train_model as train
 
 pytestmark = pytest.mark.slow
 

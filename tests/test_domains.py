@@ -5,7 +5,8 @@ import torch
 
 from microdiff.denoise.denoiser import GaussianDenoiser, bind_labels
 from microdiff.diffusion import Diffusion, NoiseSource, respace, sample_ddim, sample_dpmpp_2m
-from microdiff.denoise.domains import MaskedDenoiser, WindowedDenoiser, window_starts, windows_per_axis
+from microdiff.denoise.canvas import WindowedDenoiser, window_starts, windows_per_axis
+from microdiff.denoise.mask import MaskedDenoiser
 
 M, S = 0.3, 0.2
 
@@ -95,3 +96,35 @@ def test_mask_keeps_known_pixels_and_fills_the_rest_with_the_data_distribution()
         band = out[..., 16:48, :]
         assert float(band.mean()) == pytest.approx(M, abs=0.01)
         assert float(band.std()) == pytest.approx(S, rel=0.04)
+
+
+# ----------------------------------------------------------------------------- the stack's order
+
+def _chain(den) -> list[str]:
+    """The layers of a stack, outermost first (a volume: its z-plane's stack after it)."""
+    out = []
+    while den is not None:
+        out.append(type(den).__name__)
+        den = den.planes[0] if hasattr(den, "planes") else den.__dict__.get("inner")
+    return out
+
+
+def test_build_denoiser_composes_the_layers_in_the_documented_order():
+    """denoise.stack: CFG, class mixture, canvas, the targets' guidance on the whole canvas, the
+    known pixels outermost, then the tick; a volume's targets steer inside each plane, per
+    network call (pooled), under its chunks and windows."""
+    from microdiff.denoise import Canvas, KnownImage, Planes, build_denoiser
+    from microdiff.targets import Targets, TwoPoint, VolumeFraction
+    den = GaussianDenoiser(Diffusion.from_config("linear", 1000), [M, M, M, 0.0], S)
+    mix = Targets((VolumeFraction(value=0.5, mix=("all",)), TwoPoint(curve=(0.5,) * 12)), 3.0, ("a", "b", "c"))
+    known = KnownImage(torch.zeros(24, 24), torch.ones(24, 24, dtype=torch.bool))
+    image = build_denoiser(den, [1, 2], Canvas((24, 24), periodic=True), 16, 2.0, mix, mask=known, tick=lambda: None)
+    assert _chain(image) == ["Ticking", "MaskedDenoiser", "GradientGuidance", "X0Guidance", "WindowedDenoiser",
+                             "ClassMixture", "ClassifierFreeGuidance", "GaussianDenoiser"]
+    assert _chain(build_denoiser(den, [1], Canvas((16, 16)), 16, 1.5)) == ["ClassifierFreeGuidance", "GaussianDenoiser"]
+    vf = Targets((VolumeFraction(value=0.5),), 3.0)
+    volume = build_denoiser(den, [1], Canvas((16, 20, 16)), 16, 2.0, vf, planes=Planes("fuse", chunk=5))
+    steered = ["ChunkedDenoiser", "GradientGuidance", "ClassifierFreeGuidance", "GaussianDenoiser"]
+    assert _chain(volume) == ["PlanarVolumeDenoiser", "WindowedDenoiser", *steered]     # z: 20 x 16 sections
+    assert _chain(volume.planes[1]) == steered                                         # y: 16 x 16, one window
+    assert volume.planes[1].chunk == 5 and volume.mode == "fuse"

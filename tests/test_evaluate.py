@@ -139,7 +139,7 @@ def test_characterize_label_maps_per_phase(tmp_path):
     np.testing.assert_allclose(s2[0, :, 0], [0.25, 0.25, 0.5])        # S2(0) is the volume fraction
     ref = two_point_radial(torch.from_numpy((lab == 2).astype(np.float64)), threshold=0.5).numpy()
     np.testing.assert_allclose(s2[0, 2], ref[0])
-    with pytest.raises(Exception, match="--phase"):
+    with pytest.raises(Exception, match="^phase: the label maps hold 3 phases"):
         characterize([tmp_path / "a_labels.npy"], "correlations")
     got = characterize([tmp_path / "a_labels.npy"], "correlations", phase=2)
     ind = torch.from_numpy((lab == 2).astype(np.float32))

@@ -48,7 +48,7 @@ def test_synth_dataset_manifest_and_determinism(tmp_path):
         assert abs(float(r["measured_fvc"]) - float(r["target_fvc"])) <= 0.01
     h = lambda root: sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*.png"))  # noqa: E731
     assert h(a) == h(b)
-    with pytest.raises(OutputExistsError, match="--overwrite"):
+    with pytest.raises(OutputExistsError, match="pass overwrite=True to replace it"):
         synth_fiber(tmp_path / "a", size=32, per_class=1, show_progress=False)
 
 

@@ -11,9 +11,10 @@ from microdiff.cli import main
 from microdiff.config import PRESETS, load_config
 from microdiff.generate.pipeline import load_pipeline
 from microdiff.model.network import build_unet
-from microdiff.generate.sample import generate, sample_seed
+from microdiff.core.seeding import sample_seed
+from microdiff.generate import generate, sampling_settings
 from microdiff.data.transforms import dihedral, dihedral_batch
-from microdiff.train.trainer import DataOrder, train_model as train
+from microdiff.train import DataOrder, train_model as train
 
 
 def test_paper_unet_matches_improved_diffusion_parameter_count():
@@ -113,11 +114,11 @@ def test_pipeline_round_trip(tiny_model, tmp_path):
 def test_sample_independent_of_batch_size(tiny_model, sampler):
     pipe = load_pipeline(tiny_model)
     labels, seeds = [0, 1, 2, 1, 0], [11, 12, 13, 14, 15]
-    one = generate(pipe, labels, seeds, 8, sampler, 2.0, batch_size=1)
-    five = generate(pipe, labels, seeds, 8, sampler, 2.0, batch_size=5)
+    one = generate(pipe, labels, seeds, sampling_settings(pipe.microdiff_config, 8, sampler, 2.0, 1))
+    five = generate(pipe, labels, seeds, sampling_settings(pipe.microdiff_config, 8, sampler, 2.0, 5))
     assert one.shape == (5, 1, 16, 16) and one.min() >= 0 and one.max() <= 1
     torch.testing.assert_close(one, five, rtol=0, atol=1e-4)   # float32 BLAS, batch-shape dependent
-    other = generate(pipe, [0], [99], 8, sampler, 2.0)
+    other = generate(pipe, [0], [99], sampling_settings(pipe.microdiff_config, 8, sampler, 2.0))
     assert (other - one[0]).abs().max() > 1e-3                  # different seed, different sample
 
 
@@ -195,7 +196,9 @@ def test_skip_alone_samples_its_gaussian(tiny_model):
         assert cfg.model.eps_skip_sigma == 0.5
     torch.nn.init.zeros_(pipe.unet.conv_out.weight)
     torch.nn.init.zeros_(pipe.unet.conv_out.bias)
-    x = generate(pipe, [0] * 16, list(range(16)), 25, "dpmpp", 1.0, clip_denoised=False)   # 4096 pixels
+    import dataclasses
+    sampling = dataclasses.replace(sampling_settings(cfg, 25, "dpmpp", 1.0), clip_denoised=False)
+    x = generate(pipe, [0] * 16, list(range(16)), sampling)                            # 4096 pixels
     z = x.double() * 2 - 1                                                              # back to [-1, 1]
     # N(0, 0.25) clamped to [-1, 1] at the end: mean 0; variance = inside part + mass at +-1
     p_out = 2 * stats.norm.sf(2)

@@ -174,7 +174,7 @@ def test_nffa_mapping_and_exclude(tmp_path):
     res = prepare_nffa(src, tmp_path / "o", PrepareSettings(size=32, per_class=None), excl, **Q)
     counts, report = res.counts, res.report
     assert {c: k.total for c, k in counts.items()} == {"Biological": 1, "Coated_surfaces": 2}
-    assert ("Biological/Biological_1.jpg", "excluded by --exclude") in report.skipped
+    assert ("Biological/Biological_1.jpg", "excluded by the exclude list") in report.skipped
 
 
 def test_fiber_regions(tmp_path):

@@ -20,9 +20,10 @@ from safetensors.torch import load_file
 from helpers import TINY, tiny_config, tiny_data
 from microdiff.cli import main
 from microdiff.data.io import save_png
+from microdiff.demo import shipped_model_dir
 from microdiff.core.errors import RunDirError
 from microdiff.core.files import RunLock
-from microdiff.train.trainer import train_model
+from microdiff.train import train_model
 
 QUIET = dict(show_progress=False, log=lambda *a: None)
 
@@ -139,17 +140,20 @@ def test_python_api_gets_the_same_checks(world, tmp_path):
     from microdiff.config import ModelConfig, TrainConfig
     from microdiff.core.errors import ConfigError, UsageError
     from microdiff.generate.pipeline import load_pipeline
-    from microdiff.generate.sample import sample_to_folder
+    from microdiff.generate import sample_to_folder
     with pytest.raises(ConfigError, match="train.lr"):
         TrainConfig(lr=float("nan"))
     with pytest.raises(ConfigError, match="model.image_size"):
         ModelConfig(image_size=62)                         # not divisible by 4 for three levels
     pipe = load_pipeline(world[2])
-    for kw, flag in ((dict(steps=0), "--steps"), (dict(guidance=float("inf")), "--guidance"),
-                     (dict(batch_size=0), "--batch-size"), (dict(sampler="euler"), "--sampler")):
-        with pytest.raises(UsageError, match=flag):
-            sample_to_folder(pipe, None, 1, tmp_path / "s", **kw)
-    with pytest.raises(UsageError, match="num"):
+    for kw in (dict(steps=0), dict(guidance=float("inf")), dict(batch_size=0), dict(sampler="euler"), dict(num=0)):
+        name = next(iter(kw))                        # Python callers read the setting's own name, never a flag
+        with pytest.raises(UsageError, match=f"^{name} = ") as e:
+            sample_to_folder(pipe, tmp_path / "s", **kw)
+        assert "--" not in str(e.value)
+    with pytest.raises(UsageError, match="^steps = 9999: expected an integer in"):
+        sample_to_folder(pipe, tmp_path / "s", steps=9999)       # beyond the model's T, checked with the model
+    with pytest.raises(UsageError, match="^num = 0"):
         pipe(["FVC40"], num=0)
     assert not (tmp_path / "s").exists()
 
@@ -171,7 +175,12 @@ def test_decompression_bomb_is_refused_with_its_size_and_the_flag(world, tmp_pat
     save_png(train_dir / "A" / "ok.png", np.zeros((16, 16)))
     logs = []
     res = train_model(train_dir, tmp_path / "run", tiny_config("train.steps=1"), show_progress=False, log=logs.append)
-    assert res.step == 1 and any("bomb.png" in m and "--max-pixels" in m for m in logs)
+    from microdiff.core.errors import render_text
+    assert res.step == 1 and any("bomb.png" in m and "raise the limit with max_pixels" in render_text(m) for m in logs)
+    rc = main(["train", "--data", str(train_dir), "--out", str(tmp_path / "run2"), "--steps", "1", "--no-progress",
+               *[a for kv in TINY for a in ("--set", kv)]])
+    out = capsys.readouterr().out
+    assert rc == 0 and "bomb.png" in out and "--max-pixels" in out               # the CLI names the flag
 
 
 def test_evaluate_refuses_a_truncated_file_naming_it(world, tmp_path, capsys):
@@ -293,7 +302,7 @@ def test_disk_full_at_a_checkpoint_keeps_the_previous_one_and_resume_works(world
 
 def test_non_finite_loss_stops_with_the_step_and_saves_the_weights_before_it(world, tmp_path, monkeypatch):
     from microdiff.core.errors import TrainingError
-    from microdiff.train.trainer import Trainer
+    from microdiff.train import Trainer
     _, data, _ = world
     real = Trainer.forward_backward
 
@@ -337,3 +346,48 @@ def test_a_second_training_into_the_same_folder_is_refused_and_a_killed_one_leav
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     assert train_model(data, run, tiny_config("train.steps=1"), **QUIET).step == 1
+
+
+# ----------------------------------------------------------------------------- bad inputs a new user tried
+
+def test_inputs_that_used_to_pass_or_mislead_are_one_line_errors(world, tmp_path, capsys):
+    """Each: exit 2, one line naming the flag or file and a fix that fits; nothing written."""
+    from microdiff.data.io import save_png
+    root, data, model = world
+    demo = str(shipped_model_dir())
+    black = tmp_path / "black.png"
+    save_png(black, np.zeros((64, 64)))
+    desc = tmp_path / "black.npy"
+    assert main(["characterize", str(black), "--descriptor", "correlations", "--out", str(desc)]) == 0
+    out = tmp_path / "never"
+    err = one_line_error(capsys, ["sample", "--model", demo, "--num", "1", "--steps", "2", "--out", out,
+                                  "--target-descriptor", desc, "--descriptor", "correlations"],
+                         "--target-descriptor", "uniform image")
+    err = one_line_error(capsys, ["sample", "--model", demo, "--class", "FVC40", "--num", "1", "--steps", "2",
+                                  "--out", out, "--target-vf", "0.9", "--target-mix", "FVC40"], "--target-mix")
+    assert "second class" in err
+    four = tmp_path / "four.npy"
+    np.save(four, np.zeros((2, 3, 4, 5)))
+    err = one_line_error(capsys, ["characterize", four, "--descriptor", "all", "--out", tmp_path / "d.json"],
+                         str(four), "4-D")
+    assert "--descriptor" not in err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    for ref in (notes, tmp_path / "missing.png"):
+        err = one_line_error(capsys, ["sample", "--model", demo, "--num", "1", "--steps", "2", "--out", out,
+                                      "--target-s2", ref], "--target-s2", str(ref), "grayscale micrograph")
+        assert "remove" not in err
+    assert not out.exists() and not (tmp_path / "d.json").exists()
+
+
+def test_a_sample_that_is_not_finite_is_never_written_as_complete(world, tmp_path, capsys):
+    from microdiff.generate import load_pipeline, sample_to_folder
+    from microdiff.core.errors import GenerationError
+    root, data, model = world
+    pipe = load_pipeline(model)
+    torch.nn.init.constant_(pipe.unet.conv_out.bias, float("nan"))
+    with pytest.raises(GenerationError, match="not finite"):
+        sample_to_folder(pipe, tmp_path / "s", num=2, steps=2, show_progress=False)
+    assert [f.name for f in (tmp_path / "s").rglob("*.json")] == ["sample.json"]      # no sample record
+    with pytest.raises(GenerationError):                        # a resume does not count them as done either
+        sample_to_folder(pipe, tmp_path / "s", num=2, steps=2, resume=True, show_progress=False)

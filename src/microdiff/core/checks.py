@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from .errors import ConfigError
+from .errors import ConfigError, SettingError
 
 
 def _fail(name: str, value, allowed: str, error: type[Exception]) -> None:
+    if issubclass(error, SettingError):
+        raise error(name, value, f"expected {allowed}")
     raise error(f"{name} = {value!r}: expected {allowed}")
 
 

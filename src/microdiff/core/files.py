@@ -8,11 +8,14 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputExistsError
+from .errors import OutputExistsError, setting
+
+LOCK = ".lock"
 
 
 def is_nonempty_dir(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
+    """A folder that holds anything besides its lock file."""
+    return path.is_dir() and any(p.name != LOCK for p in path.iterdir())
 
 
 def check_output_free(path: str | Path, overwrite: bool, holds: str = "files",
@@ -20,16 +23,24 @@ def check_output_free(path: str | Path, overwrite: bool, holds: str = "files",
     """Refuse an output folder that holds something unless ``overwrite``; returns whether it does.
 
     ``holds`` says what is there ("a data set", "a training run"); ``alternative`` is another way
-    out besides ``--overwrite`` ("pass --resume to continue it").
+    out besides overwriting, naming its setting (f"pass {setting('resume')} to continue it").
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OutputExistsError(f"{path} is a file, not a folder; choose another --out")
+        raise OutputExistsError(f"{path} is a file, not a folder; choose another {setting('out')}")
     taken = is_nonempty_dir(path)
     if taken and not overwrite:
-        ways = f"{alternative}, or pass --overwrite to replace it" if alternative else "pass --overwrite to replace it"
-        raise OutputExistsError(f"{path} already holds {holds}; {ways} (or choose another --out)")
+        replace = f"pass {setting('overwrite')} to replace it"
+        ways = f"{alternative}, or {replace}" if alternative else replace
+        raise OutputExistsError(f"{path} already holds {holds}; {ways} (or choose another {setting('out')})")
     return taken
+
+
+def clear_folder(path: Path) -> None:
+    """Remove everything in a folder but its lock file."""
+    for p in path.iterdir():
+        if p.name != LOCK:
+            remove(p)
 
 
 def temp_sibling(path: Path, tag: str = "tmp") -> Path:
@@ -96,7 +107,7 @@ class RunLock:
 
     def __init__(self, folder: Path, what: str = "training"):
         from .errors import RunDirError
-        self.path = Path(folder) / ".lock"
+        self.path = Path(folder) / LOCK
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(self.path, "a+")
         try:
@@ -110,14 +121,17 @@ class RunLock:
             owner = self.file.read().strip() or "?"
             self.file.close()
             raise RunDirError(f"another {what} is running in {folder} (process {owner}); wait for it to finish "
-                              "or choose another --out") from None
+                              f"or choose another {setting('out')}") from None
         self.file.seek(0)
         self.file.truncate()
         self.file.write(str(os.getpid()))
         self.file.flush()
 
-    def close(self) -> None:
+    def close(self, remove: bool = False) -> None:
+        """Release the lock; ``remove`` also deletes the lock file (a run that ended cleanly)."""
         if not self.file.closed:
+            if remove:
+                self.path.unlink(missing_ok=True)
             self.file.close()
 
     def __enter__(self):

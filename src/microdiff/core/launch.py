@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-from .errors import UsageError
+from .errors import SettingError
 
 
 def dist_info() -> tuple[int, int]:
@@ -29,7 +29,7 @@ def default_device(requested: str | None = None) -> str:
     import torch
     if requested is not None:
         if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise UsageError(f"--device {requested}: no CUDA device is available here; use --device cpu")
+            raise SettingError("device", requested, "no CUDA device is available here; use cpu")
         return requested
     state = distributed_state()
     if state is not None:

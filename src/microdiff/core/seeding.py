@@ -1,8 +1,11 @@
 """Seeds derived from tuples of integers, so that every random draw can be named by what it is
 for (a training step, a sample of a class) instead of by the order it happens in.
 
-The first integer after the user's seed names the stream; the ids are fixed forever (changing
-one changes every number the project produces).
+A stream id (``STREAM_*``) after a seed names what the draws are for; the ids are fixed forever
+(changing one changes every number the project produces). Samples of a class are the exception
+that keeps the shortest form, ``sample_seed(seed, class index, sample index)``: there the class
+index stands where a stream id would (class 2 shares ``derive_seed(seed, 2, i)`` with training
+step i of a run seeded alike; the two never meet).
 """
 import numpy as np
 

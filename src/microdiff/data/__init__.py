@@ -1,1 +1,12 @@
-"""Data: readers, the synthetic fiber generator and the `prepare` importers."""
+"""Data: micrographs in, training sets and synthetic truth out.
+
+- ``io``: the one image path (read PNG/TIFF/JPEG/BMP/NPY and label maps; crop,
+  resample, write atomically; class folders); ``volumes``: volume files (3-D .npy, TIFF stacks).
+- ``transforms``: the dihedral group D4 for prepare and training.
+- ``dataset``: ``DatasetWriter`` (a data set written into a partial folder, then renamed) and
+  ``read_manifest``.
+- ``prepare``: ``microdiff prepare``, one engine and one module per importer.
+- ``fiber``, ``synth``: the synthetic fiber composites (``synth_fiber``); ``synth3d``: 3D truth
+  with micrograph-like sections (``synth_3d``).
+- ``figures``: image grids and orthogonal slices as arrays.
+"""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import DataError, ImageError, MicrodiffError, MissingPathError
+from ..core.errors import DataError, ImageError, MicrodiffError, MissingPathError, setting
 from ..core.files import atomic_path
 
 IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp", ".npy"}
@@ -67,7 +67,7 @@ def _check_pixels(path: Path, shape: tuple[int, ...]) -> None:
     limit = _MAX_PIXELS.get()
     if n > limit:
         raise ImageError(f"{path}: {' x '.join(map(str, shape))} = {n:,} pixels is more than the limit of "
-                         f"{limit:,}; if the image is genuine, raise the limit with --max-pixels {n}")
+                         f"{limit:,}; if the image is genuine, raise the limit with {setting('max_pixels')} {n}")
 
 
 def read_image(path: str | Path, allow_rgb: bool = True) -> np.ndarray:
@@ -80,16 +80,24 @@ def read_image(path: str | Path, allow_rgb: bool = True) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+        raise _unreadable(path, "no such file")
     try:
         arr = _read_npy(path) if path.suffix.lower() == ".npy" else _read_pil(path, allow_rgb)
     except MicrodiffError:
         raise
     except Exception as e:  # noqa: BLE001  decoders raise many kinds for a damaged file
         what = "a readable .npy array" if path.suffix.lower() == ".npy" else "a readable image"
-        raise ImageError(f"{path}: not {what} ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
-                         "remove or replace the file") from None
+        raise _unreadable(path, f"not {what} ({type(e).__name__}: {' '.join(str(e).split())[:200]})",
+                          "remove or replace the file") from None
     return to_unit_float(arr, str(path))
+
+
+def _unreadable(path: Path, reason: str, fix: str = "") -> ImageError:
+    """The error of a file that cannot be read; ``reason`` (without the fix, which fits a data
+    folder) is kept for callers that read one named file and give their own fix."""
+    err = ImageError(f"{path}: {reason}" + (f"; {fix}" if fix else ""))
+    err.reason = reason
+    return err
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -201,52 +209,6 @@ def is_label_file(path: Path) -> bool:
     return stem.endswith(LABELS_SUFFIX) or stem == "labels"
 
 
-VOLUME_SUFFIXES = (".npy", ".tif", ".tiff")
-
-
-def volume_shape(path: str | Path) -> tuple[int, ...] | None:
-    """The (Z, Y, X) shape of a volume file (a 3-D .npy, a multi-page TIFF stack), None for a
-    single image; read from the header only."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            shape = tuple(n for n in np.load(path, mmap_mode="r", allow_pickle=False).shape if n != 1)
-        elif suffix in (".tif", ".tiff"):
-            import tifffile
-            with tifffile.TiffFile(path) as tf:
-                shape = tuple(n for n in tf.series[0].shape if n != 1)
-        else:
-            return None
-    except ImportError:
-        raise ImageError(f"{path}: reading TIFF stacks needs tifffile: pip install 'microdiff[volume]'") from None
-    except Exception as e:  # noqa: BLE001
-        raise ImageError(f"{path}: not a readable image or volume ({type(e).__name__}: {e})") from None
-    return shape if len(shape) == 3 else None
-
-
-def read_volume(path: str | Path, labels: bool | None = None) -> tuple[np.ndarray, bool]:
-    """A volume file as (array (Z, Y, X), is_labels): phase labels as uint8 (integer data in a
-    ``labels.*`` / ``*_labels.*`` file, or ``labels``), else gray float32 in [0, 1]."""
-    path = Path(path)
-    shape = volume_shape(path)
-    if shape is None:
-        raise ImageError(f"{path}: not a volume (expected a 3-D .npy or a multi-page TIFF stack)")
-    _check_pixels(path, shape)
-    if path.suffix.lower() == ".npy":
-        arr = np.squeeze(np.load(path, allow_pickle=False))
-    else:
-        import tifffile
-        arr = np.squeeze(tifffile.imread(path))
-    labels = is_label_file(path) if labels is None else labels
-    if labels:
-        if arr.dtype.kind not in "iub" or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
-            raise ImageError(f"{path}: phase labels are integers 0..255, not {arr.dtype} "
-                             f"{arr.min(initial=0)}..{arr.max(initial=0)}")
-        return arr.astype(np.uint8), True
-    return to_unit_float(arr, str(path)), False
-
-
 def list_images(folder: str | Path, labels: bool = False) -> list[Path]:
     """Image files below ``folder`` (recursive, sorted, hidden files skipped); of ``x.npy`` and
     ``x.png`` in one folder only the lossless ``x.npy`` is kept. Label maps (``*_labels.*``) are
@@ -335,7 +297,7 @@ def load_class_images(root: str | Path, image_size: int) -> ImageSet:
             try:
                 arr = read_image(f)
             except ImageError as e:
-                skipped.append(str(e))
+                skipped.append(e.args[0])        # its settings named when logged (core.errors.say)
                 continue
             images.append(to_uint8(crop_resample(arr, image_size)))
             labels.append(ci)

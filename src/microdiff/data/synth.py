@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.checks import check_float, check_int
-from ..core.errors import UsageError
+from ..core.errors import UsageError, SettingError, setting
 from .dataset import DatasetWriter
 
 
@@ -17,11 +17,11 @@ def synth_fiber(out: str | Path, size: int = 64, per_class: int = 200, seed: int
     from tqdm.auto import tqdm
 
     from .fiber import FIBER_CLASSES, FiberSettings, PackingError, fiber_image
-    check_int("--size", size, 16, 4096, UsageError)
-    check_int("--per-class", per_class, 1, 10 ** 7, UsageError)
-    check_int("--seed", seed, 0, 2 ** 63 - 1, UsageError)
+    check_int("size", size, 16, 4096, SettingError)
+    check_int("per_class", per_class, 1, 10 ** 7, SettingError)
+    check_int("seed", seed, 0, 2 ** 63 - 1, SettingError)
     if radius is not None:
-        check_float("--radius", radius, 1.0, size / 4, error=UsageError)
+        check_float("radius", radius, 1.0, size / 4, error=SettingError)
     classes = classes or FIBER_CLASSES
     for name, fvc in classes.items():
         check_float(f"fiber volume content of {name}", fvc, 0.0, 0.75, True, True, UsageError)
@@ -33,7 +33,7 @@ def synth_fiber(out: str | Path, size: int = 64, per_class: int = 200, seed: int
                 try:
                     img, measured, n = fiber_image(np.random.SeedSequence([seed, ci, i]), fvc, settings)
                 except PackingError as e:
-                    raise UsageError(f"{e}: choose a smaller --radius (or a larger --size)") from None
+                    raise SettingError("radius", radius, f"{e}: choose a smaller one (or a larger {setting('size')})") from None
                 w.add(name, f"{i:05d}", img, source="synthetic", target_fvc=fvc,
                       measured_fvc=f"{measured:.5f}", n_fibers=n, seed=f"{seed}:{ci}:{i}")
                 bar.update()

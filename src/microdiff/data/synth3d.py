@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.checks import check_float, check_int
-from ..core.errors import UsageError
+from ..core.errors import UsageError, SettingError, setting
 from .fiber import FiberSettings, PackingError, draw_fibers, micrograph_look, pack, render_coverage
 
 AXES = "zyx"                      # array axis 0, 1, 2 of a volume
@@ -101,10 +101,10 @@ def render_section(vol: Phases3D, axis: int, index: int, rng: np.random.Generato
 def check_synth3d(kind: str, size: int, fraction: float | None) -> float:
     if kind not in KINDS:
         raise UsageError(f"unknown 3D kind {kind!r}; choose one of: {', '.join(KINDS)}")
-    check_int("--size", size, 16, 512, UsageError)
+    check_int("size", size, 16, 512, SettingError)
     fraction = DEFAULT_FRACTION[kind] if fraction is None else fraction
     hi = 0.7 if kind == "fiber" else 0.95
-    check_float("--fraction", fraction, 0.05, hi, error=UsageError)
+    check_float("fraction", fraction, 0.05, hi, error=SettingError)
     return fraction
 
 
@@ -117,10 +117,11 @@ def synth_3d(out: str | Path, kind: str = "grf", size: int = 64, per_class: int 
     volumes (uint8 phase labels, drawn from another seed stream) to compare generated ones with."""
     from ..core.files import check_output_free, remove, write_text_atomic
     fraction = check_synth3d(kind, size, fraction)
-    check_int("--per-class", per_class, 0, 10 ** 7, UsageError)
-    check_int("--volumes", volumes, 0, 10 ** 5, UsageError)
+    check_int("per_class", per_class, 0, 10 ** 7, SettingError)
+    check_int("volumes", volumes, 0, 10 ** 5, SettingError)
     if per_class == 0 and volumes == 0:
-        raise UsageError("nothing to write: give --per-class > 0 (sections) and/or --volumes > 0 (true volumes)")
+        raise SettingError("per_class", per_class, f"nothing to write: give {setting('per_class')} > 0 (sections) and/or "
+                           f"{setting('volumes')} > 0 (true volumes)")
     out = Path(out)
     if check_output_free(out, overwrite, "files"):
         remove(out)
@@ -132,7 +133,7 @@ def synth_3d(out: str | Path, kind: str = "grf", size: int = 64, per_class: int 
         if volumes:
             _write_volumes(out / "volumes", kind, size, volumes, fraction, seed)
     except PackingError as e:
-        raise UsageError(f"{e}: choose a smaller --fraction (or a larger --size)") from None
+        raise SettingError("fraction", fraction, f"{e}: choose a smaller one (or a larger {setting('size')})") from None
     import json
     write_text_atomic(out / "synth3d.json", json.dumps({**info, "sections_per_class": per_class, "volumes": volumes},
                                                        indent=1))

@@ -10,9 +10,9 @@ the variance channels, and the x_0 / epsilon conversions at the exact alpha-bar_
 a respaced schedule maps its index to t with ``Diffusion.timesteps_at``.
 
 Wrappers take a denoiser and return one with the same call and fields (``DenoiserWrapper``):
-classifier-free guidance here; windows, periodic canvases, masks, volumes and descriptor targets
-elsewhere. ``GaussianDenoiser`` is the exact denoiser of Gaussian data, the analytic reference
-the tests sample with.
+classifier-free guidance here; windows, periodic canvases, masks, volumes and guidance in the
+other modules of ``denoise``, composed by ``stack.build_denoiser``. ``GaussianDenoiser`` is the
+exact denoiser of Gaussian data, the analytic reference the tests sample with.
 """
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ def gaussian_eps(x: Tensor, alpha_bar: Tensor, mean: float | Tensor = 0.0, std: 
     With mean 0 it is the epsilon skip (``model.eps_skip_sigma``, cf. EDM's c_skip): added to
     the network's output it gives the identity path that epsilon-prediction needs at low SNR,
     where the image-wide (DC) part of the prediction must equal that of x_t almost exactly (an
-    error d there becomes d sqrt((1 - a) / a), x160 at t = T for T = 1000, in x_0). Measured on
-    the cpu preset without it: the network reproduced ~20 % of the noise's DC, and sample
-    brightness correlated 0.98 with the mean of the initial noise.
+    error d there becomes d sqrt((1 - a) / a), x160 at t = T for T = 1000, in x_0). Without it
+    the small cpu network reproduced only part of the noise's DC, and its samples' brightness
+    followed the mean of their initial noise (README, presets).
     """
     a = alpha_bar.to(device=x.device, dtype=torch.float64)
     shape = (-1, *[1] * (x.ndim - 1))
@@ -196,6 +196,16 @@ class ClassifierFreeGuidance(DenoiserWrapper):
 
 def classifier_free_guidance(denoiser, scale: float, null_label: int | None = None) -> ClassifierFreeGuidance:
     return ClassifierFreeGuidance(denoiser, scale, null_label)
+
+
+def inference_denoiser(net, config, num_classes: int) -> Denoiser:
+    """The network in eval mode as a denoiser; bf16 autocast on a CUDA device."""
+    net = net.eval()
+    param = next(net.parameters())
+    autocast = None
+    if param.device.type == "cuda":
+        autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+    return Denoiser.from_config(net, config, num_classes, autocast=autocast, dtype=param.dtype)
 
 
 def bind_labels(denoiser, labels: Tensor) -> Callable[[Tensor, Tensor], DenoiserOutput]:

@@ -1,5 +1,6 @@
-"""The paper's Section 2.2 as pure tensor functions: schedule, posterior, learned Sigma,
-hybrid loss, respacing and samplers."""
+"""The paper's Section 2.2 as pure tensor functions: ``schedule`` (betas, the forward process,
+posterior and learned Sigma, eqs. 1-7, respacing), ``losses`` (the hybrid loss, eq. 3 and the
+recipes' weightings) and ``samplers`` (ancestral, DDIM, DPM-Solver++ 2M, one signature)."""
 from .losses import (DiffusionLoss, discretized_gaussian_log_likelihood, hybrid_loss, lognormal_timesteps, normal_kl,
                      snr, vb_terms_bpd, x0_weight)
 from .samplers import (DEFAULT_SPACING, SAMPLERS, NoiseSource, get_sampler, sample_ancestral, sample_ddim,

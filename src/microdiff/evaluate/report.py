@@ -247,7 +247,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None, grids: 
     from ..core.files import write_text_atomic
     run_dir = Path(run_dir)
     if not (run_dir / "log.csv").is_file():
-        raise MissingPathError(f"{run_dir} has no log.csv: give a training run folder (microdiff train --out RUN)")
+        raise MissingPathError(f"{run_dir} has no log.csv: give a training run folder (the folder `microdiff train` wrote)")
     if not available():
         raise MissingPathError(MISSING)
     log = read_log(run_dir / "log.csv")

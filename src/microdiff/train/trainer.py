@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import io
 import json
 import math
 import sys
@@ -27,14 +25,13 @@ from ..config import Config
 from ..data.transforms import dihedral_batch
 from ..denoise.denoiser import Denoiser
 from ..diffusion import Diffusion, DiffusionLoss, lognormal_timesteps, q_sample
-from ..core.errors import CheckpointError, RunDirError, TrainingError, UsageError
-from ..core.files import RunLock, check_output_free, free_bytes, is_disk_full, mb, remove, write_text_atomic
+from ..core.errors import RunDirError, SettingError, TrainingError, UsageError, say, setting
+from ..core.files import RunLock, write_text_atomic
 from ..model.network import build_unet
-from ..core.seeding import STREAM_DATA_ORDER, STREAM_INIT, STREAM_STEP, derive_seed
-
-LOG_FIELDS = ["step", "loss", "mse", "vb", "lr", "images_per_s", "elapsed_s"]
-RUN_FILES = ("run.json", "checkpoints", "model", "samples", "log.csv", "tensorboard")
-
+from ..core.seeding import STREAM_INIT, derive_seed
+from .runs import export_pipeline, mixed_precision, prepare_run_dir, switch
+from .logs import TrainLog, write_sample_grid
+from .steps import DataOrder, ema_decay_at, lr_at, step_randomness
 
 @dataclass
 class TrainResult:
@@ -42,150 +39,6 @@ class TrainResult:
     step: int
     seconds: float
     last_loss: float
-
-
-class DataOrder:
-    """Global sample order: epoch e visits a permutation of all N items (seeded by (seed, e)),
-    and global batch s takes positions s*B ... s*B + B - 1 of the concatenated epochs."""
-
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.b, self.seed = n, batch_size, seed
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            if len(self._perms) > 4:
-                self._perms.clear()
-            g = torch.Generator().manual_seed(derive_seed(self.seed, STREAM_DATA_ORDER, epoch))
-            self._perms[epoch] = torch.randperm(self.n, generator=g)
-        return self._perms[epoch]
-
-    def batch(self, step: int) -> torch.Tensor:
-        pos = torch.arange(step * self.b, (step + 1) * self.b)
-        epochs = pos // self.n
-        out = torch.empty(self.b, dtype=torch.long)
-        for e in epochs.unique().tolist():
-            m = epochs == e
-            out[m] = self.perm(e)[pos[m] % self.n]
-        return out
-
-
-def step_randomness(seed: int, step: int, batch: int, shape: tuple[int, ...], timesteps: int,
-                    label_dropout: float, augment: bool, draw_t=None) -> dict[str, torch.Tensor]:
-    """All random draws of one global batch, a pure function of (seed, step). Timesteps are
-    uniform, or ``draw_t(generator, batch)`` (the recipe's log-normal noise levels, say)."""
-    g = torch.Generator().manual_seed(derive_seed(seed, STREAM_STEP, step))
-    return {
-        "t": torch.randint(0, timesteps, (batch,), generator=g) if draw_t is None else draw_t(g, batch),
-        "noise": torch.randn((batch, *shape), generator=g),
-        "drop": torch.rand(batch, generator=g) < label_dropout,
-        "dihedral": torch.randint(0, 8 if augment else 1, (batch,), generator=g),
-    }
-
-
-def lr_at(step: int, cfg) -> float:
-    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    return cfg.lr
-
-
-def ema_decay_at(step: int, decay: float) -> float:
-    """EMA decay with the usual warm-up min(decay, (1 + s) / (10 + s)), so short runs average sensibly."""
-    return min(decay, (1 + step) / (10 + step))
-
-
-def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
-    """Check the run folder against --resume / --overwrite; clear an old run when overwriting."""
-    if resume:
-        if not list_checkpoints(run_dir):
-            raise RunDirError(f"{run_dir} holds no checkpoint to resume; start without --resume")
-        return
-    has_run = run_dir.exists() and any((run_dir / n).exists() for n in ("run.json", "checkpoints", "model"))
-    if has_run:
-        check_output_free(run_dir, overwrite, "a training run", "pass --resume to continue it")
-        for n in RUN_FILES:
-            remove(run_dir / n)
-    run_dir.mkdir(parents=True, exist_ok=True)
-
-
-def _switch(value: str, cuda: bool, name: str, log) -> bool:
-    """Resolve an auto/yes/no fast-path switch; a CUDA-only switch asked for on a CPU is ignored, saying why."""
-    if value not in ("auto", "yes", "no"):
-        raise UsageError(f"train.{name} must be auto, yes or no (got {value!r})")
-    if value == "yes" and not cuda:
-        log(f"note: train.{name}=yes is ignored: it only pays off on a CUDA GPU and none is in use")
-        return False
-    return value == "yes" or (value == "auto" and cuda)
-
-
-def _mixed_precision(setting: str) -> str:
-    if setting == "auto":
-        return "bf16" if torch.cuda.is_available() else "no"
-    return setting
-
-
-class TrainLog:
-    """``log.csv`` (one row per ``train.log_every`` steps), opened for appending. Rows past
-    ``resume_step`` (written after the checkpoint a run resumes from) are dropped first, so no
-    step appears twice."""
-
-    def __init__(self, path: Path, resume_step: int = 0, tensorboard: bool = True):
-        self.path = path
-        if path.exists():
-            self._truncate(resume_step)
-        new = not path.exists()
-        self.file = open(path, "a", newline="")
-        self.writer = csv.writer(self.file)
-        if new:
-            self.write_row(LOG_FIELDS)
-        self.tb = open_tensorboard(path.parent / TENSORBOARD_DIR, resume_step) if tensorboard else None
-
-    def _truncate(self, step: int) -> None:
-        with open(self.path, newline="") as fh:
-            rows = list(csv.reader(fh))
-        keep = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= step]
-        if len(keep) != len(rows) - 1 or rows[:1] != [LOG_FIELDS]:
-            buf = io.StringIO()
-            csv.writer(buf).writerows([LOG_FIELDS] + keep)
-            write_text_atomic(self.path, buf.getvalue())
-
-    def write_row(self, values: list) -> None:
-        try:
-            self.writer.writerow(values)
-            self.file.flush()
-        except OSError as e:                 # name the file (a full disk, say)
-            raise OSError(e.errno, e.strerror, str(self.path)) from None
-
-    def write(self, row: dict) -> None:
-        self.write_row([row[k] for k in LOG_FIELDS])
-        if self.tb is not None:             # the CSV's numbers, as written
-            for k in LOG_FIELDS[1:]:
-                self.tb.add_scalar(f"train/{k}", float(row[k]), int(row["step"]))
-            self.tb.flush()
-
-    def add_image(self, tag: str, path: Path, step: int) -> None:
-        if self.tb is not None:
-            from ..data.io import read_image
-            self.tb.add_image(tag, read_image(path), step, dataformats="HW")
-            self.tb.flush()
-
-    def close(self) -> None:
-        self.file.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
-TENSORBOARD_DIR = "tensorboard"
-
-
-def open_tensorboard(log_dir: Path, resume_step: int):
-    """A ``SummaryWriter`` for ``tensorboard --logdir RUN`` (events past ``resume_step`` purged),
-    or None where tensorboard (the ``tensorboard`` extra) is not installed."""
-    import importlib.util
-    if importlib.util.find_spec("tensorboard") is None:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-    return SummaryWriter(str(log_dir), purge_step=resume_step + 1 if resume_step else None)
 
 
 class Trainer:
@@ -198,7 +51,7 @@ class Trainer:
 
     def __init__(self, data_dir: str | Path, run_dir: str | Path, config: Config, resume: bool = False,
                  overwrite: bool = False, max_minutes: float | None = None, show_progress: bool = True,
-                 accelerator=None, log=print):
+                 accelerator=None, log=say):
         self.data_dir, self.run_dir, self.config = Path(data_dir), Path(run_dir), config
         self.max_minutes, self.show_progress, self.log = max_minutes, show_progress, log
         self.step_count = self.resumed_from = 0
@@ -229,7 +82,7 @@ class Trainer:
         cuda = torch.cuda.is_available()
         if tc.mixed_precision == "bf16" and not cuda:
             self.log("note: train.mixed_precision=bf16 is ignored on the CPU (about 50x slower than fp32 there)")
-        return Accelerator(mixed_precision=_mixed_precision(tc.mixed_precision), cpu=not cuda)
+        return Accelerator(mixed_precision=mixed_precision(tc.mixed_precision), cpu=not cuda)
 
     def _check_batch(self) -> None:
         tc, world = self.config.train, self.acc.num_processes
@@ -275,8 +128,8 @@ class Trainer:
             changed.append("the class list")
         if changed:
             raise RunDirError(f"the checkpoint in {self.run_dir} was written with other settings ({'; '.join(changed)}); "
-                              "resume with its --preset/--set/--data (a run of the `cpu` preset from before "
-                              "the EDM recipe: --preset cpu-paper), or start a new --out")
+                              f"resume with its {setting('preset')}/{setting('set')}/{setting('data')} (a run of the `cpu` preset "
+                              f"from before the EDM recipe: {setting('preset')} cpu-paper), or start a new {setting('out')}")
         self.unet.load_state_dict(ck["unet"])
         self.ema.load_state_dict(ck["ema"])
         self.opt.load_state_dict(ck["optimizer"])
@@ -284,11 +137,11 @@ class Trainer:
 
     def _prepare_devices(self) -> None:
         tc, cuda = self.config.train, torch.cuda.is_available()
-        self.channels_last = _switch(tc.channels_last, cuda, "channels_last", self.log)
+        self.channels_last = switch(tc.channels_last, cuda, "channels_last", self.log)
         if self.channels_last:
             self.unet = self.unet.to(memory_format=torch.channels_last)
         self.unet, self.opt = self.acc.prepare(self.unet, self.opt)
-        net = torch.compile(self.unet) if _switch(tc.compile, cuda, "compile", self.log) else self.unet
+        net = torch.compile(self.unet) if switch(tc.compile, cuda, "compile", self.log) else self.unet
         self.ema.to(self.acc.device)
         self.diffusion = Diffusion.from_config(self.config.diffusion.schedule, self.config.diffusion.timesteps)
         self.denoiser = Denoiser.from_config(net, self.config, len(self.class_names), autocast=self.acc.autocast)
@@ -369,7 +222,7 @@ class Trainer:
         if self.acc.is_main_process and self.step_count > 0:
             saved = f"the weights before it are in {self.save()}"
         raise TrainingError(f"the loss is not finite ({loss}) at step {step}: training diverged; {saved}; "
-                            f"lower train.lr (now {self.config.train.lr:g}) or set train.grad_clip, then --resume")
+                            f"lower train.lr (now {self.config.train.lr:g}) or set train.grad_clip, then {setting('resume')}")
 
     def global_losses(self, sums: dict[str, float]) -> dict[str, float]:
         """The global-batch means of the loss terms (every process must call it)."""
@@ -389,22 +242,8 @@ class Trainer:
 
     def export(self, path: Path | None = None) -> Path:
         """The EMA network as a pipeline folder, written atomically (main process)."""
-        from ..core.files import atomic_path
-        from ..generate.pipeline import pipeline_class
-        path = Path(path or self.run_dir / "model")
-        unet = copy.deepcopy(self.ema).to("cpu").float()
-        try:
-            with atomic_path(path) as tmp:
-                pipeline_class().create(self.config, self.class_names, unet).save_pretrained(tmp)
-        except Exception as e:
-            if not is_disk_full(e) and not isinstance(e, OSError):
-                raise
-            need = 2 * sum(p.numel() * p.element_size() for p in unet.parameters())
-            why = (f"the disk is full: it needs about {mb(need)} free and has {mb(free_bytes(path.parent))}"
-                   if is_disk_full(e) else f"writing failed ({e})")
-            raise CheckpointError(f"cannot export the model to {path}: {why}; the checkpoint of step "
-                                  f"{self.step_count} is intact: free space and run again with --resume") from None
-        return path
+        return export_pipeline(self.ema, self.config, self.class_names, Path(path or self.run_dir / "model"),
+                               self.step_count)
 
     def sample_grid(self) -> Path | None:
         """A preview grid from the EMA weights (main process); a failure never ends the run."""
@@ -497,39 +336,8 @@ class Trainer:
 
 def train_model(data_dir: str | Path, run_dir: str | Path, config: Config, resume: bool = False,
                 overwrite: bool = False, max_minutes: float | None = None, show_progress: bool = True,
-                accelerator=None, log=print) -> TrainResult:
+                accelerator=None, log=say) -> TrainResult:
     """Train on a folder of class subfolders (``Trainer(...).run()``); the model lands in ``run_dir/model``."""
     if max_minutes is not None:
-        check_float("--max-minutes", max_minutes, 0.0, lo_open=True, error=UsageError)
+        check_float("max_minutes", max_minutes, 0.0, lo_open=True, error=SettingError)
     return Trainer(data_dir, run_dir, config, resume, overwrite, max_minutes, show_progress, accelerator, log).run()
-
-
-@torch.no_grad()
-def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_class: int = 8,
-                      steps: int = 25, sampler: str = "dpmpp") -> None:
-    """A grid, one row per class, from the EMA weights with fixed seeds."""
-    from ..data.io import save_png
-    from ..data.figures import image_grid, labelled_grid
-    from ..generate.sample import inference_denoiser, sample_images
-    labels = [c for c in range(len(class_names)) for _ in range(per_class)]
-    was_training = ema_unet.training
-    den = inference_denoiser(ema_unet, config, len(class_names))
-    m = config.model
-    imgs = sample_images(den, labels, list(range(len(labels))), (m.image_channels, m.image_size, m.image_size),
-                         min(steps, config.diffusion.timesteps), sampler, config.sample.guidance, len(labels),
-                         device=next(ema_unet.parameters()).device)
-    ema_unet.train(was_training)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_png(path, labelled_grid(image_grid(imgs, per_class), m.image_size, 2, row_labels=class_names))
-
-
-def checkpoint_pipeline(checkpoint_dir: str | Path):
-    """A pipeline with the EMA weights of a training checkpoint (``RUN/checkpoints/step_N``), to
-    sample or export (``.save_pretrained``) a model as it was at that step."""
-    from ..generate.pipeline import pipeline_class
-    ck = load_checkpoint(Path(checkpoint_dir))
-    config = Config.from_dict(ck["meta"]["config"])
-    names = list(ck["meta"]["class_names"])
-    unet = build_unet(config.model, len(names))
-    unet.load_state_dict(ck["ema"])
-    return pipeline_class().create(config, names, unet.eval())

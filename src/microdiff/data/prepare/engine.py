@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ...core.checks import check_float, check_int
-from ...core.errors import ImageError, PrepareError, UsageError
+from ...core.errors import ImageError, PrepareError, SettingError, setting
 from ..dataset import DatasetWriter
 from ..io import center_box, crop, read_image, resample
 from ..transforms import DIHEDRAL_NAMES, dihedral
@@ -41,11 +41,11 @@ class PrepareSettings:
     overwrite: bool = False
 
     def __post_init__(self):
-        check_int("--size", self.size, 8, 65536, UsageError)
+        check_int("size", self.size, 8, 65536, SettingError)
         if self.per_class is not None:
-            check_int("--per-class", self.per_class, 1, 10 ** 7, UsageError)
-        check_int("--seed", self.seed, 0, 2 ** 63 - 1, UsageError)
-        check_float("--crop-fraction", self.crop_fraction, 0.0, 1.0, lo_open=True, error=UsageError)
+            check_int("per_class", self.per_class, 1, 10 ** 7, SettingError)
+        check_int("seed", self.seed, 0, 2 ** 63 - 1, SettingError)
+        check_float("crop_fraction", self.crop_fraction, 0.0, 1.0, lo_open=True, error=SettingError)
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Report:
 
     def skip(self, path, reason: str, strict: bool):
         if strict:
-            raise PrepareError(f"{path}: {reason} (run without --strict to skip such files)")
+            raise PrepareError(f"{path}: {reason} (run without {setting('strict')} to skip such files)")
         self.skipped.append((str(path), reason))
 
 
@@ -162,7 +162,7 @@ def _fill(rng: np.random.Generator, sources: list[Source], originals: list[Item]
         attempts += 1
         if attempts > 200 * target + 1000:
             raise PrepareError(f"class {cls}: cannot make {target} distinct crops from {len(originals)} original(s); "
-                               "lower --per-class or --crop-fraction")
+                               f"lower {setting('per_class')} or {setting('crop_fraction')}")
         base = originals[k % len(originals)]
         k += 1
         box = _augment_box(rng, sources[base.source], base, settings.crop_fraction)
@@ -305,6 +305,6 @@ def drop_empty_classes(classes, sources, report: Report, explicit: bool) -> None
     empty = [c for c in classes if not any(s.cls == c for s in sources)]
     if empty and explicit:
         raise PrepareError(f"class(es) {', '.join(empty)} have no usable images; add images or leave them out "
-                           "with --classes")
+                           f"with {setting('prepare:classes')}")
     for c in empty:
         report.notes.append(f"class {c}: no images found, left out")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.checks import check_float, check_int
-from ...core.errors import PrepareError, UsageError
+from ...core.errors import SettingError, setting
 from ...core.seeding import STREAM_FIBER_REGIONS
 from ..io import list_images
 from .engine import (PrepareResult, PrepareSettings, Report, check_classes, class_folders, drop_empty_classes,
@@ -23,15 +23,15 @@ def prepare_fiber(src: str | Path, out: str | Path, settings: PrepareSettings = 
     (the paper: ~180 um); default the shorter side / 3.
     """
     src = Path(src)
-    check_int("--regions-per-image", regions_per_image, 1, 10 ** 6, UsageError)
+    check_int("regions_per_image", regions_per_image, 1, 10 ** 6, SettingError)
     if region_um is not None:
-        check_float("--region-um", region_um, 0.0, lo_open=True, error=UsageError)
+        check_float("region_um", region_um, 0.0, lo_open=True, error=SettingError)
         if pixel_size is None:
-            raise PrepareError("--region-um needs --pixel-size (micrometres per pixel)")
-        check_float("--pixel-size", pixel_size, 0.0, lo_open=True, error=UsageError)
+            raise SettingError("region_um", region_um, f"it needs {setting('pixel_size')} (micrometres per pixel)")
+        check_float("pixel_size", pixel_size, 0.0, lo_open=True, error=SettingError)
         region_px = int(round(region_um / pixel_size))
     if region_px is not None and region_px < 2:
-        raise PrepareError(f"--region-px {region_px}: a region must be at least 2 px")
+        raise SettingError("region_px", region_px, "a region must be at least 2 px")
     classes = check_classes(classes, class_folders(src), src)
     report = Report()
     files = [(c, f, {}) for c in classes for f in list_images(src / c)]

@@ -49,7 +49,7 @@ def prepare_nffa(src: str | Path, out: str | Path, settings: PrepareSettings = P
         for f in list_images(src / folder):
             rel = str(f.relative_to(src))
             if f.name in drop or rel in drop:
-                report.skipped.append((rel, "excluded by --exclude"))
+                report.skipped.append((rel, "excluded by the exclude list"))
                 continue
             files.append((cls, f, {"nffa_category": folder}))
     for u in NFFA_UNUSED:

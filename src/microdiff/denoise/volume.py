@@ -1,0 +1,157 @@
+"""A 2D denoiser on 3D volumes (Micro3Diff's multi-plane denoising, Lee & Yun 2024).
+
+``PlanarVolumeDenoiser`` denoises all planar sections normal to one axis as a batch of images
+(the axes taking turns call by call), or normal to each of the three axes, combining the three:
+averaged (``fuse``), or as a product of the planar experts rank-mapped onto the 2D model's gray
+levels (``product``, with a ``VoxelPrior``). A class per axis makes anisotropic volumes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .denoiser import DenoiserOutput, DenoiserWrapper
+
+
+PLANE_MODES = ("alternate", "fuse", "product")
+EVIDENCE = 1.0             # product mode: weight of each plane's evidence (see PlanarVolumeDenoiser.product_x0)
+UNMAPPED_EVIDENCE = 0.5    # the weight for a prior without levels, which keeps the volume fraction unmapped
+
+
+@dataclass(frozen=True, eq=False)
+class VoxelPrior:
+    """What the product of planes knows of a voxel before its neighbours: its gray-level
+    marginal (``values``, ``weights`` in [-1, 1]: the prior of ``marginal_denoiser``) and
+    ``levels``: per original-schedule timestep t, the sorted x_0 predictions of 2D samples at that
+    step (``generate.volumes.voxel_marginal``), onto which the product's x_0 is rank-mapped (``rank_map``).
+    Empty levels: no map (and the unmapped weight); non-empty, they must cover every step walked."""
+    values: Tensor
+    weights: Tensor
+    levels: dict[int, Tensor] = field(default_factory=dict)
+
+
+def even_ranks(sorted_values: Tensor, n: int) -> Tensor:
+    """``n`` of ``sorted_values`` at evenly spaced ranks, first and last included: the same
+    distribution at another sample size (n = its length: itself)."""
+    idx = torch.linspace(0, sorted_values.numel() - 1, n, dtype=torch.float64, device=sorted_values.device)
+    return sorted_values[idx.round().long()]
+
+
+def rank_map(x: Tensor, levels: Tensor) -> Tensor:
+    """Each item of x (B, ...) with its values replaced, rank for rank, by ``levels`` (sorted, any
+    length; resampled at evenly spaced ranks): the spatial order of x with the distribution of
+    ``levels``. Monotone, so every level cut of x keeps its shape and only moves."""
+    out = torch.empty_like(x)
+    for b in range(x.shape[0]):
+        n = x[b].numel()
+        q = even_ranks(levels, n)
+        flat = torch.empty(n, dtype=x.dtype, device=x.device)
+        flat[x[b].flatten().argsort()] = q.to(x.device, x.dtype)
+        out[b] = flat.view_as(x[b])
+    return out
+
+
+def marginal_denoiser(x: Tensor, alpha: Tensor, sigma: Tensor, values: Tensor, weights: Tensor,
+                      chunk: int = 1 << 15) -> Tensor:
+    """E[x_0 | x_t = x] voxel by voxel when the voxels of x_0 are i.i.d. with the discrete marginal
+    P(x_0 = values[i]) = weights[i]: a softmax over the values of log w_i - (x - alpha v_i)^2 /
+    (2 sigma^2). alpha, sigma broadcast per sample against x (B, ...); ``chunk`` voxels at a time."""
+    v = values.to(torch.float64)
+    logw = weights.to(torch.float64).clamp_min(1e-300).log()
+    out = torch.empty_like(x)
+    for b in range(x.shape[0]):
+        a, s = float(alpha.flatten()[b]), float(sigma.flatten()[b])
+        flat, dst = x[b].reshape(-1), out[b].view(-1)
+        for i in range(0, flat.numel(), chunk):
+            xi = flat[i:i + chunk].to(torch.float64)[:, None]
+            logits = logw - (xi - a * v) ** 2 / (2 * s * s)
+            dst[i:i + chunk] = (torch.softmax(logits, dim=1) @ v).to(x.dtype)
+    return out
+
+
+
+class PlanarVolumeDenoiser(DenoiserWrapper):
+    """A 2D denoiser on volumes x (B, C, Z, Y, X) with labels y (B, 3): one class per axis, for
+    the sections normal to z, y and x.
+
+    ``planes[a]`` denoises the sections normal to array axis a (0 = z, 1 = y, 2 = x) as a batch
+    of images: the volume with that axis moved into the batch, the other two in order (the
+    convention of ``data.synth3d``). Each is the 2D denoiser on that section's canvas (windows
+    for sections larger than the training size, a torus for periodic volumes). ``mode``:
+    ``alternate``: call k uses the axis ``order[k % 3]``, one 2D pass per call; ``fuse``: every
+    call averages the epsilon (and variance channels) of all three axes, three passes;
+    ``product``: every call adds the three axes' evidence beyond what the voxel alone says
+    (``product_x0``; ``prior``: a ``VoxelPrior``, or the voxels' gray-level marginal as (values,
+    weights) in [-1, 1] with no levels: then unmapped, with UNMAPPED_EVIDENCE), three passes.
+    Volumes of one channel (``rank_map`` maps all voxels of an item onto one set of levels).
+    """
+
+    def __init__(self, planes: Sequence, mode: str = "alternate", order: Sequence[int] = (0, 1, 2),
+                 prior: "VoxelPrior | tuple[Tensor, Tensor] | None" = None):
+        if mode not in PLANE_MODES:
+            raise ValueError(f"unknown plane mode {mode!r}; choose one of: {', '.join(PLANE_MODES)}")
+        super().__init__(planes[0])
+        self.planes, self.mode, self.order = list(planes), mode, tuple(order)
+        self.prior = VoxelPrior(*prior) if isinstance(prior, tuple) else prior
+        self.calls = 0
+
+    def along(self, axis: int, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        """The sections normal to ``axis`` denoised; epsilon and v as volumes like x."""
+        b, c = x.shape[:2]
+        d = 2 + axis
+        n = x.shape[d]
+        xs = x.movedim(d, 1).reshape(b * n, c, *[x.shape[k] for k in range(2, 5) if k != d])
+        out = self.planes[axis](xs, t.repeat_interleave(n), y[:, axis].repeat_interleave(n))
+
+        def back(f: Tensor) -> Tensor:
+            return f.reshape(b, n, f.shape[1], *xs.shape[2:]).movedim(1, d)
+        return DenoiserOutput(back(out.eps), back(out.x0), None if out.v is None else back(out.v))
+
+    def product_x0(self, x: Tensor, t: Tensor, x0s: Sequence[Tensor]) -> Tensor:
+        """The planes' evidence added, x0 = ref + EVIDENCE * sum_a (x0_a - ref), then rank-mapped
+        onto the prior's levels at this step. ref = ``marginal_denoiser`` under the prior's
+        marginal: what the voxel's own noisy value says, which every plane contains and which so
+        counts once; each plane's departure from ref is the evidence of its in-plane neighbours.
+
+        EVIDENCE = 1 is the product of the three planar experts with the voxel's own evidence,
+        which each of them holds, divided out twice, to first order in each plane's departure
+        (1/3 is ``fuse``'s average, a third of each plane's structure; 1/2 would count once each
+        neighbour on the axis lines two planes share). Unmapped (a prior without levels, which
+        uses UNMAPPED_EVIDENCE = 1/2), 1/2 keeps the volume fraction but leaves the structure too
+        fine (too much surface), and weights above it coarsen the structure while the field's
+        amplitude grows and the level cut drifts (at 1 the gray levels saturate). The rank map
+        takes the drift out: the product's x0 keeps its spatial order and gets the distribution of
+        2D samples' x0 at the same step (``VoxelPrior.levels``), so the weight sets only the
+        structure and the 2D model the gray levels (measured against other weights in
+        BENCHMARKS.md). For i.i.d. voxels x0_a = ref, the exact denoiser whatever the weight, and
+        the levels are (up to sampling) ref's own distribution."""
+        if self.prior is None:
+            raise ValueError("the product of planes needs the voxels' marginal: prior=VoxelPrior(values, weights)")
+        alpha, sigma = self.coefficients(t, x)
+        ref = marginal_denoiser(x, alpha, sigma, self.prior.values, self.prior.weights)
+        levels = self.prior.levels
+        x0 = ref + (EVIDENCE if levels else UNMAPPED_EVIDENCE) * sum(xa - ref for xa in x0s)
+        if not levels:
+            return x0
+        step = int(t.flatten()[0])
+        if step not in levels:
+            raise ValueError(f"the prior's levels were recorded for other timesteps than {step}: record them with "
+                             "the volume's own sampler and steps (generate.volumes.voxel_marginal)")
+        return rank_map(x0, levels[step])
+
+    def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
+        if x.ndim != 5 or y.ndim != 2 or y.shape[1] != 3:
+            raise ValueError(f"expected volumes (B, C, Z, Y, X) and labels (B, 3), got {tuple(x.shape)} "
+                             f"and {tuple(y.shape)}")
+        axes = [self.order[self.calls % len(self.order)]] if self.mode == "alternate" else [0, 1, 2]
+        self.calls += 1
+        outs = [self.along(a, x, t, y) for a in axes]
+        if len(outs) == 1:
+            return self.output(x, t, outs[0].eps, outs[0].v)
+        v = None if outs[0].v is None else sum(o.v for o in outs) / len(outs)
+        if self.mode == "product":
+            return self.output_from_x0(x, t, self.product_x0(x, t, [o.x0 for o in outs]), v)
+        return self.output(x, t, sum(o.eps for o in outs) / len(outs), v)

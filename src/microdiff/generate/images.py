@@ -1,0 +1,110 @@
+"""``microdiff sample``: images of given classes, on any canvas, optionally steered to targets.
+
+``sample_to_folder`` resolves ``SampleSettings`` against the model (classes, canvas, targets,
+sampling settings) into a ``SampleRun`` and hands it to the run driver with an image producer
+and the image writer.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+from torch import Tensor
+
+from ..core.errors import SettingError
+from ..denoise.canvas import Canvas
+from .driver import GenerationResult, run_to_folder
+from .records import Item, SampleRun
+from .sampling import generate, sampling_settings
+from .settings import GenerationSettings, SampleSettings
+from .writers import ImageWriter
+
+__all__ = ["sample_to_folder", "sample_images", "sample_run", "ImageProducer", "model_targets"]
+
+
+def sample_to_folder(pipe, out_dir: str | Path, settings: SampleSettings | None = None, overwrite: bool = False,
+                     resume: bool = False, show_progress: bool = True, **fields) -> GenerationResult:
+    """Sample ``settings.num`` images of each class of ``settings.classes`` (default: all of the
+    model's) into ``out_dir``: ``<class>/NNNN.{npy,png,json}`` and ``sample.json``. ``settings``
+    or its fields as keywords (``sample_to_folder(pipe, out, classes=["FVC40"], num=4)``).
+
+    Under torchrun / accelerate (WORLD_SIZE > 1) process r writes the sample numbers r, r + W, ...:
+    the same images as one process. ``resume`` continues an interrupted run with the same
+    settings: complete samples are kept and the rest give the same files as an uninterrupted run.
+    """
+    s = _settings(SampleSettings, settings, fields)
+    canvas = Canvas.of(s.size, pipe.microdiff_config.model.image_size, 2, s.periodic, s.overlap)
+    goal = model_targets(pipe, s, canvas.shape)
+    run = sample_run(pipe, s, canvas, targets=goal.record() if goal else None)
+    return run_to_folder(pipe, run, Path(out_dir), ImageProducer(pipe, run, goal), ImageWriter(run.segment),
+                         overwrite, resume, show_progress)
+
+
+def sample_images(pipe, s: SampleSettings) -> Tensor:
+    """The images of ``s`` in memory: (N, C, H, W) in [0, 1], class by class, sample i of class c
+    with the seed ``sample_seed(s.seed, c, i)`` (the pipeline's ``__call__``)."""
+    from ..core.seeding import sample_seed
+    canvas = Canvas.of(s.size, pipe.microdiff_config.model.image_size, 2, s.periodic, s.overlap)
+    goal = model_targets(pipe, s, canvas.shape)
+    names = s.classes or tuple(pipe.class_names)
+    labels = [pipe.class_index(n) for n in names for _ in range(s.num)]
+    seeds = [sample_seed(s.seed, pipe.class_index(n), i) for n in names for i in range(s.num)]
+    sampling = sampling_settings(pipe.microdiff_config, s.steps, s.sampler, s.guidance, s.batch_size)
+    return generate(pipe, labels, seeds, sampling, canvas, targets=goal)
+
+
+def _settings(cls, settings, fields: dict):
+    """A settings object from the object given or from keyword fields (not both)."""
+    if settings is not None and fields:
+        raise TypeError(f"give a {cls.__name__} or its fields as keywords, not both")
+    return settings if settings is not None else cls(**fields)
+
+
+def model_targets(pipe, s: SampleSettings, size: Sequence[int]):
+    """The settings' targets (``targets.Targets``) checked against the model and the sample size; None without."""
+    if not s.targets:
+        return None
+    from ..targets import make_targets
+    goal = make_targets(s.targets, s.target_strength, tuple(size), pipe.class_names, s.target_candidates,
+                        s.segment)
+    mixed = goal.mixed()
+    if mixed is not None:
+        own = {pipe.class_index(c) for c in (s.classes or pipe.class_names)}
+        for k in own:
+            if len(set(mixed.mix_labels(pipe.class_names)) | {k}) < 2:
+                raise SettingError("targets.mix", ",".join(mixed.mix), f"a mixture of the sampled class "
+                                   f"{pipe.class_names[k]} with itself cannot move the fraction; name a second "
+                                   "class to mix with, or say all")
+    return goal
+
+
+def sample_run(pipe, s: GenerationSettings, canvas: Canvas, classes: Sequence[str] | None = None,
+               inpaint: dict | None = None, targets: dict | None = None) -> SampleRun:
+    """The settings of a run of images, checked against the model."""
+    sampling = sampling_settings(pipe.microdiff_config, s.steps, s.sampler, s.guidance, s.batch_size)
+    names = tuple(classes or getattr(s, "classes", ()) or pipe.class_names)
+    for c in names:
+        pipe.class_index(c)
+    return SampleRun(names, s.num, s.seed, sampling.sampler, sampling.steps, sampling.guidance,
+                     sampling.batch_size, pipe.fingerprint(), str(getattr(pipe, "model_dir", "")), canvas.shape,
+                     canvas.periodic, canvas.overlap, s.segment or "", inpaint, targets)
+
+
+class ImageProducer:
+    """The images of a batch of items on the run's canvas (steered by ``targets``; with ``mask``
+    known pixels kept, ``finish`` applied to the finished batch)."""
+    units = 1
+
+    def __init__(self, pipe, run: SampleRun, targets=None, mask=None, finish: Callable[[Tensor], Tensor] | None = None):
+        self.pipe, self.run, self.targets, self.mask, self.finish = pipe, run, targets, mask, finish
+        self.batch_size = run.batch_size
+        self.sampling = sampling_settings(pipe.microdiff_config, run.steps, run.sampler, run.guidance, run.batch_size)
+        self.label = f"sampling ({run.sampler}, {run.steps} steps)"
+
+    def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
+        images = generate(self.pipe, [it.label for it in items], [it.seed for it in items], self.sampling,
+                          self.run.canvas, targets=self.targets, mask=self.mask)
+        return images if self.finish is None else self.finish(images)
+
+    def annotate(self, item: Item, image: Tensor, seconds: float) -> dict:
+        return {"targets": self.targets.measure(image[0].numpy())} if self.targets else {}

@@ -1,0 +1,141 @@
+"""Writers: how the items of a run become files. Each is written atomically (a temporary name,
+then a rename), and the item's JSON record last, so an item is complete when its record exists.
+
+- ``ImageWriter``: ``OUT/<class>/NNNN.npy`` (float32 in [0, 1], HxW or HxWxC), ``NNNN.png``
+  (8-bit gray, or RGB for 3 channels), with a segmentation ``NNNN_labels.npy`` (uint8 phase ids)
+  and ``NNNN_labels.png`` (phase k as gray k / (K - 1)), then ``NNNN.json``.
+- ``VolumeWriter``: ``OUT/NNNN/volume.npy`` (float32 in [0, 1], axes Z, Y, X), ``volume.tif``
+  (a multi-page TIFF stack with ImageJ metadata: Fiji, DREAM.3D), ``volume.vti`` (VTK image data,
+  one cell per voxel: ParaView), with a segmentation the same three for ``labels.*`` (uint8),
+  ``slices.png`` (the three mid-planes), then ``volume.json``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+
+from ..core.errors import UsageError
+from .records import Item
+
+VOLUME_JSON = "volume.json"
+
+
+class ImageWriter:
+    """Images of a sample folder (see the module's doc), with phase labels by ``segment``."""
+
+    def __init__(self, segment: str | None = None):
+        self.segment = segment or ""
+
+    def complete(self, out_dir: Path, item: Item) -> bool:
+        return sample_complete(out_dir, item.name, item.index, self.segment)
+
+    def write(self, out_dir: Path, item: Item, image: Tensor, record: dict) -> list[Path]:
+        return write_sample(out_dir, item.name, item.index, image, record, self.segment)
+
+
+class VolumeWriter:
+    """Volumes of a sample3d folder (see the module's doc), with phase labels by ``segment``."""
+
+    def __init__(self, segment: str | None = None):
+        self.segment = segment or ""
+        check_writers()
+
+    def complete(self, out_dir: Path, item: Item) -> bool:
+        return (Path(out_dir) / item.key / VOLUME_JSON).is_file()
+
+    def write(self, out_dir: Path, item: Item, volume: Tensor, record: dict) -> list[Path]:
+        return write_volume(Path(out_dir) / item.key, volume[0].numpy(), record, self.segment)
+
+
+def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor, record: dict | None = None,
+                 segment: str | None = None) -> list[Path]:
+    """One image's files (the module's doc); ``NNNN.json`` last, and only with a ``record``."""
+    from ..data.io import save_npy, save_png
+    from ..core.files import write_text_atomic
+    d = Path(out_dir) / class_name
+    d.mkdir(parents=True, exist_ok=True)
+    arr = image.float().clamp(0, 1).numpy()
+    arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
+    files = [d / f"{index:04d}.npy", d / f"{index:04d}.png"]
+    save_npy(files[0], arr.astype(np.float32))
+    save_png(files[1], arr)
+    if segment:
+        from ..metrics.segmentation import Segmentation, labels_to_png, phase_fractions
+        seg = Segmentation.parse(segment)
+        labels, thresholds = seg.labels(arr)
+        files += [d / f"{index:04d}_labels.npy", d / f"{index:04d}_labels.png"]
+        save_npy(files[-2], labels)
+        save_png(files[-1], labels_to_png(labels, seg.phases))
+        record = {**(record or {}), "segment": str(seg), "thresholds": [round(float(t), 6) for t in thresholds],
+                  "phase_fractions": [round(float(f), 6) for f in phase_fractions(labels, seg.phases)]}
+    if record is not None:
+        files.append(d / f"{index:04d}.json")
+        write_text_atomic(files[-1], json.dumps(record, indent=1))
+    return files
+
+
+def sample_complete(out_dir: Path, class_name: str, index: int, segment: str = "") -> bool:
+    d = Path(out_dir) / class_name
+    exts = (".json", ".npy", ".png") + (("_labels.npy", "_labels.png") if segment else ())
+    return all((d / f"{index:04d}{ext}").is_file() for ext in exts)
+
+
+def check_writers() -> None:
+    """The TIFF and VTK writers are there (checked before any sampling, so no work is lost)."""
+    import importlib.util
+    missing = [m for m in ("tifffile", "pyevtk") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"volumes are written as TIFF stacks and .vti files, which need {' and '.join(missing)}: "
+                         "pip install 'microdiff[volume]'")
+
+
+def save_tiff(path: Path, volume: np.ndarray) -> None:
+    """A (Z, Y, X) stack as a multi-page TIFF with ImageJ hyperstack metadata, atomically."""
+    import tifffile
+
+    from ..core.files import atomic_path
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, volume, imagej=True, metadata={"axes": "ZYX", "unit": "voxel"})
+
+
+def save_vti(path: Path, volume: np.ndarray, name: str) -> None:
+    """A (Z, Y, X) array as VTK XML image data (.vti), one cell per voxel, x fastest, atomically."""
+    from pyevtk.hl import imageToVTK
+
+    from ..core.files import atomic_path
+    with atomic_path(path) as tmp:
+        imageToVTK(str(tmp.with_suffix("")), cellData={name: np.ascontiguousarray(volume.transpose(2, 1, 0))})
+        tmp.with_suffix(".vti").replace(tmp)
+
+
+def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = "") -> list[Path]:
+    """``folder/volume.{npy,tif,vti}``, with ``segment`` ``labels.{npy,tif,vti}``, ``slices.png``
+    and last ``volume.json``. ``volume``: (Z, Y, X) float32 in [0, 1]."""
+    from ..data.io import save_npy, save_png
+    from ..data.figures import orthogonal_slices
+    from ..core.files import write_text_atomic
+    folder.mkdir(parents=True, exist_ok=True)
+    vol = np.clip(volume, 0, 1).astype(np.float32)
+    files = [folder / "volume.npy", folder / "volume.tif", folder / "volume.vti"]
+    save_npy(files[0], vol)
+    save_tiff(files[1], vol)
+    save_vti(files[2], vol, "gray")
+    labels = None
+    if segment:
+        from ..metrics.segmentation import Segmentation, phase_fractions
+        seg = Segmentation.parse(segment)
+        labels, thresholds = seg.labels(vol)
+        files += [folder / "labels.npy", folder / "labels.tif", folder / "labels.vti"]
+        save_npy(files[3], labels)
+        save_tiff(files[4], labels)
+        save_vti(files[5], labels, "phase")
+        record = {**record, "segment": str(seg), "thresholds": [round(float(t), 6) for t in thresholds],
+                  "phase_fractions": [round(float(f), 6) for f in phase_fractions(labels, seg.phases)]}
+    files.append(folder / "slices.png")
+    save_png(files[-1], orthogonal_slices(vol, labels))
+    files.append(folder / VOLUME_JSON)
+    write_text_atomic(files[-1], json.dumps({**record, "files": [f.name for f in files[:-1]]}, indent=1))
+    return files

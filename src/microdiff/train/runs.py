@@ -1,0 +1,81 @@
+"""The run folder of a training run (cleared, resumed) and its devices' fast-path switches,
+and a pipeline from any of its checkpoints."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config import Config
+from ..core.errors import RunDirError, UsageError, setting
+from ..core.files import check_output_free, remove
+from ..model.checkpoint import list_checkpoints, load_checkpoint
+from ..model.network import build_unet
+
+
+RUN_FILES = ("run.json", "checkpoints", "model", "samples", "log.csv", "tensorboard")
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Check the run folder against --resume / --overwrite; clear an old run when overwriting."""
+    if resume:
+        if not list_checkpoints(run_dir):
+            raise RunDirError(f"{run_dir} holds no checkpoint to resume; start without {setting('resume')}")
+        return
+    has_run = run_dir.exists() and any((run_dir / n).exists() for n in ("run.json", "checkpoints", "model"))
+    if has_run:
+        check_output_free(run_dir, overwrite, "a training run", f"pass {setting('resume')} to continue it")
+        for n in RUN_FILES:
+            remove(run_dir / n)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def switch(value: str, cuda: bool, name: str, log) -> bool:
+    """Resolve an auto/yes/no fast-path switch; a CUDA-only switch asked for on a CPU is ignored, saying why."""
+    if value not in ("auto", "yes", "no"):
+        raise UsageError(f"train.{name} must be auto, yes or no (got {value!r})")
+    if value == "yes" and not cuda:
+        log(f"note: train.{name}=yes is ignored: it only pays off on a CUDA GPU and none is in use")
+        return False
+    return value == "yes" or (value == "auto" and cuda)
+
+
+def mixed_precision(setting: str) -> str:
+    if setting == "auto":
+        return "bf16" if torch.cuda.is_available() else "no"
+    return setting
+
+
+def checkpoint_pipeline(checkpoint_dir: str | Path):
+    """A pipeline with the EMA weights of a training checkpoint (``RUN/checkpoints/step_N``), to
+    sample or export (``.save_pretrained``) a model as it was at that step."""
+    from ..generate.pipeline import pipeline_class
+    ck = load_checkpoint(Path(checkpoint_dir))
+    config = Config.from_dict(ck["meta"]["config"])
+    names = list(ck["meta"]["class_names"])
+    unet = build_unet(config.model, len(names))
+    unet.load_state_dict(ck["ema"])
+    return pipeline_class().create(config, names, unet.eval())
+
+
+def export_pipeline(ema, config: Config, class_names, path: Path, step: int) -> Path:
+    """The EMA network ``ema`` as a pipeline folder at ``path``, written atomically; a full disk
+    ends with one line naming the space needed, the checkpoint of ``step`` intact."""
+    import copy
+
+    from ..core.files import atomic_path, free_bytes, is_disk_full, mb
+    from ..core.errors import CheckpointError
+    from ..generate.pipeline import pipeline_class
+    unet = copy.deepcopy(ema).to("cpu").float()
+    try:
+        with atomic_path(path) as tmp:
+            pipeline_class().create(config, class_names, unet).save_pretrained(tmp)
+    except Exception as e:
+        if not is_disk_full(e) and not isinstance(e, OSError):
+            raise
+        need = 2 * sum(p.numel() * p.element_size() for p in unet.parameters())
+        why = (f"the disk is full: it needs about {mb(need)} free and has {mb(free_bytes(path.parent))}"
+               if is_disk_full(e) else f"writing failed ({e})")
+        raise CheckpointError(f"cannot export the model to {path}: {why}; the checkpoint of step {step} is intact: "
+                              f"free space and run again with {setting('resume')}") from None
+    return path
