@@ -29,6 +29,12 @@ class DescriptorSpec:
     soft: str | None = None           # "module:function", differentiable
     short: str = ""                   # the paper's letter for its nearest-image error (E_S, E_G, E_px)
     summary: str = ""                 # one line for help texts and reports
+    needs: str = ""                   # the optional package it needs (an extra of microdiff's), if any
+
+    def available(self) -> bool:
+        """Whether its optional package is installed (``describe`` leaves it out otherwise)."""
+        import importlib.util
+        return not self.needs or importlib.util.find_spec(self.needs) is not None
 
     def hard_form(self) -> Callable:
         return _resolve(self.hard)
@@ -43,13 +49,13 @@ REGISTRY: dict[str, DescriptorSpec] = {}
 
 
 def register(name: str, dims: tuple[int, ...], reads: str, hard: str, soft: str | None = None, short: str = "",
-             summary: str = "") -> DescriptorSpec:
+             summary: str = "", needs: str = "") -> DescriptorSpec:
     """Add a descriptor to the table (names are unique)."""
     if name in REGISTRY:
         raise ValueError(f"descriptor {name!r} is registered twice")
     if reads not in ("gray", "phase"):
         raise ValueError(f"descriptor {name!r}: reads must be gray or phase, not {reads!r}")
-    REGISTRY[name] = spec = DescriptorSpec(name, tuple(dims), reads, hard, soft, short, summary)
+    REGISTRY[name] = spec = DescriptorSpec(name, tuple(dims), reads, hard, soft, short, summary, needs)
     return spec
 
 
@@ -92,3 +98,17 @@ register("cluster", (2, 3), "phase", "volume:largest_cluster_fraction",
          summary="fraction of the phase in its largest face-connected cluster")
 register("percolation", (2, 3), "phase", "volume:percolation",
          summary="per axis, whether one cluster connects the two opposite faces (0/1)")
+register("chord_lengths", (2, 3), "phase", "morphology:chord_length_distribution",
+         summary="chord-length distribution per axis, lengths 1..max(shape), chords cut by the faces dropped")
+register("mean_chord", (2, 3), "phase", "morphology:mean_chord_length",
+         summary="mean chord length per axis (voxels), chords cut by the faces dropped")
+register("pore_sizes", (2, 3), "phase", "morphology:pore_size_distribution",
+         summary="volume-weighted local-thickness radius distribution, radii 1..ceil(max(shape)/2)")
+register("thickness", (2, 3), "phase", "morphology:mean_local_thickness",
+         summary="mean local thickness (the radius of the largest inscribed ball covering each voxel)")
+register("euler", (2, 3), "phase", "morphology:euler_density", needs="skimage",
+         summary="Euler characteristic per voxel (phase 26-/8-connected, complement 6-/4-connected)")
+register("tortuosity", (2, 3), "phase", "transport:tortuosity", needs="taufactor",
+         summary="tortuosity factor tau = vf / (D_eff/D) per axis (TauFactor; inf where the phase does not percolate)")
+register("diffusivity", (2, 3), "phase", "transport:effective_diffusivity", needs="taufactor",
+         summary="relative effective diffusivity D_eff/D per axis (TauFactor; 0 where the phase does not percolate)")

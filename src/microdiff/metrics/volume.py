@@ -135,13 +135,20 @@ def percolation(ind) -> np.ndarray:
 
 
 def describe(ind) -> dict:
-    """Every registered phase descriptor of one indicator (``registry``), by name; numbers as
-    floats and arrays as nested lists rounded to 6 decimals (``characterize --descriptor all``)."""
+    """Every registered phase descriptor of one indicator (``registry``) whose optional package
+    is installed, by name, JSON-ready (``_jsonable``; ``characterize --descriptor all``)."""
     from .registry import REGISTRY
     a = _indicator(ind)
     out = {"shape": list(a.shape), "axes": ["z", "y", "x"][-a.ndim:]}
     for spec in REGISTRY.values():
-        if spec.reads == "phase" and a.ndim in spec.dims:
-            value = np.asarray(spec.hard_form()(a), dtype=np.float64)
-            out[spec.name] = round(float(value), 6) if value.ndim == 0 else np.round(value, 6).tolist()
+        if spec.reads == "phase" and a.ndim in spec.dims and spec.available():
+            out[spec.name] = _jsonable(np.asarray(spec.hard_form()(a), dtype=np.float64))
     return out
+
+
+def _jsonable(value: np.ndarray):
+    """A number or nested lists, rounded to 6 decimals; None (JSON null) where a value is not
+    finite (the tortuosity of a phase that does not percolate, a mean of no chords)."""
+    if value.ndim == 0:
+        return round(float(value), 6) if np.isfinite(value) else None
+    return [_jsonable(v) for v in value]
