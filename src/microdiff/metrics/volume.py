@@ -134,16 +134,22 @@ def percolation(ind) -> np.ndarray:
     return np.array(percolates(ind), dtype=np.float64)
 
 
+def measure(ind, names=None) -> dict[str, np.ndarray]:
+    """The registered phase descriptors ``names`` (default: every one whose optional package is
+    installed) of one indicator, as float64 arrays by name."""
+    from .registry import REGISTRY, get
+    a = _indicator(ind)
+    specs = [get(n, a.ndim) for n in names] if names is not None else \
+        [s for s in REGISTRY.values() if s.reads == "phase" and a.ndim in s.dims and s.available()]
+    return {spec.name: np.asarray(spec.hard_form()(a), dtype=np.float64) for spec in specs}
+
+
 def describe(ind) -> dict:
     """Every registered phase descriptor of one indicator (``registry``) whose optional package
     is installed, by name, JSON-ready (``_jsonable``; ``characterize --descriptor all``)."""
-    from .registry import REGISTRY
     a = _indicator(ind)
     out = {"shape": list(a.shape), "axes": ["z", "y", "x"][-a.ndim:]}
-    for spec in REGISTRY.values():
-        if spec.reads == "phase" and a.ndim in spec.dims and spec.available():
-            out[spec.name] = _jsonable(np.asarray(spec.hard_form()(a), dtype=np.float64))
-    return out
+    return {**out, **{k: _jsonable(v) for k, v in measure(a).items()}}
 
 
 def _jsonable(value: np.ndarray):
