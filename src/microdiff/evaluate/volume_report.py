@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from .report import _data, _img, _pyplot, figure_uri, html_table, page, tiles_figure
-from .volumes import AXES, VolumeEvalResult
+
+AXES = "zyx"
 
 COLORS = {"within": "#1a7f37", "near": "#b08800", "outside": "#cf222e", "undefined": "#666"}
 SHOWN = 3                          # volumes of each side in the orthoslices
 
 
-def write_volume_report(result: VolumeEvalResult, title: str = "microdiff evaluation: volumes") -> Path:
+def write_volume_report(result, title: str = "microdiff evaluation: volumes") -> Path:
     """``report.html`` in the evaluation's output folder."""
     from ..core.files import write_text_atomic
     truth_name = "2D sections" if result.against_sections else "true volumes"
@@ -38,7 +39,7 @@ def write_volume_report(result: VolumeEvalResult, title: str = "microdiff evalua
     return path
 
 
-def _verdicts(result: VolumeEvalResult) -> str:
+def _verdicts(result) -> str:
     head = ["descriptor", "axis", "generated median", "± std", "truth median", "± std", "truth min", "truth max",
             "ratio", "verdict"]
     rows = []
@@ -55,7 +56,7 @@ def _verdicts(result: VolumeEvalResult) -> str:
     return f'<section id="verdicts"><h2>Verdicts ({summary})</h2>{table}</section>'
 
 
-def _figures(result: VolumeEvalResult) -> list[str]:
+def _figures(result) -> list[str]:
     figs = []
     if result.values["generated"][0]["_indicator_mid"] is not None:
         figs.append(_img(figure_uri(_slices(result)), "mid-plane orthoslices (z, y, x) of generated and true volumes",
@@ -73,7 +74,7 @@ def _figures(result: VolumeEvalResult) -> list[str]:
     return figs
 
 
-def _slices(result: VolumeEvalResult):
+def _slices(result):
     rows = []
     for side in ("generated", "truth"):
         for k, v in enumerate(result.values[side][:SHOWN]):
@@ -82,7 +83,7 @@ def _slices(result: VolumeEvalResult):
     return tiles_figure(rows, "mid-planes normal to z, y, x (white: the phase)")
 
 
-def _per_axis(result: VolumeEvalResult, name: str, label: str):
+def _per_axis(result, name: str, label: str):
     plt = _pyplot()
     fig, axs = plt.subplots(1, 3, figsize=(12, 3.2), sharey=True)
     payload = {}
@@ -111,7 +112,7 @@ def _extent(curves: np.ndarray) -> int:
     return int(nz.max()) + 2 if len(nz) else curves.shape[1]
 
 
-def _curve(result: VolumeEvalResult, name: str, xlabel: str, ylabel: str):
+def _curve(result, name: str, xlabel: str, ylabel: str):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     payload = {}
@@ -128,7 +129,7 @@ def _curve(result: VolumeEvalResult, name: str, xlabel: str, ylabel: str):
     return fig, payload
 
 
-def _strips(result: VolumeEvalResult):
+def _strips(result):
     """Each volume's value as a point, the truth's range as a band."""
     plt = _pyplot()
     items = [("vf", None), ("surface", None)] + [("tortuosity", a) for a in range(3)
