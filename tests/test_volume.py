@@ -398,3 +398,59 @@ def test_synth_3d_bad_input_is_one_line(tmp_path, capsys, argv, needle):
     assert main(argv + ["--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and needle in err
+
+
+def test_abaqus_voxel_mesh_reads_back_with_the_phase_of_every_element(tmp_path):
+    """labels.inp: one brick per voxel (x fastest), element set PHASE<k> per phase, read back by meshio."""
+    meshio = pytest.importorskip("meshio")
+    from microdiff.generate.writers import save_abaqus
+    lab = (np.random.default_rng(0).random((3, 4, 5)) * 3).astype(np.uint8)
+    save_abaqus(tmp_path / "labels.inp", lab)
+    mesh = meshio.read(tmp_path / "labels.inp")
+    (block,) = mesh.cells
+    assert block.type == "hexahedron" and block.data.shape == (60, 8) and mesh.points.shape == (6 * 5 * 4, 3)
+    phase = np.full(60, -1)
+    for name, (ids,) in mesh.cell_sets.items():
+        phase[ids] = int(name.upper().replace("PHASE", ""))
+    assert np.array_equal(phase, lab.ravel())
+    centre = mesh.points[block.data].mean(1)                     # each brick sits on its voxel (x, y, z) + 1/2
+    z, y, x = np.unravel_index(np.arange(60), lab.shape)
+    assert np.allclose(centre, np.stack([x, y, z], 1) + 0.5)
+    vol = np.abs(np.linalg.det(np.stack([mesh.points[block.data[:, k]] - mesh.points[block.data[:, 0]]
+                                         for k in (1, 3, 4)], 1)))
+    assert np.allclose(vol, 1.0)                                  # unit bricks, corners in meshio's order
+
+
+def test_fraction_scatter_against_closed_forms():
+    """denoise.volume.fraction_std: i.i.d. voxels give p(1 - p) / N; a covariance constant over
+    every offset the window has gives that constant. warped_ranks moves the top phase to the
+    target share and is even_ranks itself when the target is the levels' own."""
+    from microdiff.denoise.volume import even_ranks, fraction_std, warped_ranks
+    p, shape = 0.3, (10, 12, 14)
+    iid = torch.tensor([p] + [p * p] * 15, dtype=torch.float64)
+    assert fraction_std(iid, p, shape) == pytest.approx(math.sqrt(p * (1 - p) / np.prod(shape)), rel=1e-12)
+    flat = torch.full((40,), p * p + 0.01, dtype=torch.float64)              # C = 0.01 at every offset
+    assert fraction_std(flat, p, (8, 8, 8)) == pytest.approx(0.1, rel=1e-12)
+    levels = torch.sort(torch.cat([torch.rand(700) * 0.4 - 1, torch.rand(300) * 0.5 + 0.3])).values   # top 30 %
+    for target in (0.2, 0.3, 0.45):
+        q = warped_ranks(levels, 5000, 0.3, target)
+        assert float((q > 0.0).double().mean()) == pytest.approx(target, abs=1e-3)
+        assert (q[1:] >= q[:-1]).all()
+    assert torch.equal(warped_ranks(levels, 5000, 0.3, 0.3), even_ranks(levels, 5000))
+
+
+def test_sample3d_scatters_the_fraction_or_keeps_it_representative(tiny, tmp_path):
+    """--fractions scatter (the default with product): each volume's bright phase takes the share
+    drawn for it; representative: every volume the class's."""
+    s, r = tmp_path / "s", tmp_path / "r"
+    assert _sample3d(tiny, s, "--class", "a", "--num", "2", "--segment", "otsu") == 0
+    assert _sample3d(tiny, r, "--class", "a", "--num", "2", "--segment", "otsu", "--fractions", "representative") == 0
+    recs = [json.loads((s / f"{i:04d}" / "volume.json").read_text()) for i in range(2)]
+    drawn = [rec["fraction"]["drawn"] for rec in recs]
+    assert drawn[0] != drawn[1] and recs[0]["fraction"]["predicted_std"] > 0
+    for rec, d in zip(recs, drawn):                              # the volume's share above the levels' cut
+        vol = np.load(s / f"{rec['index']:04d}" / "volume.npy")
+        assert abs(float(np.mean(vol > rec["fraction"]["cut"])) - d) < 0.01
+    rep = [json.loads((r / f"{i:04d}" / "volume.json").read_text()) for i in range(2)]
+    assert all("fraction" not in rec for rec in rep)
+    assert json.loads((r / "sample3d.json").read_text())["fractions"] == "representative"

@@ -114,7 +114,12 @@ def _sample3d_parser(sub) -> None:
            "(default: a cube of the training size)")
     option(p, "periodic", action="store_true", help="a periodic volume (tiles seamlessly along x, y and z)")
     option(p, "planes", choices=["product", "alternate", "fuse"], default="product", help=PLANES_HELP)
+    option(p, "fractions", choices=["scatter", "representative"], default="scatter",
+           help="product: scatter (default; each volume's phase fraction drawn as real volumes of its size scatter, "
+           "predicted from the model's own S2) or representative (every volume at the class's fraction)")
     option(p, "segment", help="also write phase labels labels.{npy,tif,vti}: otsu, multiotsu:K, threshold:T")
+    option(p, "abaqus", action="store_true", help="also labels.inp: an Abaqus input file (a hexahedral voxel mesh, "
+           "one element set per phase; needs --segment and meshio)")
     option(p, "targets.vf", type=float_arg(0.0, 1.0), help="steer each volume to this fraction of the bright phase "
            "(of --segment's brightest phase): each axis's sections steered together as one field; volume.json "
            "records the fraction achieved")

@@ -30,10 +30,12 @@ from .denoiser import ClassifierFreeGuidance, DenoiserWrapper
 class Planes:
     """How a volume is denoised plane by plane (``volume.PlanarVolumeDenoiser``): ``mode``
     (product | alternate | fuse), the voxels' ``prior`` for ``product`` (a ``VoxelPrior``) and
-    ``chunk`` sections (or windows) per network call."""
+    ``chunk`` sections (or windows) per network call; ``fractions``: the bright phase's share of
+    each volume of the batch (``product`` with a prior's fraction; None: the prior's)."""
     mode: str = "product"
     prior: object = None
     chunk: int = 64
+    fractions: tuple[float, ...] | None = None
 
 
 class Ticking(DenoiserWrapper):
@@ -78,4 +80,4 @@ def _volume(inner, seeds: Sequence[int], canvas: Canvas, window: int, targets, p
         plane_seeds = [derive_seed(int(s), STREAM_PLANES, axis, j) for s in seeds for j in range(n)]
         steered = targets.guide(inner, pooled=True) if targets else inner     # one field per network call
         per_axis.append(canvas.section(axis).wrap(ChunkedDenoiser(steered, planes.chunk), plane_seeds, window))
-    return PlanarVolumeDenoiser(per_axis, planes.mode, prior=planes.prior)
+    return PlanarVolumeDenoiser(per_axis, planes.mode, prior=planes.prior, fractions=planes.fractions)

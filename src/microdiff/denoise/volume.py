@@ -27,10 +27,43 @@ class VoxelPrior:
     marginal (``values``, ``weights`` in [-1, 1]: the prior of ``marginal_denoiser``) and
     ``levels``: per original-schedule timestep t, the sorted x_0 predictions of 2D samples at that
     step (``generate.volumes.voxel_marginal``), onto which the product's x_0 is rank-mapped (``rank_map``).
-    Empty levels: no map (and the unmapped weight); non-empty, they must cover every step walked."""
+    Empty levels: no map (and the unmapped weight); non-empty, they must cover every step walked.
+    ``fraction``: the bright phase's share of the final levels (above their Otsu threshold ``cut``) and
+    ``s2``: its radially averaged two-point correlation in the 2D samples (r = 0 ...), from which
+    ``fraction_std`` predicts how the fraction of a volume scatters."""
     values: Tensor
     weights: Tensor
     levels: dict[int, Tensor] = field(default_factory=dict)
+    fraction: float | None = None
+    s2: Tensor | None = None
+    cut: float | None = None          # the gray level in [-1, 1] above which the bright phase lies
+
+    def fraction_std(self, shape) -> float:
+        """The standard deviation of the bright phase's fraction over volumes of ``shape``
+        (``fraction_std``), from the 2D samples' S2."""
+        if self.fraction is None or self.s2 is None:
+            raise ValueError("the prior has no fraction and S2 to predict the scatter from")
+        return fraction_std(self.s2, self.fraction, shape)
+
+
+def fraction_std(s2: Tensor, fraction: float, shape) -> float:
+    """The standard deviation of a phase's volume fraction over windows of ``shape`` of a
+    statistically homogeneous, isotropic structure: Var = (1/N^2) sum over voxel pairs of the
+    covariance C(|d|) = S2(|d|) - fraction^2, i.e. sum_d n(d) C(|d|) / N^2 with n(d) = prod_a
+    (L_a - |d_a|) the pairs at offset d (Torquato 2002, the variance of the local volume fraction,
+    on the voxel grid). C is known for |d| < len(s2) and taken as 0 beyond."""
+    import numpy as np
+    c = np.asarray(s2, dtype=np.float64) - fraction ** 2
+    r = len(c)
+    ax = np.arange(-r + 1, r)
+    dz, dy, dx = np.meshgrid(ax, ax, ax, indexing="ij")
+    dist = np.rint(np.sqrt(dz ** 2 + dy ** 2 + dx ** 2)).astype(np.int64)
+    pairs = np.ones_like(dist, dtype=np.float64)
+    for d, n in zip((dz, dy, dx), shape):
+        pairs = pairs * np.clip(n - np.abs(d), 0, None)
+    keep = dist < r
+    var = float((pairs[keep] * c[dist[keep]]).sum()) / float(np.prod(shape)) ** 2
+    return float(np.sqrt(max(var, 0.0)))
 
 
 def even_ranks(sorted_values: Tensor, n: int) -> Tensor:
@@ -40,14 +73,30 @@ def even_ranks(sorted_values: Tensor, n: int) -> Tensor:
     return sorted_values[idx.round().long()]
 
 
-def rank_map(x: Tensor, levels: Tensor) -> Tensor:
+def warped_ranks(sorted_values: Tensor, n: int, fraction: float, target: float) -> Tensor:
+    """``even_ranks`` with the ranks bent so that the share of values at the top quantile
+    ``fraction`` of ``sorted_values`` becomes ``target``: rank fraction u goes to the quantile
+    w(u), piecewise linear through (0, 0), (1 - target, 1 - fraction) and (1, 1). A phase that is
+    the top ``fraction`` of the levels takes ``target`` of the voxels; within each phase the
+    levels keep their order and distribution."""
+    u = torch.linspace(0, 1, n, dtype=torch.float64, device=sorted_values.device)
+    knot, base = 1.0 - float(target), 1.0 - float(fraction)
+    w = torch.where(u <= knot, u * base / max(knot, 1e-12), base + (u - knot) * fraction / max(1.0 - knot, 1e-12))
+    idx = (w.clamp(0, 1) * (sorted_values.numel() - 1)).round().long()
+    return sorted_values[idx]
+
+
+def rank_map(x: Tensor, levels: Tensor, fraction: float | None = None, targets: Sequence[float] | None = None
+             ) -> Tensor:
     """Each item of x (B, ...) with its values replaced, rank for rank, by ``levels`` (sorted, any
     length; resampled at evenly spaced ranks): the spatial order of x with the distribution of
-    ``levels``. Monotone, so every level cut of x keeps its shape and only moves."""
+    ``levels``. Monotone, so every level cut of x keeps its shape and only moves. With
+    ``targets`` (one per item), item b's top ``fraction`` of the levels takes ``targets[b]`` of
+    its voxels (``warped_ranks``)."""
     out = torch.empty_like(x)
     for b in range(x.shape[0]):
         n = x[b].numel()
-        q = even_ranks(levels, n)
+        q = even_ranks(levels, n) if targets is None else warped_ranks(levels, n, fraction, targets[b])
         flat = torch.empty(n, dtype=x.dtype, device=x.device)
         flat[x[b].flatten().argsort()] = q.to(x.device, x.dtype)
         out[b] = flat.view_as(x[b])
@@ -86,16 +135,21 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
     ``product``: every call adds the three axes' evidence beyond what the voxel alone says
     (``product_x0``; ``prior``: a ``VoxelPrior``, or the voxels' gray-level marginal as (values,
     weights) in [-1, 1] with no levels: then unmapped, with UNMAPPED_EVIDENCE), three passes.
-    Volumes of one channel (``rank_map`` maps all voxels of an item onto one set of levels).
+    Volumes of one channel (``rank_map`` maps all voxels of an item onto one set of levels);
+    ``fractions`` (one per volume of the batch): the bright phase's share each volume is mapped to
+    (``warped_ranks``), else the prior's (every volume at the class's fraction).
     """
 
     def __init__(self, planes: Sequence, mode: str = "alternate", order: Sequence[int] = (0, 1, 2),
-                 prior: "VoxelPrior | tuple[Tensor, Tensor] | None" = None):
+                 prior: "VoxelPrior | tuple[Tensor, Tensor] | None" = None, fractions: Sequence[float] | None = None):
         if mode not in PLANE_MODES:
             raise ValueError(f"unknown plane mode {mode!r}; choose one of: {', '.join(PLANE_MODES)}")
         super().__init__(planes[0])
         self.planes, self.mode, self.order = list(planes), mode, tuple(order)
         self.prior = VoxelPrior(*prior) if isinstance(prior, tuple) else prior
+        self.fractions = None if fractions is None else tuple(float(f) for f in fractions)
+        if self.fractions is not None and (self.prior is None or self.prior.fraction is None):
+            raise ValueError("volumes at drawn fractions need the prior's fraction (VoxelPrior.fraction)")
         self.calls = 0
 
     def along(self, axis: int, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
@@ -140,7 +194,7 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         if step not in levels:
             raise ValueError(f"the prior's levels were recorded for other timesteps than {step}: record them with "
                              "the volume's own sampler and steps (generate.volumes.voxel_marginal)")
-        return rank_map(x0, levels[step])
+        return rank_map(x0, levels[step], self.prior.fraction, self.fractions)
 
     def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
         if x.ndim != 5 or y.ndim != 2 or y.shape[1] != 3:

@@ -110,6 +110,8 @@ class VolumeRun(RunRecord):
     model: str = ""
     targets: dict | None = None
     method: str = ""                  # how ``product`` combines the planes (``volumes.product_method``)
+    abaqus: bool = False              # labels.inp written too
+    fractions: str = "representative"  # scatter | representative (folders from before it: representative)
     TUPLES = ("axes", "size")
     FILE = "sample3d.json"
 

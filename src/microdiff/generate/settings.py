@@ -16,6 +16,8 @@ from ..core.checks import check_bool, check_choice, check_float, check_int
 from ..core.errors import NO_VALUE, SettingError, setting
 from ..denoise.volume import PLANE_MODES
 
+FRACTION_MODES = ("scatter", "representative")
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -133,6 +135,9 @@ class VolumeSettings(GenerationSettings):
     planes: str = "product"           # product | alternate | fuse (denoise.volume)
     targets: object = None            # {"vf": F}: the volume fraction of the bright phase (of segment)
     target_strength: float = 3.0
+    abaqus: bool = False              # also labels.inp: an Abaqus voxel mesh (needs segment)
+    fractions: str = "scatter"        # product: scatter (each volume's phase fraction drawn as real volumes of
+                                      # its size scatter) or representative (every volume at the class's)
 
     def __post_init__(self):
         super().__post_init__()
@@ -148,6 +153,10 @@ class VolumeSettings(GenerationSettings):
         _size(self.size, 3)
         check_bool("periodic", self.periodic, SettingError)
         check_choice("planes", self.planes, PLANE_MODES, SettingError)
+        check_bool("abaqus", self.abaqus, SettingError)
+        check_choice("fractions", self.fractions, FRACTION_MODES, SettingError)
+        if self.abaqus and not self.segment:
+            raise SettingError("abaqus", True, f"an Abaqus mesh holds phases: give {setting('segment')} too")
         check_float("target_strength", self.target_strength, 0.0, 1e6, error=SettingError)
         if self.targets:
             from ..targets import check_spec

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 from torch import Tensor
 
 from ..core.errors import NO_VALUE, SettingError, UsageError
@@ -72,7 +73,10 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
     MARGINAL_BINS bins over [-1, 1] as bin centres and weights) and the levels it rank-maps onto
     (the sorted x_0 the sampler used at each step, keyed by timestep). The model's own samples
     rather than a Gaussian: a two-phase micrograph's marginal is bimodal, and a Gaussian in its
-    place favours the phase farther from the mean. With ``targets`` the 2D samples are steered,
+    place favours the phase farther from the mean. It also holds the bright phase's share of the
+    final levels and the samples' S2 of it (radial, periodic), each class weighted as above, from
+    which a volume's fraction scatter is predicted (``VoxelPrior.fraction_std``). With ``targets``
+    the 2D samples are steered,
     each on its own (the volume's sections are steered per network call as one field: the same
     target, the same strength). ``sampling``: its batch size is the model's."""
     import torch
@@ -83,7 +87,9 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
     s = sampling_settings(pipe.microdiff_config, sampling.steps, sampling.sampler, sampling.guidance, None)
     walk = sampling_diffusion(inference_denoiser(pipe.unet, pipe.microdiff_config, len(pipe.class_names)).diffusion,
                               s.steps, s.sampler)
-    counts, levels = 0, {}
+    from ..metrics.descriptors import two_point_radial
+    from ..metrics.segmentation import multi_otsu_thresholds
+    counts, levels, s2 = 0, {}, 0
     for c in sorted({int(c) for c in classes}):
         weight = list(classes).count(c)
         seen: dict[int, Tensor] = {}
@@ -94,12 +100,16 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
         seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for i in range(MARGINAL_SAMPLES)]
         x = generate(pipe, [c] * MARGINAL_SAMPLES, seeds, s, targets=targets, callback=record)[:, 0] * 2 - 1
         counts = counts + weight * torch.histc(x.double(), MARGINAL_BINS, -1.0, 1.0)
+        s2 = s2 + weight * two_point_radial((x + 1) / 2).mean(0)
         for i, v in seen.items():
             t = int(walk.timesteps_at(i, v[:1])[0])
             levels[t] = torch.cat([levels.get(t, v[:0]), v.repeat(weight)])
     edges = torch.linspace(-1, 1, MARGINAL_BINS + 1, dtype=torch.float64)
+    final = levels[min(levels)].double()                                 # the finished samples' values
+    cut = float(multi_otsu_thresholds(((final + 1) / 2).numpy(), 2)[0]) * 2 - 1
     return VoxelPrior((edges[:-1] + edges[1:]) / 2, counts / counts.sum(),
-                      {t: even_ranks(v.sort().values, min(v.numel(), MAX_LEVELS)) for t, v in levels.items()})
+                      {t: even_ranks(v.sort().values, min(v.numel(), MAX_LEVELS)) for t, v in levels.items()},
+                      float((final > cut).double().mean()), (s2 / len(classes)).double(), cut)
 
 
 def product_method() -> str:
@@ -136,7 +146,8 @@ def volume_run(pipe, s: VolumeSettings, targets: dict | None = None) -> VolumeRu
     check_memory(canvas, cfg.model.image_channels, str(pipe.unet.device))
     return VolumeRun(volume_axes(pipe, s), s.num, s.seed, sampling.sampler, sampling.steps, sampling.guidance,
                      canvas.shape, canvas.periodic, canvas.overlap, s.planes, s.segment or "", pipe.fingerprint(),
-                     str(getattr(pipe, "model_dir", "")), targets, product_method() if s.planes == "product" else "")
+                     str(getattr(pipe, "model_dir", "")), targets, product_method() if s.planes == "product" else "",
+                     s.abaqus, s.fractions if s.planes == "product" else "representative")
 
 
 class VolumeProducer:
@@ -156,15 +167,32 @@ class VolumeProducer:
             prior = voxel_marginal(self.pipe, self.run.class_indices(self.pipe), self.run.seed, self.sampling,
                                    self.targets)
             self.planes = Planes(self.planes.mode, prior, self.planes.chunk)
+        planes = self.planes
+        if self.run.fractions == "scatter":
+            planes = Planes(planes.mode, planes.prior, planes.chunk, tuple(self.fraction(it) for it in items))
         return generate_volumes(self.pipe, [it.label for it in items], [it.seed for it in items], self.run.canvas,
-                                self.sampling, self.planes, self.targets, tick)
+                                self.sampling, planes, self.targets, tick)
+
+    def fraction(self, item: Item) -> float:
+        """The bright phase's share drawn for a volume: the class's, plus the predicted scatter of
+        volumes of this shape times a normal number from the volume's seed (``STREAM_FRACTION``)."""
+        from ..core.seeding import STREAM_FRACTION, derive_seed
+        prior = self.planes.prior
+        z = float(np.random.default_rng(derive_seed(item.seed, STREAM_FRACTION)).standard_normal())
+        return float(np.clip(prior.fraction + prior.fraction_std(self.run.canvas.shape) * z, 0.005, 0.995))
 
     def annotate(self, item: Item, volume: Tensor, seconds: float) -> dict:
         out: dict = {"seconds": round(seconds, 2)}
         if self.planes.prior is not None:
             from ..denoise.volume import EVIDENCE
+            prior = self.planes.prior
             out["voxel_marginal"] = {"samples_per_axis": MARGINAL_SAMPLES, "bins": MARGINAL_BINS,
-                                     "rank_mapped_steps": len(self.planes.prior.levels), "evidence": round(EVIDENCE, 6)}
+                                     "rank_mapped_steps": len(prior.levels), "evidence": round(EVIDENCE, 6),
+                                     "bright_fraction": round(prior.fraction, 6)}
+            if self.run.fractions == "scatter":
+                out["fraction"] = {"mode": "scatter", "drawn": round(self.fraction(item), 6),
+                                   "predicted_std": round(prior.fraction_std(self.run.canvas.shape), 6),
+                                   "cut": round((prior.cut + 1) / 2, 6)}
         if self.targets:
             out["targets"] = self.targets.measure(volume[0].numpy())
         return out
@@ -183,5 +211,5 @@ def sample3d_to_folder(pipe, out_dir: str | Path, settings: VolumeSettings | Non
     chunk = s.batch_size or CHUNK
     run = volume_run(pipe, s, {**goal.record(), "pooled_sections": chunk} if goal else None)
     producer = VolumeProducer(pipe, run, goal, Planes(s.planes, None, chunk))
-    return run_to_folder(pipe, run, Path(out_dir), producer, VolumeWriter(run.segment), overwrite, resume,
+    return run_to_folder(pipe, run, Path(out_dir), producer, VolumeWriter(run.segment, run.abaqus), overwrite, resume,
                          show_progress)

@@ -6,8 +6,9 @@ then a rename), and the item's JSON record last, so an item is complete when its
   and ``NNNN_labels.png`` (phase k as gray k / (K - 1)), then ``NNNN.json``.
 - ``VolumeWriter``: ``OUT/NNNN/volume.npy`` (float32 in [0, 1], axes Z, Y, X), ``volume.tif``
   (a multi-page TIFF stack with ImageJ metadata: Fiji, DREAM.3D), ``volume.vti`` (VTK image data,
-  one cell per voxel: ParaView), with a segmentation the same three for ``labels.*`` (uint8),
-  ``slices.png`` (the three mid-planes), then ``volume.json``.
+  one cell per voxel: ParaView), with a segmentation the same three for ``labels.*`` (uint8) and,
+  asked for, ``labels.inp`` (an Abaqus input file: a hexahedral voxel mesh, one element set per
+  phase), ``slices.png`` (the three mid-planes), then ``volume.json``.
 """
 from __future__ import annotations
 
@@ -39,15 +40,15 @@ class ImageWriter:
 class VolumeWriter:
     """Volumes of a sample3d folder (see the module's doc), with phase labels by ``segment``."""
 
-    def __init__(self, segment: str | None = None):
-        self.segment = segment or ""
-        check_writers()
+    def __init__(self, segment: str | None = None, abaqus: bool = False):
+        self.segment, self.abaqus = segment or "", abaqus
+        check_writers(abaqus)
 
     def complete(self, out_dir: Path, item: Item) -> bool:
         return (Path(out_dir) / item.key / VOLUME_JSON).is_file()
 
     def write(self, out_dir: Path, item: Item, volume: Tensor, record: dict) -> list[Path]:
-        return write_volume(Path(out_dir) / item.key, volume[0].numpy(), record, self.segment)
+        return write_volume(Path(out_dir) / item.key, volume[0].numpy(), record, self.segment, self.abaqus)
 
 
 def write_sample(out_dir: Path, class_name: str, index: int, image: Tensor, record: dict | None = None,
@@ -83,10 +84,10 @@ def sample_complete(out_dir: Path, class_name: str, index: int, segment: str = "
     return all((d / f"{index:04d}{ext}").is_file() for ext in exts)
 
 
-def check_writers() -> None:
+def check_writers(abaqus: bool = False) -> None:
     """The TIFF and VTK writers are there (checked before any sampling, so no work is lost)."""
     import importlib.util
-    missing = [m for m in ("tifffile", "pyevtk") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("tifffile", "pyevtk") + (("meshio",) if abaqus else ()) if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError(f"volumes are written as TIFF stacks and .vti files, which need {' and '.join(missing)}: "
                          "pip install 'microdiff[volume]'")
@@ -111,7 +112,28 @@ def save_vti(path: Path, volume: np.ndarray, name: str) -> None:
         tmp.with_suffix(".vti").replace(tmp)
 
 
-def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = "") -> list[Path]:
+def save_abaqus(path: Path, labels: np.ndarray) -> None:
+    """A (Z, Y, X) label volume as an Abaqus input file, atomically: one 8-node brick (C3D8) per
+    voxel on the unit voxel grid (x, y, z; x fastest, as in ``labels.ravel()``), element set
+    ``PHASE<k>`` of the voxels of phase k (through meshio, which reads it back)."""
+    import meshio
+
+    from ..core.files import atomic_path
+    z, y, x = labels.shape
+    gz, gy, gx = np.meshgrid(np.arange(z + 1), np.arange(y + 1), np.arange(x + 1), indexing="ij")
+    points = np.stack([gx.ravel(), gy.ravel(), gz.ravel()], 1).astype(np.float64)
+    node = np.arange((z + 1) * (y + 1) * (x + 1)).reshape(z + 1, y + 1, x + 1)
+    c = node[:-1, :-1, :-1].ravel()
+    dx, dy, dz = 1, x + 1, (x + 1) * (y + 1)
+    cells = np.stack([c, c + dx, c + dx + dy, c + dy, c + dz, c + dx + dz, c + dx + dy + dz, c + dy + dz], 1)
+    flat = labels.ravel()
+    sets = {f"PHASE{k}": [np.nonzero(flat == k)[0]] for k in np.unique(flat)}
+    mesh = meshio.Mesh(points, [("hexahedron", cells)], cell_sets=sets)
+    with atomic_path(path) as tmp:
+        meshio.write(tmp, mesh, file_format="abaqus", float_fmt=".1f")
+
+
+def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = "", abaqus: bool = False) -> list[Path]:
     """``folder/volume.{npy,tif,vti}``, with ``segment`` ``labels.{npy,tif,vti}``, ``slices.png``
     and last ``volume.json``. ``volume``: (Z, Y, X) float32 in [0, 1]."""
     from ..data.io import save_npy, save_png
@@ -132,6 +154,9 @@ def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = 
         save_npy(files[3], labels)
         save_tiff(files[4], labels)
         save_vti(files[5], labels, "phase")
+        if abaqus:
+            files.append(folder / "labels.inp")
+            save_abaqus(files[-1], labels)
         record = {**record, "segment": str(seg), "thresholds": [round(float(t), 6) for t in thresholds],
                   "phase_fractions": [round(float(f), 6) for f in phase_fractions(labels, seg.phases)]}
     files.append(folder / "slices.png")
