@@ -125,7 +125,7 @@ def compare(root: Path, names: list[str]) -> None:
         label = f"{k[0]} {k[1]}".strip() + (" (distance to the truth's mean)" if t["kind"] == "curve" else "")
         cells = [label, f"{float(t['truth_median']):.4g} ± {float(t['truth_std']):.3g} "
                         f"[{float(t['truth_min']):.4g}, {float(t['truth_max']):.4g}]"]
-        for n, r in rows.items():
+        for r in rows.values():
             g = r[k]
             cells.append(f"{float(g['generated_median']):.4g} ± {float(g['generated_std']):.3g} ({g['verdict']}"
                          + (f", {g['generated_finite']} finite" if k[0] == "tortuosity" else "") + ")")

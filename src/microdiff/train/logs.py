@@ -17,7 +17,8 @@ LOG_FIELDS = ["step", "loss", "mse", "vb", "lr", "images_per_s", "elapsed_s"]
 class TrainLog:
     """``log.csv`` (one row per ``train.log_every`` steps), opened for appending. Rows past
     ``resume_step`` (written after the checkpoint a run resumes from) are dropped first, so no
-    step appears twice."""
+    step appears twice. TensorBoard's writer is opened at the first event, so its import (about a
+    second) does not delay the first step."""
 
     def __init__(self, path: Path, resume_step: int = 0, tensorboard: bool = True):
         self.path = path
@@ -28,7 +29,7 @@ class TrainLog:
         self.writer = csv.writer(self.file)
         if new:
             self.write_row(LOG_FIELDS)
-        self.tb = open_tensorboard(path.parent / TENSORBOARD_DIR, resume_step) if tensorboard else None
+        self.tensorboard, self.resume_step, self._tb = tensorboard, resume_step, None
 
     def _truncate(self, step: int) -> None:
         with open(self.path, newline="") as fh:
@@ -38,6 +39,14 @@ class TrainLog:
             buf = io.StringIO()
             csv.writer(buf).writerows([LOG_FIELDS] + keep)
             write_text_atomic(self.path, buf.getvalue())
+
+    @property
+    def tb(self):
+        """The TensorBoard writer (None without tensorboard), opened when first used."""
+        if self.tensorboard and self._tb is None:
+            self._tb = open_tensorboard(self.path.parent / TENSORBOARD_DIR, self.resume_step)
+            self.tensorboard = self._tb is not None
+        return self._tb
 
     def write_row(self, values: list) -> None:
         try:
@@ -61,8 +70,8 @@ class TrainLog:
 
     def close(self) -> None:
         self.file.close()
-        if self.tb is not None:
-            self.tb.close()
+        if self._tb is not None:
+            self._tb.close()
 
 
 TENSORBOARD_DIR = "tensorboard"
