@@ -290,8 +290,10 @@ def test_bad_candidates_are_one_line_errors(pipe, tmp_path, capsys):
         assert rc == 2 and word in err and len(err.splitlines()) == 1, (flags, err)
     with pytest.raises(UsageError, match="^target_candidates = 100"):
         make_targets({"vf": 0.5, "candidates": 100})
-    with pytest.raises(UsageError, match="no target given"):
+    with pytest.raises(UsageError, match="^target_candidates: it goes beside a target"):
         make_targets({"candidates": 4})
+    with pytest.raises(UsageError, match="no target given"):
+        make_targets({})
     from microdiff.generate import sample3d_to_folder
     with pytest.raises(UsageError, match="volume fraction .vf. only, not candidates"):
         sample3d_to_folder(pipe, tmp_path / "v", class_name="FVC50", targets={"vf": 0.5, "candidates": 2})

@@ -180,7 +180,7 @@ def test_product_refuses_levels_of_another_schedule_and_old_folders_are_not_resu
     assert run["method"].startswith("evidence 1")
     del run["method"]                                                     # a folder of an earlier version
     (out / "sample3d.json").write_text(json.dumps(run))
-    with pytest.raises(UsageError, match="method"):
+    with pytest.raises(UsageError, match="earlier version of the product of planes"):
         from microdiff.generate.pipeline import load_pipeline
         from microdiff.generate import sample3d_to_folder
         sample3d_to_folder(load_pipeline(tiny), out, class_name="a", steps=3, sampler="dpmpp", guidance=1.5,
@@ -374,9 +374,10 @@ def test_characterize_volumes(tmp_path, capsys):
 
 def test_sample3d_volume_fraction_target(tiny, tmp_path):
     """--target-vf steers the whole volume; strength 0 is unguided bit for bit, and the record
-    holds what each volume achieved."""
+    holds what each volume achieved. A vf target sets the fraction, so the unguided run to match
+    keeps every volume at the class's (representative), not a drawn one."""
     plain, zero, steered = tmp_path / "p", tmp_path / "z", tmp_path / "s"
-    _sample3d(tiny, plain, "--class", "b")
+    _sample3d(tiny, plain, "--class", "b", "--fractions", "representative")
     _sample3d(tiny, zero, "--class", "b", "--target-vf", "0.7", "--target-strength", "0")
     assert np.array_equal(np.load(plain / "0000" / "volume.npy"), np.load(zero / "0000" / "volume.npy"))
     assert _sample3d(tiny, steered, "--class", "b", "--target-vf", "0.7", "--target-strength", "5") == 0

@@ -9,9 +9,9 @@
 - ``launch``: processes and devices (``dist_info``, ``distributed_state``, ``default_device``, ``launch``).
 """
 from .errors import (CheckpointError, ConfigError, DataError, GenerationError, ImageError, MicrodiffError,
-                     MissingPathError, ModelDirError, OutputExistsError, PrepareError, RunDirError, SettingError,
+                     MissingPathError, ModelDirError, OutputError, OutputExistsError, PrepareError, RunDirError, SettingError,
                      TrainingError, UsageError, setting)
 
 __all__ = ["MicrodiffError", "UsageError", "SettingError", "ConfigError", "DataError", "ImageError",
-           "MissingPathError", "OutputExistsError", "ModelDirError", "CheckpointError", "RunDirError",
+           "MissingPathError", "OutputError", "OutputExistsError", "ModelDirError", "CheckpointError", "RunDirError",
            "PrepareError", "TrainingError", "GenerationError", "setting"]

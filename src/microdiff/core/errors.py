@@ -98,6 +98,18 @@ class OutputExistsError(MicrodiffError, FileExistsError):
     """An output that already exists and would be replaced."""
 
 
+class OutputError(MicrodiffError, OSError):
+    """An output that cannot be written (no such folder, no permission, a file in the way, a full
+    disk): the path the user asked for, never a temporary name; the OS error number is kept."""
+
+    def __init__(self, path, err: OSError):
+        OSError.__init__(self, err.errno, err.strerror or str(err), str(path))
+        self.message = f"{path}: cannot be written ({err.strerror or err}); choose another {setting('out')}"
+
+    def render(self, name: Callable[[str], str] = _plain) -> str:
+        return render_text(self.message, name)
+
+
 class ModelDirError(MicrodiffError, ValueError):
     """A model directory that is missing, incomplete or corrupt."""
 

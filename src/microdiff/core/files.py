@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputExistsError, setting
+from .errors import OutputError, OutputExistsError, setting
 
 LOCK = ".lock"
 
@@ -19,16 +19,25 @@ def is_nonempty_dir(path: Path) -> bool:
 
 
 def check_output_free(path: str | Path, overwrite: bool, holds: str = "files",
-                      alternative: str = "") -> bool:
+                      alternative: str = "", marker: str | tuple[str, ...] = "") -> bool:
     """Refuse an output folder that holds something unless ``overwrite``; returns whether it does.
 
     ``holds`` says what is there ("a data set", "a training run"); ``alternative`` is another way
     out besides overwriting, naming its setting (f"pass {setting('resume')} to continue it").
+    ``marker``: the file (or files, any of them) an output of this kind holds from its start
+    (``sample.json``, ``dataset.json``):
+    overwriting replaces only a folder that holds it, never one of other files (a data set given
+    as the output of sampling, say).
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputExistsError(f"{path} is a file, not a folder; choose another {setting('out')}")
     taken = is_nonempty_dir(path)
+    marks = (marker,) if isinstance(marker, str) else tuple(marker)
+    if taken and overwrite and marker and not any((path / m).exists() for m in marks):
+        raise OutputExistsError(f"{path} holds files that are not {holds} (it has no {marks[0]}); overwriting "
+                                f"replaces only an earlier output of this kind: choose another {setting('out')}, or "
+                                "empty the folder yourself")
     if taken and not overwrite:
         replace = f"pass {setting('overwrite')} to replace it"
         ways = f"{alternative}, or {replace}" if alternative else replace
@@ -53,7 +62,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path`` (replacing
     it), on an exception it is removed. Works for files and folders."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(path, e) from None
     tmp = temp_sibling(path)
     remove(tmp)
     try:
@@ -61,6 +73,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         if path.is_dir() and tmp.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as e:
+        remove(tmp)
+        if isinstance(e, OutputError) or e.filename not in (str(tmp), str(path), None):
+            raise
+        raise OutputError(path, e) from None
     except BaseException:
         remove(tmp)
         raise

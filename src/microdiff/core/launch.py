@@ -28,8 +28,17 @@ def default_device(requested: str | None = None) -> str:
     """``requested`` if usable; else this process's GPU under torchrun, any GPU, or the CPU."""
     import torch
     if requested is not None:
-        if requested.startswith("cuda") and not torch.cuda.is_available():
+        try:
+            kind = torch.device(requested).type
+        except (RuntimeError, TypeError):
+            kind = None
+        if kind not in ("cpu", "cuda"):
+            raise SettingError("device", requested, "expected cpu, cuda or cuda:N")
+        if kind == "cuda" and not torch.cuda.is_available():
             raise SettingError("device", requested, "no CUDA device is available here; use cpu")
+        if kind == "cuda" and torch.device(requested).index is not None and \
+                torch.device(requested).index >= torch.cuda.device_count():
+            raise SettingError("device", requested, f"this machine has {torch.cuda.device_count()} CUDA device(s)")
         return requested
     state = distributed_state()
     if state is not None:

@@ -10,7 +10,8 @@
 - ``guidance``: ``GradientGuidance`` (DPS), ``X0Guidance``, ``ClassMixture``.
 - ``stack``: ``build_denoiser``, the one place the layers are composed, in one documented order.
 
-Everything here takes tensors and returns tensors: no files, no settings, no printing.
+Everything here takes tensors and returns tensors: no files and no printing (``Canvas.of`` checks
+a size it is given and names the setting that gave it).
 """
 from .canvas import Canvas, ChunkedDenoiser, WindowedDenoiser
 from .denoiser import (ClassifierFreeGuidance, Denoiser, DenoiserBase, DenoiserOutput, DenoiserWrapper,

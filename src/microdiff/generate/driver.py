@@ -21,7 +21,7 @@ from typing import Callable, Protocol, Sequence
 import torch
 from torch import Tensor
 
-from ..core.errors import GenerationError, UsageError, setting
+from ..core.errors import GenerationError, MicrodiffError, UsageError, setting
 from .records import Item
 
 
@@ -29,6 +29,8 @@ class Producer(Protocol):
     batch_size: int                   # items per call
     units: int                        # progress units per item (1 per image; steps per volume)
     label: str                        # what the progress bar says
+
+    def prepare(self) -> None: ...                            # once, before the first batch it makes (untimed)
 
     def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor: ...
 
@@ -70,12 +72,24 @@ def run_to_folder(pipe, run, out_dir: Path, producer: Producer, writer: Writer, 
     state = distributed_state()
     main = state is None or state.is_main_process
     lock, done = None, False
+    if resume and overwrite:
+        raise UsageError(f"give either {setting('resume')} (continue the run in {out_dir}) or {setting('overwrite')} "
+                         "(replace it), not both")
     try:
+        refused = None
         if main:
-            lock = _lock(out_dir)
-            prepare_folder(out_dir, run, overwrite, resume)
-        if state is not None:
-            state.wait_for_everyone()          # the folder is ready before any process writes
+            created = not out_dir.exists()
+            try:
+                lock = _lock(out_dir)
+                prepare_folder(out_dir, run, overwrite, resume)
+            except MicrodiffError as e:            # refused: leave the folder as it was
+                refused = e
+                if lock is not None:
+                    lock.close(remove=True)
+                    lock = None
+                if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+                    out_dir.rmdir()
+        _agree(state, refused)                     # the folder is ready (or refused) before any process writes
         rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
         result = _produce(run, run.items(pipe, rank, world), out_dir, producer, writer, show_progress and rank == 0)
         if state is not None:
@@ -87,11 +101,34 @@ def run_to_folder(pipe, run, out_dir: Path, producer: Producer, writer: Writer, 
             lock.close(remove=done)
 
 
+def _agree(state, refused: BaseException | None) -> None:
+    """Every process learns whether the main one refused the folder: it raises the error, the
+    others stop quietly (``Refused``), so none waits forever."""
+    if state is not None:
+        import torch.distributed as dist
+        box = [None if refused is None else refused.render()]
+        dist.broadcast_object_list(box, src=0)
+        if refused is None and box[0] is not None:
+            raise Refused(box[0])
+        state.wait_for_everyone()
+    if refused is not None:
+        raise refused
+
+
+class Refused(MicrodiffError):
+    """The main process refused the run (and said why); another process stops without a word."""
+    quiet = True
+
+
 def _lock(out_dir: Path):
+    from ..core.errors import OutputError
     from ..core.files import RunLock
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir} is a file, not a folder; choose another {setting('out')}")
-    return RunLock(out_dir, "sampling run")
+    try:
+        return RunLock(out_dir, "sampling run")
+    except OSError as e:
+        raise OutputError(out_dir, e) from None
 
 
 def prepare_folder(out_dir: Path, run, overwrite: bool, resume: bool) -> None:
@@ -107,13 +144,13 @@ def prepare_folder(out_dir: Path, run, overwrite: bool, resume: bool) -> None:
             old = type(run).from_json(json.loads(path.read_text()))
         except (ValueError, TypeError, KeyError) as e:
             raise UsageError(f"{path} is unreadable ({e}); sample again with {setting('overwrite')}") from None
-        diff = old.differences(run)
-        if diff:
-            raise UsageError(f"{out_dir} was sampled with other settings ({', '.join(diff)} differ: "
-                             f"{', '.join(f'{k}={getattr(old, k)!r}' for k in diff)}); resume with the same "
-                             f"ones, or sample again with {setting('overwrite')}")
+        said = old.mismatch(run)
+        if said:
+            raise UsageError(f"{out_dir} was sampled with other settings ({said}); resume with the same ones, or "
+                             f"sample again with {setting('overwrite')}")
         return
-    if check_output_free(out_dir, overwrite, "files", f"pass {setting('resume')} to continue an interrupted run"):
+    if check_output_free(out_dir, overwrite, "a sampling run", f"pass {setting('resume')} to continue an interrupted run",
+                         marker=run.FILE):
         clear_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, run.to_json())
@@ -121,9 +158,15 @@ def prepare_folder(out_dir: Path, run, overwrite: bool, resume: bool) -> None:
 
 def _produce(run, items: list[Item], out_dir: Path, producer: Producer, writer: Writer, show: bool) -> GenerationResult:
     from tqdm.auto import tqdm
-    bar = tqdm(total=len(items) * producer.units, desc=producer.label, unit="img" if producer.units == 1 else "step",
-               disable=not show)
     result = GenerationResult(out_dir)
+    with tqdm(total=len(items) * producer.units, desc=producer.label, unit="img" if producer.units == 1 else "step",
+              disable=not show) as bar:                     # closed also when a batch fails: the error on its own line
+        _batches(run, items, out_dir, producer, writer, bar, result)
+    return result
+
+
+def _batches(run, items: list[Item], out_dir: Path, producer: Producer, writer: Writer, bar,
+             result: GenerationResult) -> None:
     for start in range(0, len(items), producer.batch_size):
         chunk = items[start:start + producer.batch_size]
         todo = [not writer.complete(out_dir, it) for it in chunk]
@@ -134,13 +177,12 @@ def _produce(run, items: list[Item], out_dir: Path, producer: Producer, writer: 
             ticked[0] += 1
             bar.update(1)
         if any(todo):
+            producer.prepare()
             begin = time.perf_counter()
             arrays = producer(chunk, tick)
             seconds = (time.perf_counter() - begin) / len(chunk)
             _write(run, chunk, todo, arrays, seconds, out_dir, producer, writer, result)
         bar.update(max(0, len(chunk) * producer.units - ticked[0]))
-    bar.close()
-    return result
 
 
 def _write(run, chunk, todo, arrays: Tensor, seconds: float, out_dir: Path, producer, writer,

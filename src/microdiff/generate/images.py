@@ -16,7 +16,7 @@ from ..denoise.canvas import Canvas
 from .driver import GenerationResult, run_to_folder
 from .records import Item, SampleRun
 from .sampling import generate, sampling_settings
-from .settings import GenerationSettings, SampleSettings
+from .settings import GenerationSettings, SampleSettings, settings_of
 from .writers import ImageWriter
 
 __all__ = ["sample_to_folder", "sample_images", "sample_run", "ImageProducer", "model_targets"]
@@ -32,7 +32,7 @@ def sample_to_folder(pipe, out_dir: str | Path, settings: SampleSettings | None 
     the same images as one process. ``resume`` continues an interrupted run with the same
     settings: complete samples are kept and the rest give the same files as an uninterrupted run.
     """
-    s = _settings(SampleSettings, settings, fields)
+    s = settings_of(SampleSettings, settings, fields)
     canvas = Canvas.of(s.size, pipe.microdiff_config.model.image_size, 2, s.periodic, s.overlap)
     goal = model_targets(pipe, s, canvas.shape)
     run = sample_run(pipe, s, canvas, targets=goal.record() if goal else None)
@@ -53,23 +53,19 @@ def sample_images(pipe, s: SampleSettings) -> Tensor:
     return generate(pipe, labels, seeds, sampling, canvas, targets=goal)
 
 
-def _settings(cls, settings, fields: dict):
-    """A settings object from the object given or from keyword fields (not both)."""
-    if settings is not None and fields:
-        raise TypeError(f"give a {cls.__name__} or its fields as keywords, not both")
-    return settings if settings is not None else cls(**fields)
-
-
 def model_targets(pipe, s: SampleSettings, size: Sequence[int]):
     """The settings' targets (``targets.Targets``) checked against the model and the sample size; None without."""
     if not s.targets:
         return None
     from ..targets import make_targets
-    goal = make_targets(s.targets, s.target_strength, tuple(size), pipe.class_names, s.target_candidates,
+    goal = make_targets(s.targets, s.strength, tuple(size), pipe.class_names, s.target_candidates,
                         s.segment)
     mixed = goal.mixed()
     if mixed is not None:
         own = {pipe.class_index(c) for c in (s.classes or pipe.class_names)}
+        if len(pipe.class_names) == 1:
+            raise SettingError("targets.mix", ",".join(mixed.mix), "this model has one class, and a mixture of a class "
+                               "with itself cannot move the fraction; steer by pixel guidance instead (no mix)")
         for k in own:
             if len(set(mixed.mix_labels(pipe.class_names)) | {k}) < 2:
                 raise SettingError("targets.mix", ",".join(mixed.mix), f"a mixture of the sampled class "
@@ -98,8 +94,11 @@ class ImageProducer:
     def __init__(self, pipe, run: SampleRun, targets=None, mask=None, finish: Callable[[Tensor], Tensor] | None = None):
         self.pipe, self.run, self.targets, self.mask, self.finish = pipe, run, targets, mask, finish
         self.batch_size = run.batch_size
-        self.sampling = sampling_settings(pipe.microdiff_config, run.steps, run.sampler, run.guidance, run.batch_size)
+        self.sampling = run.sampling(pipe.microdiff_config)
         self.label = f"sampling ({run.sampler}, {run.steps} steps)"
+
+    def prepare(self) -> None:
+        pass
 
     def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
         images = generate(self.pipe, [it.label for it in items], [it.seed for it in items], self.sampling,

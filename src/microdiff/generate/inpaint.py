@@ -15,8 +15,8 @@ import torch
 from ..core.errors import SettingError, UsageError, setting
 from ..denoise.canvas import Canvas
 from .driver import GenerationResult, run_to_folder
-from .images import ImageProducer, _settings, sample_run
-from .settings import InpaintSettings
+from .images import ImageProducer, sample_run
+from .settings import InpaintSettings, settings_of
 from .writers import ImageWriter
 
 DATABAR = "databar"        # mask "databar": the SEM data bar at the bottom, detected as `prepare` does
@@ -63,13 +63,13 @@ def inpaint_to_folder(pipe, out_dir: str | Path, settings: InpaintSettings | Non
     layout of ``sample_to_folder`` (``NNNN.json`` records the image and mask). ``settings`` or
     its fields as keywords."""
     from ..denoise.mask import KnownImage
-    s = _settings(InpaintSettings, settings, fields)
+    s = settings_of(InpaintSettings, settings, fields)
     cfg = pipe.microdiff_config
     if cfg.model.image_channels != 1:
         raise UsageError(f"inpainting works with grayscale models; this model has {cfg.model.image_channels} channels")
     window = cfg.model.image_size
     img, gen = load_inpaint_inputs(s.image, s.mask, s.extend, window)
-    canvas = Canvas.of(img.shape, window, 2, False, s.overlap)
+    canvas = Canvas.of(img.shape, window, 2, False, s.overlap, name="image")
     info = {"image": str(s.image), "image_sha256": _sha256(Path(s.image)), "extend": s.extend,
             "mask": None if s.mask is None else str(s.mask),
             "mask_sha256": None if s.mask is None or str(s.mask) == DATABAR else _sha256(Path(s.mask)),

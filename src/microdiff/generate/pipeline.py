@@ -135,7 +135,7 @@ def _make_pipeline_class():
         def __call__(self, class_names: Sequence[str], num: int = 1, steps: int | None = None,
                      sampler: str | None = None, guidance: float | None = None, seed: int = 0,
                      size=None, periodic: bool = False, overlap: float = 0.2, targets=None,
-                     target_strength: float = 3.0):
+                     target_strength: float | None = None):
             """(N, C, H, W) images in [0, 1]; ``size`` = an int or (height, width) >= the training size,
             ``periodic`` for seamless tiling (see ``denoise.canvas.Canvas``); ``targets`` steer the samples to
             descriptor values ({"vf": 0.55}, {"s2": "ref.png", "candidates": 4}; see ``targets.make_targets``);
@@ -144,7 +144,8 @@ def _make_pipeline_class():
             from .settings import SampleSettings
             return sample_images(self, SampleSettings(
                 classes=tuple(class_names), num=num, steps=steps, sampler=sampler, guidance=guidance, seed=seed,
-                size=size, periodic=periodic, overlap=overlap, targets=targets, target_strength=target_strength))
+                size=size, periodic=periodic, overlap=overlap, targets=targets,
+                target_strength=target_strength if targets else None))
 
     MicrodiffPipeline.__module__ = __name__
     return MicrodiffPipeline

@@ -46,9 +46,30 @@ class RunRecord:
     def differences(self, other) -> list[str]:
         return [f.name for f in fields(self) if f.name != "model" and getattr(self, f.name) != getattr(other, f.name)]
 
+    def mismatch(self, other) -> str:
+        """How ``other`` differs from this record, each setting in its own words ("" if it does not)."""
+        return "; ".join(_difference(k, getattr(self, k), getattr(other, k)) for k in self.differences(other))
+
     def _common(self) -> dict:
         from .. import __version__
         return {"model": self.model, "model_sha256": self.model_sha256, "microdiff_version": __version__}
+
+
+def _difference(key: str, old, new) -> str:
+    """How a recorded setting differs, named as the setting that sets it."""
+    from ..core.errors import setting
+    if key == "model_sha256":
+        return f"another {setting('model')} (its weights differ)"
+    if key == "method":
+        return "made by an earlier version of the product of planes"
+    if key in ("inpaint", "targets"):
+        return f"other {'inpainting inputs (image, mask, extend, consistency)' if key == 'inpaint' else 'targets'}"
+
+    def show(v):
+        if isinstance(v, (tuple, list)) and key == "size":
+            return "x".join(str(n) for n in reversed(v))
+        return ",".join(str(x) for x in v) if isinstance(v, (tuple, list)) else str(v)
+    return f"{setting(key)} was {show(old)}, now {show(new)}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,11 @@ class SampleRun(RunRecord):
     @property
     def canvas(self) -> Canvas:
         return Canvas(tuple(self.size), self.periodic, self.overlap)
+
+    def sampling(self, config):
+        """The run's sampling settings (checked when the run was made) as the sampler takes them."""
+        from ..config import SampleConfig
+        return SampleConfig(self.sampler, self.steps, self.guidance, self.batch_size, config.sample.clip_denoised)
 
     def items(self, pipe, rank: int = 0, world: int = 1) -> list[Item]:
         """This process's share, class by class."""

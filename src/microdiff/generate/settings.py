@@ -32,31 +32,57 @@ class GenerationSettings:
     segment: str | None = None        # also write phase labels: otsu | multiotsu:K | threshold:T[,T2..]
 
     def __post_init__(self):
-        check_int("num", self.num, 1, 10 ** 7, SettingError)
-        check_int("seed", self.seed, 0, 2 ** 63 - 1, SettingError)
-        if self.steps is not None:
-            check_int("steps", self.steps, 1, 100_000, SettingError)
+        self._check("num", check_int, 1, 10 ** 7)
+        self._check("seed", check_int, 0, 2 ** 63 - 1)
+        self._check("steps", check_int, 1, 100_000)
         if self.sampler is not None:
             check_choice("sampler", self.sampler, SAMPLER_NAMES, SettingError)
-        if self.guidance is not None:
-            check_float("guidance", self.guidance, 0.0, 100.0, error=SettingError)
-        if self.batch_size is not None:
-            check_int("batch_size", self.batch_size, 1, 10 ** 6, SettingError)
-        check_float("overlap", self.overlap, 0.0, 0.9, error=SettingError)
+        self._check("guidance", check_float, 0.0, 100.0)
+        self._check("batch_size", check_int, 1, 10 ** 6)
+        self._check("overlap", check_float, 0.0, 0.9)
         if self.segment:
             from ..metrics.segmentation import Segmentation
+            if not isinstance(self.segment, str):
+                raise SettingError("segment", self.segment, "expected otsu, multiotsu:K or threshold:T")
             object.__setattr__(self, "segment", str(Segmentation.parse(self.segment)))
         else:
             object.__setattr__(self, "segment", None)
+
+    def _check(self, name: str, check, lo, hi) -> None:
+        """Check a number (None passes) and keep it converted (4.0 -> 4 for integers)."""
+        value = getattr(self, name)
+        if value is not None:
+            value = check(name, value, lo, hi, error=SettingError) if check is check_float \
+                else check(name, value, lo, hi, SettingError)
+            object.__setattr__(self, name, value)
+
+    @property
+    def strength(self) -> float:
+        """The targets' guidance strength (3 unless set)."""
+        value = getattr(self, "target_strength", None)
+        return 3.0 if value is None else float(value)
+
+
+def settings_of(cls, settings, fields: dict):
+    """A settings object from the object given or from keyword fields (not both)."""
+    if settings is not None and fields:
+        raise TypeError(f"give a {cls.__name__} or its fields as keywords, not both")
+    if settings is not None and not isinstance(settings, cls):
+        raise TypeError(f"expected {cls.__name__}, got {type(settings).__name__}")
+    return settings if settings is not None else cls(**fields)
 
 
 def _names(value, name: str) -> tuple[str, ...]:
     """Class names from a name, a comma list or a sequence."""
     if value is None:
         return ()
+    if not isinstance(value, (str, list, tuple)):
+        raise SettingError(name, value, "expected class names")
     names = tuple(v.strip() for v in value.split(",")) if isinstance(value, str) else tuple(value)
     if not all(isinstance(n, str) and n for n in names):
         raise SettingError(name, value, "expected class names")
+    if name == "classes" and len(set(names)) != len(names):
+        raise SettingError(name, ",".join(names), "a class is named twice; name each once (num sets how many)")
     return names
 
 
@@ -67,6 +93,9 @@ def _size(value, ndim: int) -> None:
             from ..denoise.canvas import parse_size
             parse_size(value, ndim)
         return
+    if not isinstance(value, (int, list, tuple)) or isinstance(value, bool):
+        from ..denoise.canvas import SIZE_FORMS
+        raise SettingError("size", value, f"expected {SIZE_FORMS[ndim]}")
     sides = (value,) * ndim if isinstance(value, int) else tuple(value)
     if len(sides) != ndim or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sides):
         from ..denoise.canvas import SIZE_FORMS
@@ -81,7 +110,7 @@ class SampleSettings(GenerationSettings):
     size: object = None               # None (the training size), a side, (height, width) or "WIDTHxHEIGHT"
     periodic: bool = False            # a torus: the image tiles seamlessly
     targets: object = None            # descriptor targets ({"vf": 0.55, "mix": "all"}, see targets.make_targets)
-    target_strength: float = 3.0      # guidance strength towards the targets (0: unguided, bit for bit)
+    target_strength: float | None = None   # guidance strength towards the targets (None: 3; 0: unguided, bit for bit)
     target_candidates: int | None = None   # K: keep the best of K guided draws of every sample
 
     def __post_init__(self):
@@ -89,7 +118,8 @@ class SampleSettings(GenerationSettings):
         object.__setattr__(self, "classes", _names(self.classes, "classes"))
         _size(self.size, 2)
         check_bool("periodic", self.periodic, SettingError)
-        check_float("target_strength", self.target_strength, 0.0, 1e6, error=SettingError)
+        if self.target_strength is not None:
+            check_float("target_strength", self.target_strength, 0.0, 1e6, error=SettingError)
         if self.target_candidates is not None:
             from ..targets import MAX_CANDIDATES
             check_int("target_candidates", self.target_candidates, 1, MAX_CANDIDATES, SettingError)
@@ -99,6 +129,9 @@ class SampleSettings(GenerationSettings):
         elif self.target_candidates not in (None, 1):
             raise SettingError("target_candidates", self.target_candidates,
                                f"candidates are chosen by their targets; give {setting('targets')} too")
+        elif self.target_strength is not None:
+            raise SettingError("target_strength", self.target_strength, f"it is the strength of the targets' guidance; "
+                               f"give {setting('targets')} too")
 
 
 @dataclass(frozen=True)
@@ -117,8 +150,8 @@ class InpaintSettings(GenerationSettings):
             raise SettingError("class_name", self.class_name, "name the micrograph's class")
         if not str(self.image):
             raise SettingError("image", self.image, "give the micrograph to inpaint")
-        check_int("extend", self.extend, 0, 8192, SettingError)
-        check_float("consistency", self.consistency, 0.0, 10_000.0, error=SettingError)
+        self._check("extend", check_int, 0, 8192)
+        self._check("consistency", check_float, 0.0, 10_000.0)
         if self.mask is None and self.extend == 0:
             raise SettingError("mask", NO_VALUE, f"nothing to generate: give a mask (white = generate) or "
                                f"{setting('extend')} N")
@@ -134,10 +167,11 @@ class VolumeSettings(GenerationSettings):
     periodic: bool = False            # a 3-torus
     planes: str = "product"           # product | alternate | fuse (denoise.volume)
     targets: object = None            # {"vf": F}: the volume fraction of the bright phase (of segment)
-    target_strength: float = 3.0
+    target_strength: float | None = None   # None: 3
     abaqus: bool = False              # also labels.inp: an Abaqus voxel mesh (needs segment)
-    fractions: str = "scatter"        # product: scatter (each volume's phase fraction drawn as real volumes of
-                                      # its size scatter) or representative (every volume at the class's)
+    fractions: str | None = None      # product: scatter (each volume's phase fraction drawn as real volumes of
+                                      # its size scatter; the default) or representative (every volume at the
+                                      # class's; the default with a vf target, which sets the fraction)
 
     def __post_init__(self):
         super().__post_init__()
@@ -154,10 +188,25 @@ class VolumeSettings(GenerationSettings):
         check_bool("periodic", self.periodic, SettingError)
         check_choice("planes", self.planes, PLANE_MODES, SettingError)
         check_bool("abaqus", self.abaqus, SettingError)
-        check_choice("fractions", self.fractions, FRACTION_MODES, SettingError)
+        if self.fractions is not None:
+            check_choice("fractions", self.fractions, FRACTION_MODES, SettingError)
+        if self.fractions == "scatter" and (self.planes != "product" or self.targets):
+            why = "the product of planes" if self.planes != "product" else "volumes without a volume-fraction target"
+            raise SettingError("fractions", "scatter", f"drawn fractions are for {why}")
+
+    @property
+    def fraction_mode(self) -> str:
+        """scatter, or representative (other planes, or a vf target that sets the fraction)."""
+        if self.fractions is not None:
+            return self.fractions
+        return "scatter" if self.planes == "product" and not self.targets else "representative"
         if self.abaqus and not self.segment:
             raise SettingError("abaqus", True, f"an Abaqus mesh holds phases: give {setting('segment')} too")
-        check_float("target_strength", self.target_strength, 0.0, 1e6, error=SettingError)
+        if self.target_strength is not None:
+            check_float("target_strength", self.target_strength, 0.0, 1e6, error=SettingError)
+            if not self.targets:
+                raise SettingError("target_strength", self.target_strength, "it is the strength of the volume-fraction "
+                                   f"target's guidance; give {setting('targets.vf')} too")
         if self.targets:
             from ..targets import check_spec
             spec = check_spec(self.targets)

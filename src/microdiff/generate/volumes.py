@@ -13,6 +13,7 @@ seed, STREAM_PLANES, a, j)``. Arrays are (Z, Y, X); the files are ``writers.Volu
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,10 +24,9 @@ from ..core.errors import NO_VALUE, SettingError, UsageError
 from ..denoise.canvas import Canvas
 from ..denoise.stack import Planes
 from .driver import GenerationResult, run_to_folder
-from .images import _settings
 from .records import Item, VolumeRun
 from .sampling import generate, sampling_diffusion, sampling_settings
-from .settings import VolumeSettings
+from .settings import VolumeSettings, settings_of
 from .writers import VolumeWriter
 
 BYTES_PER_VOXEL = 160          # sampler state, sections, window gathers and fusion (see ``memory_estimate``)
@@ -44,8 +44,11 @@ def memory_estimate(canvas: Canvas, channels: int = 1) -> int:
 
 def check_memory(canvas: Canvas, channels: int, device: str) -> None:
     """Refuse up front a volume that would not fit, with the estimate."""
+    import os
+
     from ..core.launch import available_memory
-    need, have = memory_estimate(canvas, channels), available_memory(device)
+    share = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))     # processes on this machine share its memory
+    need, have = memory_estimate(canvas, channels), available_memory(device) // share
     if need > have:
         raise SettingError("size", canvas.text(), f"sampling this volume needs about {need / 1e9:.1f} GB but "
                            f"{device} has {have / 1e9:.1f} GB available; choose a smaller size")
@@ -58,8 +61,7 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
     network call's sections as one field; a ``product`` without a prior takes ``voxel_marginal``
     of the first volume's classes."""
     if planes.mode == "product" and planes.prior is None:
-        prior = voxel_marginal(pipe, classes[0], 0, sampling, targets)
-        planes = Planes(planes.mode, prior, planes.chunk)
+        planes = dataclasses.replace(planes, prior=voxel_marginal(pipe, classes[0], 0, sampling, targets))
     one = sampling_settings(pipe.microdiff_config, sampling.steps, sampling.sampler, sampling.guidance, 1)
     return generate(pipe, [tuple(c) for c in classes], list(seeds), one, canvas, targets=targets, planes=planes,
                     tick=tick)
@@ -89,7 +91,7 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
                               s.steps, s.sampler)
     from ..metrics.descriptors import two_point_radial
     from ..metrics.segmentation import multi_otsu_thresholds
-    counts, levels, s2 = 0, {}, 0
+    counts, levels, finished = 0, {}, []
     for c in sorted({int(c) for c in classes}):
         weight = list(classes).count(c)
         seen: dict[int, Tensor] = {}
@@ -100,16 +102,17 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
         seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for i in range(MARGINAL_SAMPLES)]
         x = generate(pipe, [c] * MARGINAL_SAMPLES, seeds, s, targets=targets, callback=record)[:, 0] * 2 - 1
         counts = counts + weight * torch.histc(x.double(), MARGINAL_BINS, -1.0, 1.0)
-        s2 = s2 + weight * two_point_radial((x + 1) / 2).mean(0)
+        finished.append((weight, (x + 1) / 2))
         for i, v in seen.items():
             t = int(walk.timesteps_at(i, v[:1])[0])
             levels[t] = torch.cat([levels.get(t, v[:0]), v.repeat(weight)])
     edges = torch.linspace(-1, 1, MARGINAL_BINS + 1, dtype=torch.float64)
     final = levels[min(levels)].double()                                 # the finished samples' values
     cut = float(multi_otsu_thresholds(((final + 1) / 2).numpy(), 2)[0]) * 2 - 1
+    s2 = sum(w * two_point_radial(x, threshold=(cut + 1) / 2).mean(0) for w, x in finished) / len(classes)
     return VoxelPrior((edges[:-1] + edges[1:]) / 2, counts / counts.sum(),
                       {t: even_ranks(v.sort().values, min(v.numel(), MAX_LEVELS)) for t, v in levels.items()},
-                      float((final > cut).double().mean()), (s2 / len(classes)).double(), cut)
+                      float((final > cut).double().mean()), s2.double(), cut)
 
 
 def product_method() -> str:
@@ -147,7 +150,7 @@ def volume_run(pipe, s: VolumeSettings, targets: dict | None = None) -> VolumeRu
     return VolumeRun(volume_axes(pipe, s), s.num, s.seed, sampling.sampler, sampling.steps, sampling.guidance,
                      canvas.shape, canvas.periodic, canvas.overlap, s.planes, s.segment or "", pipe.fingerprint(),
                      str(getattr(pipe, "model_dir", "")), targets, product_method() if s.planes == "product" else "",
-                     s.abaqus, s.fractions if s.planes == "product" else "representative")
+                     s.abaqus, s.fraction_mode)
 
 
 class VolumeProducer:
@@ -162,11 +165,17 @@ class VolumeProducer:
         self.units = run.steps
         self.label = f"volumes ({run.canvas.text()}, {run.sampler}, {run.steps} steps)"
 
-    def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
+    def prepare(self) -> None:
+        """Before the first volume (untimed): the voxels' prior for ``product``."""
         if self.planes.mode == "product" and self.planes.prior is None:
             prior = voxel_marginal(self.pipe, self.run.class_indices(self.pipe), self.run.seed, self.sampling,
                                    self.targets)
             self.planes = Planes(self.planes.mode, prior, self.planes.chunk)
+            if self.run.fractions == "scatter":
+                self.std = prior.fraction_std(self.run.canvas.shape)
+
+    def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
+        self.prepare()
         planes = self.planes
         if self.run.fractions == "scatter":
             planes = Planes(planes.mode, planes.prior, planes.chunk, tuple(self.fraction(it) for it in items))
@@ -179,7 +188,7 @@ class VolumeProducer:
         from ..core.seeding import STREAM_FRACTION, derive_seed
         prior = self.planes.prior
         z = float(np.random.default_rng(derive_seed(item.seed, STREAM_FRACTION)).standard_normal())
-        return float(np.clip(prior.fraction + prior.fraction_std(self.run.canvas.shape) * z, 0.005, 0.995))
+        return float(np.clip(prior.fraction + self.std * z, 0.005, 0.995))
 
     def annotate(self, item: Item, volume: Tensor, seconds: float) -> dict:
         out: dict = {"seconds": round(seconds, 2)}
@@ -191,7 +200,7 @@ class VolumeProducer:
                                      "bright_fraction": round(prior.fraction, 6)}
             if self.run.fractions == "scatter":
                 out["fraction"] = {"mode": "scatter", "drawn": round(self.fraction(item), 6),
-                                   "predicted_std": round(prior.fraction_std(self.run.canvas.shape), 6),
+                                   "predicted_std": round(self.std, 6),
                                    "cut": round((prior.cut + 1) / 2, 6)}
         if self.targets:
             out["targets"] = self.targets.measure(volume[0].numpy())
@@ -203,11 +212,15 @@ def sample3d_to_folder(pipe, out_dir: str | Path, settings: VolumeSettings | Non
     """``settings.num`` volumes into ``out_dir`` (``OUT/NNNN/``, ``writers.VolumeWriter``), or
     the settings' fields as keywords. ``resume`` keeps complete volumes and makes the rest
     exactly as an uninterrupted run would; several processes share the volumes out."""
-    s = _settings(VolumeSettings, settings, fields)
+    s = settings_of(VolumeSettings, settings, fields)
     goal = None
     if s.targets:
         from ..targets import make_targets
-        goal = make_targets(s.targets, s.target_strength, None, segment=s.segment)
+        goal = make_targets(s.targets, s.strength, None, segment=s.segment)
+        other = sorted({t.kind for t in goal.items} - {"vf"})
+        if other or goal.candidates > 1 or goal.mixed() is not None:
+            what = ", ".join(other) or ("candidates" if goal.candidates > 1 else "a class mixture")
+            raise SettingError("targets", NO_VALUE, f"volumes are steered to a volume fraction (vf) only, not {what}")
     chunk = s.batch_size or CHUNK
     run = volume_run(pipe, s, {**goal.record(), "pooled_sections": chunk} if goal else None)
     producer = VolumeProducer(pipe, run, goal, Planes(s.planes, None, chunk))

@@ -89,8 +89,8 @@ def check_writers(abaqus: bool = False) -> None:
     import importlib.util
     missing = [m for m in ("tifffile", "pyevtk") + (("meshio",) if abaqus else ()) if importlib.util.find_spec(m) is None]
     if missing:
-        raise UsageError(f"volumes are written as TIFF stacks and .vti files, which need {' and '.join(missing)}: "
-                         "pip install 'microdiff[volume]'")
+        raise UsageError(f"writing volumes (TIFF stacks, .vti{', Abaqus .inp' if abaqus else ''}) needs "
+                         f"{' and '.join(missing)}: pip install 'microdiff[volume]'")
 
 
 def save_tiff(path: Path, volume: np.ndarray) -> None:

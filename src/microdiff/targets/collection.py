@@ -128,7 +128,3 @@ class Targets:
             out = X0Guidance(out, lambda x0: self.loss(x0, tuple(X0_KINDS)), X0_STEP * self.strength / 3,
                              X0_ITERS, X0_MIN_SIGMA)
         return out
-
-
-X0_KINDS = frozenset({"s2"})       # targets steered by descent on x_0 (see Targets.guide)
-X0_STEP, X0_ITERS, X0_MIN_SIGMA = 0.1, 6, 0.2

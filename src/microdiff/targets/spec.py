@@ -40,17 +40,20 @@ def check_spec(spec) -> dict:
         raise SettingError("targets.mix", spec["mix"], f"a class mixture reaches {setting('targets.vf')}; "
                            "give it too")
     if not kinds:
-        raise SettingError("targets", spec, "no target given; use vf, s2 or a descriptor (correlations, gram); "
-                           "mix, phase, weights and candidates only go beside them")
+        beside = next((k for k in ("weights", "phase", "candidates") if k in spec), None)
+        if beside is not None:
+            name = "target_candidates" if beside == "candidates" else f"targets.{beside}"
+            raise SettingError(name, NO_VALUE, f"it goes beside a target; give {setting('targets')} too")
+        raise SettingError("targets", NO_VALUE, "no target given; use vf, s2 or a descriptor (correlations, gram)")
     if "mix" in spec:
-        if "vf" not in spec:
-            raise SettingError("targets.mix", spec["mix"], f"a class mixture reaches {setting('targets.vf')}; "
-                               "give it too")
-        if not mix_names(spec["mix"]):
+        names = mix_names(spec["mix"])
+        if not names:
             raise SettingError("targets.mix", spec["mix"], "name classes to mix with, comma-separated, or all")
+        if "all" in names and len(names) > 1:
+            raise SettingError("targets.mix", ",".join(names), "say all, or name the classes; not both")
     if "phase" in spec:
         from ..core.checks import check_int
-        check_int("targets.phase", spec["phase"], -1, 255, SettingError)
+        check_int("targets.phase", spec["phase"], 0, 255, SettingError)
     if "phase" in spec and "vf" not in spec and "s2" not in spec:
         raise SettingError("targets.phase", spec["phase"], f"it chooses the phase of {setting('targets.vf')} or "
                            f"{setting('targets.s2')}; give one of them")
