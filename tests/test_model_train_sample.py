@@ -32,12 +32,14 @@ def test_paper_unet_matches_improved_diffusion_parameter_count():
 
 def test_config_overrides_and_file(tmp_path):
     f = tmp_path / "c.json"
-    f.write_text(json.dumps({"train": {"lr": 3e-4}, "model": {"channel_mult": [1, 2]}}))
+    f.write_text(json.dumps({"train": {"lr": 3e-4}, "model": {"channel_mult": [1, 2], "attention_resolutions": [32]}}))
     cfg = load_config("cpu", f, ["train.steps=7", "ema_decay=0.5"])
     assert cfg.train.lr == 3e-4 and cfg.model.channel_mult == (1, 2) and cfg.train.steps == 7
     assert cfg.train.ema_decay == 0.5 and PRESETS["cpu"].train.ema_decay == 0.999   # presets untouched
     with pytest.raises(ValueError, match="unknown setting"):
         load_config("cpu", None, ["train.nope=1"])
+    with pytest.raises(ValueError, match="not a feature-map size"):   # attention at 16 needs a third level
+        load_config("cpu", None, ["model.channel_mult=1,2"])
 
 
 def test_data_order_visits_every_item_once_per_epoch():

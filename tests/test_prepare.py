@@ -139,12 +139,14 @@ def test_prepare_cli_bad_inputs(tmp_path, capsys, uhcs):
     db = uhcs / "microstructures.sqlite"
     notdb = tmp_path / "x.sqlite"
     notdb.write_text("hello")
-    assert "not a readable SQLite" in _err(capsys, ["prepare", "uhcs", "--db", str(notdb), "--images", str(tmp_path),
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    assert "not a readable SQLite" in _err(capsys, ["prepare", "uhcs", "--db", str(notdb), "--images", str(imgs),
                                                      "--out", str(tmp_path / "o"), "--no-progress"])
     other = tmp_path / "other.sqlite"
     sqlite3.connect(other).execute("CREATE TABLE micrograph (micrograph_id INTEGER, path TEXT)")
     assert "primary_microconstituent" in _err(capsys, ["prepare", "uhcs", "--db", str(other), "--images",
-                                                        str(tmp_path), "--out", str(tmp_path / "o"), "--no-progress"])
+                                                        str(imgs), "--out", str(tmp_path / "o"), "--no-progress"])
     assert "have no usable images" in _err(capsys, ["prepare", "uhcs", "--db", str(db), "--images",
                                                      str(uhcs / "images"), "--classes", "martensite",
                                                      "--out", str(tmp_path / "o"), "--no-progress"])

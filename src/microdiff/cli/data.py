@@ -1,6 +1,8 @@
 """``synth`` and ``prepare``: built-in data sets and imported micrograph collections."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..core.errors import UsageError
 from .common import COUNT, FRACTION, POSITIVE, SEED, SIZE, add_max_pixels, float_arg, int_arg
 from .flags import option
@@ -105,7 +107,13 @@ def cmd_prepare(args) -> int:
     settings = P.PrepareSettings(size=args.size, per_class=args.per_class, seed=args.seed,
                                  crop_fraction=args.crop_fraction, detect_bar=not args.no_bar_detect,
                                  strict=args.strict, overwrite=args.overwrite)
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    if args.classes is not None and not classes:
+        raise UsageError(f"--classes {args.classes!r}: name the classes to keep, comma-separated")
+    src = Path(getattr(args, "src", None) or args.images).resolve()
+    if Path(args.out).resolve() == src or src in Path(args.out).resolve().parents:
+        raise UsageError(f"--out {args.out} lies inside the source folder {src}; the next run would read it back as "
+                         "images: choose an --out outside it")
     name, inputs = IMPORTERS[args.importer]
     positional, options = inputs(args)
     res = getattr(P, name)(*positional, args.out, settings, classes=classes, show_progress=not args.no_progress,

@@ -12,8 +12,8 @@ def _descriptor_help() -> str:
     from ..metrics.registry import REGISTRY
     def dims(s):
         return "images" if s.dims == (2,) else "volumes" if s.dims == (3,) else "images and volumes"
-    return "; ".join(f"{s.name} ({dims(s)}): {s.summary}" for s in REGISTRY.values()) + "; all: every one of a " \
-        "volume's phase descriptors (JSON)"
+    return "; ".join(f"{s.name} ({dims(s)}): {s.summary}" for s in REGISTRY.values()) + "; all: every phase " \
+        "descriptor of each file (JSON)"
 
 
 def register(sub) -> None:
@@ -52,7 +52,7 @@ def register(sub) -> None:
     option(p, "exact", action="store_true", help="aligned three-point correlations (see characterize)")
     option(p, "cache_dir", default=None, help="folder to cache training descriptors (keyed by file hash)")
     option(p, "device", default=None)
-    option(p, "segment", default="otsu", help="phases of the images: otsu (default), multiotsu:K, threshold:T")
+    option(p, "segment", default=None, help="phases of the images: otsu (default), multiotsu:K, threshold:T")
     option(p, "labels", action="store_true",
            help="compare label maps (*_labels.npy/png in both folders) instead of images")
     option(p, "phase", type=int_arg(0, 255), help="volumes: the phase described (default: 1 of label volumes, the "
@@ -70,6 +70,9 @@ def register(sub) -> None:
 
 def cmd_characterize(args) -> int:
     from ..evaluate.characterize import characterize
+    if args.device is not None:
+        from ..core.launch import default_device
+        default_device(args.device)
     arr = characterize(args.files, args.descriptor, args.out, args.limit_to, args.exact, args.threshold, args.device,
                        args.labels, args.phase)
     print(f"wrote {args.out} " + (f"({len(arr)} volume(s))" if isinstance(arr, list) else str(arr.shape)))
@@ -79,16 +82,24 @@ def cmd_characterize(args) -> int:
 def cmd_evaluate(args) -> int:
     from ..core.errors import UsageError
     from ..data.volumes import list_volumes
+    if args.device is not None:
+        from ..core.launch import default_device
+        default_device(args.device)
     if args.truth is not None or list_volumes(args.generated, "generated folder"):
         return _evaluate_volumes(args)
     if args.train is None:
         raise UsageError("--train: give the folder of training images to compare the generated images with")
     from ..evaluate import EvalSettings, evaluate_folders
+    if args.phase is not None or args.no_transport:
+        raise UsageError(f"{'--phase' if args.phase is not None else '--no-transport'} applies to volumes; images are "
+                         "compared by their phases of --segment (or --labels)")
+    if args.labels and args.segment is not None:
+        raise UsageError("--segment splits gray images into phases; label maps (--labels) hold them already")
     ds = tuple(d.strip() for d in args.descriptors.split(",") if d.strip())
     res = evaluate_folders(args.generated, args.train, args.out,
                            EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
                                         mcrpy_shift=not args.exact, cache_dir=args.cache_dir, device=args.device,
-                                        segment=args.segment, labels=args.labels),
+                                        segment=args.segment or "otsu", labels=args.labels),
                            report=not args.no_report)
     print(res.table_markdown())
     for c, files in res.unmatched.items():
@@ -110,10 +121,18 @@ def cmd_weights(args) -> int:
     return 0
 
 
+IMAGE_ONLY = (("labels", False, "--labels"), ("no_fid", False, "--no-fid"), ("exact", False, "--exact"),
+              ("cache_dir", None, "--cache"), ("limit_to", 32, "--limit-to"))
+
+
 def _evaluate_volumes(args) -> int:
     from ..core.errors import UsageError
+    given = [flag for name, default, flag in IMAGE_ONLY if getattr(args, name) != default]
+    if given or args.descriptors != "S,G,px":
+        raise UsageError(f"{(given or ['--descriptors'])[0]} applies to images; volumes are described by every phase "
+                         "descriptor (see `microdiff characterize --help`)")
     from ..evaluate.volumes import VolumeEvalSettings, evaluate_against_sections, evaluate_volumes
-    settings = VolumeEvalSettings(phase=args.phase, segment=args.segment, transport=not args.no_transport)
+    settings = VolumeEvalSettings(phase=args.phase, segment=args.segment or "otsu", transport=not args.no_transport)
     if (args.truth is None) == (args.train is None):
         raise UsageError("volumes are compared with true volumes (--truth DIR) or with 2D sections (--train DIR); "
                          "give one of them")

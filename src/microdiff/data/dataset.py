@@ -34,10 +34,14 @@ class DatasetWriter:
     def __init__(self, out: str | Path, overwrite: bool = False):
         self.out = Path(out)
         holds = "a data set" if (self.out / DATASET_JSON).exists() else "other files"
-        check_output_free(self.out, overwrite, holds)
+        check_output_free(self.out, overwrite, "a data set" if holds == "a data set" else holds, marker=DATASET_JSON)
         self.tmp = self.out.parent / f".{self.out.name}.partial-{os.getpid()}"
         remove(self.tmp)
-        self.tmp.mkdir(parents=True)
+        try:
+            self.tmp.mkdir(parents=True)
+        except OSError as e:
+            from ..core.errors import OutputError
+            raise OutputError(self.out, e) from None
         self.rows: list[dict] = []
 
     def add(self, class_name: str, name: str, image: np.ndarray, **fields) -> None:

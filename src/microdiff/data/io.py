@@ -79,8 +79,12 @@ def read_image(path: str | Path, allow_rgb: bool = True) -> np.ndarray:
     naming it.
     """
     path = Path(path)
+    if path.is_dir():
+        raise _unreadable(path, "is a folder, not an image file")
     if not path.is_file():
         raise _unreadable(path, "no such file")
+    if path.suffix.lower() == ".vti":
+        raise _unreadable(path, "a .vti file is written for ParaView; read the volume.npy or volume.tif beside it")
     try:
         arr = _read_npy(path) if path.suffix.lower() == ".npy" else _read_pil(path, allow_rgb)
     except MicrodiffError:
@@ -101,7 +105,11 @@ def _unreadable(path: Path, reason: str, fix: str = "") -> ImageError:
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    mm = np.load(path, mmap_mode="r", allow_pickle=False)   # the header, checked against the file's length
+    try:
+        mm = np.load(path, mmap_mode="r", allow_pickle=False)   # the header, checked against the file's length
+    except ValueError:
+        raise _unreadable(path, "not a .npy array of numbers (a pickled or object array, or not a .npy file)",
+                          "save it with numpy.save from an array of numbers") from None
     _check_pixels(path, mm.shape)
     if mm.dtype.kind not in "biuf":
         raise ImageError(f"{path}: a {mm.dtype} array is not an image; save numbers (integers or floats in [0, 1])")
@@ -227,6 +235,8 @@ def list_class_images(root: str | Path, what: str = "data folder", labels: bool 
     """``{class: [image files]}`` (or label maps) for a folder of class subfolders; an empty
     class is an error."""
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"{what} {root} is a file; give the folder of class subfolders it lies in")
     if not root.is_dir():
         raise MissingPathError(f"{what} {root} does not exist; make one with `microdiff synth fiber` "
                                "or `microdiff prepare`")
@@ -303,5 +313,7 @@ def load_class_images(root: str | Path, image_size: int) -> ImageSet:
             labels.append(ci)
             n_ok += 1
         if n_ok == 0:
-            raise DataError(f"class folder {Path(root) / name} has no readable images; add images or remove it")
+            why = f" (the first skipped: {skipped[-1]})" if skipped else ""
+            raise DataError(f"class folder {Path(root) / name} has no readable images{why}; fix what the reason says, "
+                            "add images, or remove the folder")
     return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), skipped)

@@ -123,7 +123,7 @@ def synth_3d(out: str | Path, kind: str = "grf", size: int = 64, per_class: int 
         raise SettingError("per_class", per_class, f"nothing to write: give {setting('per_class')} > 0 (sections) and/or "
                            f"{setting('volumes')} > 0 (true volumes)")
     out = Path(out)
-    if check_output_free(out, overwrite, "files"):
+    if check_output_free(out, overwrite, "a synthetic 3D data set", marker=("synth3d.json", "slices", "volumes")):
         remove(out)
     info = {"kind": kind, "size": size, "fraction": fraction, "seed": seed}
     try:

@@ -27,8 +27,8 @@ def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path |
     gram (1, 1, 1, 610304) per image; several files stack on a new first axis. Phase descriptors
     give one value (or array) per file: ``vf`` (n,), ``s2`` of images the radial S2 (n, R),
     of volumes S2 along z, y, x and radial (n, 4, R). Label maps (``labels``; by default files
-    named ``*_labels.*``): phase descriptors of every phase (n, phases, ...), gray descriptors
-    of the indicator of ``phase`` (default 1 for two phases). ``all``: every phase descriptor
+    named ``*_labels.*``): phase descriptors of every phase (n, phases, ...) or of ``phase``
+    alone, gray descriptors of the indicator of ``phase`` (default 1 for two phases). ``all``: every phase descriptor
     per file as a list of dicts (JSON).
     """
     from ..data.io import is_label_file
@@ -46,12 +46,25 @@ def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path |
     spec = None if descriptor == "all" else _spec(descriptor, dim)
     if labels is None:
         labels = all(is_label_file(Path(f)) for f in files)
+    _check_options(descriptor, out, threshold, labels, phase, dim)
     if dim == 3:
         return _volumes(files, spec, out, threshold, labels, phase)
     if spec is not None and spec.reads == "gray":
         x = _gray_stack(files, labels, phase)
         return _finish(_gray(spec, x, limit_to, exact, device), spec.name, out)
-    return _images(files, spec, out, threshold, labels)
+    return _images(files, spec, out, threshold, labels, phase)
+
+
+def _check_options(descriptor: str, out, threshold, labels: bool, phase, dim: int) -> None:
+    """Options that the inputs would ignore, refused."""
+    if labels and threshold is not None:
+        raise SettingError("threshold", threshold, "label maps hold their phases already; a threshold splits gray "
+                           "images")
+    if not labels and phase is not None and dim == 2:
+        raise SettingError("phase", phase, f"it chooses a phase of label maps; gray images are split at "
+                           f"{setting('threshold')} (the bright phase is described)")
+    if descriptor == "all" and out is not None and Path(out).suffix.lower() != ".json":
+        raise SettingError("out", str(out), "every descriptor at once is written as JSON: give a .json path")
 
 
 def _spec(name: str, dim: int):
@@ -103,14 +116,17 @@ def _label_stack(files) -> np.ndarray:
     return np.stack(maps)
 
 
-def _images(files, spec, out, threshold: float | None, labels: bool):
+def _images(files, spec, out, threshold: float | None, labels: bool, phase: int | None = None):
     """Phase descriptors of images: of the bright phase of gray images, of every phase of label maps."""
     from ..data.io import read_image
     from ..metrics import volume as V
     if labels:
         stack = _label_stack(files)
         phases = max(2, int(stack.max()) + 1)
-        per_file = [[stack_i == k for k in range(phases)] for stack_i in stack]
+        if phase is not None and phase >= phases:
+            raise SettingError("phase", phase, f"the label maps hold phases 0..{phases - 1}")
+        ks = range(phases) if phase is None else [phase]           # every phase, or the one asked for
+        per_file = [[stack_i == k for k in ks] for stack_i in stack]
     else:
         per_file = [[_bright(read_image(f, allow_rgb=False), threshold)] for f in files]
     if spec is None:
@@ -120,7 +136,7 @@ def _images(files, spec, out, threshold: float | None, labels: bool):
     fn = spec.hard_form()
     values = [[np.asarray(fn(q), dtype=np.float64) for q in p] for p in per_file]
     _same_shapes(values, files)
-    arr = np.stack([np.stack(v) if labels else v[0] for v in values])
+    arr = np.stack([np.stack(v) if labels and phase is None else v[0] for v in values])
     return _finish(arr, spec.name, out)
 
 

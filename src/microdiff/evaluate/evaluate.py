@@ -45,13 +45,12 @@ class EvalSettings:
         Segmentation.parse(self.segment)
         check_int("limit_to", self.limit_to, 1, 1024, SettingError)
         check_int("kid_subsets", self.kid_subsets, 1, 10 ** 6, SettingError)
-        from ..metrics.registry import get
         if not self.descriptors:
             raise SettingError("descriptors", "", f"expected a comma list of {', '.join(DESCRIPTORS)}")
         short = []
         for d in self.descriptors:                       # the paper's letter or the registry's name
-            spec = get(d, 2, "descriptors")
-            if not spec.short:
+            spec = REGISTRY.get(d) or next((s for s in REGISTRY.values() if s.short == d), None)
+            if spec is None or not spec.short:
                 raise SettingError("descriptors", d, f"nearest-image errors use {', '.join(DESCRIPTORS)} "
                                    "(correlations, gram, pixels)")
             short.append(spec.short)
@@ -188,7 +187,8 @@ def _class_files(generated: Path, train: Path, settings: EvalSettings):
 
 
 def _device(settings: EvalSettings) -> str:
-    return settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    from ..core.launch import default_device
+    return default_device(settings.device)
 
 
 def _descriptor_errors(gen_x, tr_x, tr_files, size: int, settings: EvalSettings, progress):

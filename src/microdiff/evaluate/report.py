@@ -251,6 +251,10 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None, grids: 
     if not available():
         raise MissingPathError(MISSING)
     log = read_log(run_dir / "log.csv")
+    if not len(log.get("step", [])):
+        from ..core.errors import DataError
+        raise DataError(f"{run_dir / 'log.csv'} holds no logged steps (a log of `microdiff train` has a header "
+                        "step,loss,... and one row per logged step); give a training run folder")
     parts = [f"<p>Run <code>{html.escape(str(run_dir))}</code>: {len(log.get('step', []))} logged steps, "
              f"last step {int(log['step'][-1]) if len(log.get('step', [])) else 0}.</p>"]
     if len(log.get("step", [])):

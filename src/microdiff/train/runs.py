@@ -18,6 +18,9 @@ RUN_FILES = ("run.json", "checkpoints", "model", "samples", "log.csv", "tensorbo
 
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     """Check the run folder against --resume / --overwrite; clear an old run when overwriting."""
+    if resume and overwrite:
+        raise UsageError(f"give either {setting('resume')} (continue the run in {run_dir}) or {setting('overwrite')} "
+                         "(replace it), not both")
     if resume:
         if not list_checkpoints(run_dir):
             raise RunDirError(f"{run_dir} holds no checkpoint to resume; start without {setting('resume')}")

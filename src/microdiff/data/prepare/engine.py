@@ -304,7 +304,8 @@ def class_folders(src: Path) -> list[str]:
 def drop_empty_classes(classes, sources, report: Report, explicit: bool) -> None:
     empty = [c for c in classes if not any(s.cls == c for s in sources)]
     if empty and explicit:
-        raise PrepareError(f"class(es) {', '.join(empty)} have no usable images; add images or leave them out "
-                           f"with {setting('prepare:classes')}")
+        why = f" (the first skipped: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else ""
+        raise PrepareError(f"class(es) {', '.join(empty)} have no usable images{why}; fix what the reason says, add "
+                           f"images, or leave them out with {setting('prepare:classes')}")
     for c in empty:
         report.notes.append(f"class {c}: no images found, left out")

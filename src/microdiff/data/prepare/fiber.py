@@ -24,6 +24,11 @@ def prepare_fiber(src: str | Path, out: str | Path, settings: PrepareSettings = 
     """
     src = Path(src)
     check_int("regions_per_image", regions_per_image, 1, 10 ** 6, SettingError)
+    if region_um is not None and region_px is not None:
+        raise SettingError("region_px", region_px, f"give the region's side in pixels or in micrometres "
+                           f"({setting('region_um')}), not both")
+    if pixel_size is not None and region_um is None:
+        raise SettingError("pixel_size", pixel_size, f"it converts {setting('region_um')} to pixels; give that too")
     if region_um is not None:
         check_float("region_um", region_um, 0.0, lo_open=True, error=SettingError)
         if pixel_size is None:
