@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     if n > 1 and "WORLD_SIZE" not in os.environ:
         from ..core.launch import launch
         return launch(n, argv)
+    from ..core.launch import keep_freed_memory
+    keep_freed_memory()
     try:
         return run_handler(args)
     except KeyboardInterrupt:

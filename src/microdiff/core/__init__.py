@@ -6,7 +6,8 @@
 - ``files``: the output-folder rule (``check_output_free``), atomic writes (``atomic_path``,
   ``write_text_atomic``), ``RunLock``.
 - ``seeding``: seeds named by what they are for (``derive_seed``, ``sample_seed``, ``volume_seed``).
-- ``launch``: processes and devices (``dist_info``, ``distributed_state``, ``default_device``, ``launch``).
+- ``launch``: processes, devices and memory (``dist_info``, ``distributed_state``, ``default_device``,
+  ``launch``, ``keep_freed_memory``).
 """
 from .errors import (CheckpointError, ConfigError, DataError, GenerationError, ImageError, MicrodiffError,
                      MissingPathError, ModelDirError, OutputError, OutputExistsError, PrepareError, RunDirError, SettingError,
