@@ -430,6 +430,13 @@ def test_fraction_scatter_against_closed_forms():
     p, shape = 0.3, (10, 12, 14)
     iid = torch.tensor([p] + [p * p] * 15, dtype=torch.float64)
     assert fraction_std(iid, p, shape) == pytest.approx(math.sqrt(p * (1 - p) / np.prod(shape)), rel=1e-12)
+    low = iid.clone()
+    low[1:] -= 1e-3                      # a plateau just below p^2 (finite images): not a negative variance
+    assert fraction_std(low, p, shape) == fraction_std(iid, p, shape)
+    bump = torch.tensor([p, p * p + 0.02, p * p + 0.01, p * p - 0.001, p * p + 0.005], dtype=torch.float64)
+    cut = bump.clone()
+    cut[3:] = p * p                                       # C from its first zero on is noise: taken as 0
+    assert fraction_std(bump, p, (20, 20, 20)) == fraction_std(cut, p, (20, 20, 20)) > 0
     flat = torch.full((40,), p * p + 0.01, dtype=torch.float64)              # C = 0.01 at every offset
     assert fraction_std(flat, p, (8, 8, 8)) == pytest.approx(0.1, rel=1e-12)
     levels = torch.sort(torch.cat([torch.rand(700) * 0.4 - 1, torch.rand(300) * 0.5 + 0.3])).values   # top 30 %

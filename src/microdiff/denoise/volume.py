@@ -51,10 +51,17 @@ def fraction_std(s2: Tensor, fraction: float, shape) -> float:
     statistically homogeneous, isotropic structure: Var = (1/N^2) sum over voxel pairs of the
     covariance C(|d|) = S2(|d|) - fraction^2, i.e. sum_d n(d) C(|d|) / N^2 with n(d) = prod_a
     (L_a - |d_a|) the pairs at offset d (Torquato 2002, the variance of the local volume fraction,
-    on the voxel grid). C is known for |d| < len(s2) and taken as 0 beyond."""
+    on the voxel grid). ``fraction`` is the phase's share in the images S2 was measured on, so
+    C(0) = fraction (1 - fraction). C is taken as 0 from its first zero on and beyond len(s2):
+    past the correlation length the estimate is noise about 0 (and any bias of S2's plateau
+    against fraction^2), which summed over the far pairs, far more numerous, would swamp the near
+    ones."""
     import numpy as np
     c = np.asarray(s2, dtype=np.float64) - fraction ** 2
-    r = len(c)
+    zero = np.flatnonzero(c <= 0)
+    r = int(zero[0]) if len(zero) else len(c)
+    if r == 0:
+        return 0.0
     ax = np.arange(-r + 1, r)
     dz, dy, dx = np.meshgrid(ax, ax, ax, indexing="ij")
     dist = np.rint(np.sqrt(dz ** 2 + dy ** 2 + dx ** 2)).astype(np.int64)
