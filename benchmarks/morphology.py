@@ -5,7 +5,7 @@
 Cubes are cut from the corner of ``--volume`` (default: the shared Ketton limestone, 256^3,
 pore phase = 0; ``--phase 1`` the grain, which spans every cube: a tortuosity solve where the
 pores of a corner cube may not span it and TauFactor has nothing to solve). Each descriptor is
-timed on a cold cache (``metrics.morphology`` remembers the last array it saw), median of
+timed on a cold cache (``metrics.morphology`` and ``transport`` remember the last array), median of
 ``--repeat`` runs; tortuosity is the three axes' TauFactor solves together. Prints one JSON line per size.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ DESCRIPTORS = {
     "chord_lengths": cold(morphology.chord_length_distribution),
     "pore_sizes": cold(morphology.pore_size_distribution),
     "euler": cold(morphology.euler_density),
-    "tortuosity": transport.tortuosity,
+    "tortuosity": cold(transport.tortuosity),
 }
 
 
