@@ -164,21 +164,23 @@ class VolumeProducer:
         self.sampling = sampling_settings(pipe.microdiff_config, run.steps, run.sampler, run.guidance, 1)
         self.units = run.steps
         self.label = f"volumes ({run.canvas.text()}, {run.sampler}, {run.steps} steps)"
+        self.std: float | None = None
 
     def prepare(self) -> None:
-        """Before the first volume (untimed): the voxels' prior for ``product``."""
+        """Before the first volume (untimed): the voxels' prior for ``product``, and with scatter
+        the fraction's predicted standard deviation (also for a prior given in advance)."""
         if self.planes.mode == "product" and self.planes.prior is None:
             prior = voxel_marginal(self.pipe, self.run.class_indices(self.pipe), self.run.seed, self.sampling,
                                    self.targets)
-            self.planes = Planes(self.planes.mode, prior, self.planes.chunk)
-            if self.run.fractions == "scatter":
-                self.std = prior.fraction_std(self.run.canvas.shape)
+            self.planes = dataclasses.replace(self.planes, prior=prior)
+        if self.run.fractions == "scatter" and self.std is None:
+            self.std = self.planes.prior.fraction_std(self.run.canvas.shape)
 
     def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
         self.prepare()
         planes = self.planes
         if self.run.fractions == "scatter":
-            planes = Planes(planes.mode, planes.prior, planes.chunk, tuple(self.fraction(it) for it in items))
+            planes = dataclasses.replace(planes, fractions=tuple(self.fraction(it) for it in items))
         return generate_volumes(self.pipe, [it.label for it in items], [it.seed for it in items], self.run.canvas,
                                 self.sampling, planes, self.targets, tick)
 
