@@ -121,7 +121,7 @@ def test_bad_files_are_skipped_or_stop_with_strict(tmp_path):
     (src / "text.tif").write_text("not an image")
     res = prepare_folder(tmp_path / "src", tmp_path / "o", PrepareSettings(size=16), **Q)
     out, counts, report = res.out, res.counts, res.report
-    assert counts["k"].total == 1 and {p.rsplit("/", 1)[-1] for p, _ in report.skipped} == {"trunc.png", "text.tif"}
+    assert counts["k"].sources == 1 and {p.rsplit("/", 1)[-1] for p, _ in report.skipped} == {"trunc.png", "text.tif"}
     assert len(json.loads((out / "dataset.json").read_text())["skipped"]) == 2
     with pytest.raises(PrepareError, match="trunc.png|text.tif"):
         prepare_folder(tmp_path / "src", tmp_path / "o2", PrepareSettings(size=16, strict=True), **Q)

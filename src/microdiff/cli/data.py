@@ -16,10 +16,11 @@ def register(sub) -> None:
 def _synth_parser(sub) -> None:
     p = sub.add_parser("synth", help="make a built-in synthetic data set (2D fibers; 3D structures with known truth)",
                        description="fiber: 2D fiber-composite cross-sections in classes FVC40/50/60. grf3d (an "
-                       "isotropic Gaussian-random-field level cut) and fiber3d (fibers along z): OUT/slices holds "
+                       "isotropic Gaussian-random-field level cut), fiber3d (fibers along z) and electrode3d (pore, "
+                       "binder, particle: sections as label maps, *_labels.png): OUT/slices holds "
                        "micrograph-like planar sections cut from random true volumes (a data set to train on), "
                        "OUT/volumes/NNNN_labels.npy true volumes to compare generated ones with.")
-    p.add_argument("kind", choices=["fiber", "grf3d", "fiber3d"])
+    p.add_argument("kind", choices=["fiber", "grf3d", "fiber3d", "electrode3d"])
     option(p, "out", required=True)
     option(p, "size", type=int_arg(16, 4096), default=64, help="image side (3D: volume side, at most 512)")
     p.add_argument("--per-class", "--slices", dest="per_class", type=int_arg(0, 10 ** 7), default=200,
@@ -27,7 +28,8 @@ def _synth_parser(sub) -> None:
     option(p, "radius", type=POSITIVE, default=None, help="mean fiber radius in pixels (default size/14)")
     option(p, "volumes", type=int_arg(0, 10 ** 5), default=0, help="3D kinds: true volumes to write")
     option(p, "fraction", type=float_arg(0.0, 1.0, lo_open=True, hi_open=True),
-           help="3D kinds: volume fraction of the bright phase (default 0.4 for grf3d, 0.5 for fiber3d)")
+           help="3D kinds: volume fraction of the bright phase (default 0.4 for grf3d, 0.5 for fiber3d; "
+           "electrode3d: of the particles, default 0.4)")
     option(p, "seed", type=SEED, default=0)
     option(p, "overwrite", action="store_true")
     p.set_defaults(handler=cmd_synth)
@@ -39,6 +41,12 @@ def _prepare_common(q) -> None:
     option(q, "per_class", type=COUNT, default=None,
            help="cap and balance every class to N images (fill by crops/rotations/mirrors)")
     option(q, "crop_fraction", type=FRACTION, default=0.75, help="side of augmentation crops / shorter side")
+    option(q, "crop_size", type=SIZE, default=None,
+           help="crops of this side in source pixels (a class of one micrograph: the --size itself)")
+    kind = q.add_mutually_exclusive_group()
+    kind.add_argument("--labels", action="store_true",
+                      help="the images are segmented phase-label maps (integer phase ids; PNG/TIFF/NPY)")
+    kind.add_argument("--color", action="store_true", help="keep colour: RGB images as three channels")
     option(q, "seed", type=SEED, default=0)
     q.add_argument("--classes", help="comma-separated classes to keep")
     q.add_argument("--no-bar-detect", action="store_true", help="do not look for an SEM data bar")
@@ -92,7 +100,7 @@ def cmd_synth(args) -> int:
         print(f"wrote {out}")
         return 0
     if args.volumes or args.fraction is not None:
-        raise UsageError("--volumes and --fraction apply to the 3D kinds (grf3d, fiber3d)")
+        raise UsageError("--volumes and --fraction apply to the 3D kinds (grf3d, fiber3d, electrode3d)")
     if args.per_class < 1:
         raise UsageError("--per-class must be at least 1")
     from ..data.synth import synth_fiber
@@ -106,7 +114,8 @@ def cmd_prepare(args) -> int:
     from ..data import prepare as P
     settings = P.PrepareSettings(size=args.size, per_class=args.per_class, seed=args.seed,
                                  crop_fraction=args.crop_fraction, detect_bar=not args.no_bar_detect,
-                                 strict=args.strict, overwrite=args.overwrite)
+                                 strict=args.strict, overwrite=args.overwrite, crop_size=args.crop_size,
+                                 channels="labels" if args.labels else "color" if args.color else "gray")
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     if args.classes is not None and not classes:
         raise UsageError(f"--classes {args.classes!r}: name the classes to keep, comma-separated")

@@ -30,7 +30,8 @@ FLAGS = {
     "data": "--data", "preset": "--preset", "set": "--set", "config": "--config", "max_minutes": "--max-minutes",
     # data (data.synth, data.synth3d, data.prepare)
     "per_class": "--per-class", "volumes": "--volumes", "fraction": "--fraction", "radius": "--radius",
-    "crop_fraction": "--crop-fraction", "strict": "--strict", "prepare:classes": "--classes",
+    "crop_fraction": "--crop-fraction", "crop_size": "--crop-size", "channels": "--labels/--color",
+    "strict": "--strict", "prepare:classes": "--classes",
     "regions_per_image": "--regions-per-image", "region_px": "--region-px", "region_um": "--region-um",
     "pixel_size": "--pixel-size", "exclude": "--exclude",
     # characterize and evaluate

@@ -23,13 +23,16 @@ class ModelConfig:
 
     ``channel_mult`` multiplies ``base_channels`` per resolution level; ``attention_resolutions``
     are feature-map sizes (16 -> self-attention at 16x16), the middle block always attends.
-    ``out_channels`` is 2 x ``image_channels`` when Sigma is learned (eq. 5). GroupNorm needs at
+    ``out_channels`` is 2 x ``image_channels`` when Sigma is learned (eq. 5). ``phases`` K >= 2
+    makes the K channels the one-hot phases of label maps (``data.encoding``); training sets it
+    from the data set, as it sets ``image_channels`` to 3 for colour data. GroupNorm needs at
     least 4 channels per group: with one channel per group it becomes an instance norm, which
     removes each channel's spatial mean before the output layer, and samples drift in brightness.
     """
 
     image_size: int = 64
-    image_channels: int = 1
+    image_channels: int = 1          # 1 gray, 3 RGB, or K for a model of K phases (= phases)
+    phases: int = 0                  # K >= 2: the channels are the one-hot phases of label maps (data.encoding)
     base_channels: int = 32
     channel_mult: tuple[int, ...] = (1, 2, 2)
     num_res_blocks: int = 1
@@ -50,7 +53,15 @@ class ModelConfig:
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         n = "model."
         check_int(n + "image_size", self.image_size, 8, 65536)
-        check_choice(n + "image_channels", self.image_channels, (1, 3))
+        check_int(n + "phases", self.phases, 0, 16)
+        if self.phases == 1:
+            raise ConfigError("model.phases = 1: a label map has at least 2 phases (0: the model reads gray or RGB)")
+        if self.phases:
+            if self.image_channels != self.phases:
+                raise ConfigError(f"model.image_channels = {self.image_channels}: a model of {self.phases} phases "
+                                  f"has one channel per phase; set it to {self.phases}")
+        else:
+            check_choice(n + "image_channels", self.image_channels, (1, 3))
         check_int(n + "base_channels", self.base_channels, 1, 4096)
         if not self.channel_mult or not isinstance(self.channel_mult, tuple):
             raise ConfigError(f"model.channel_mult = {self.channel_mult!r}: expected a non-empty list of integers >= 1")

@@ -21,19 +21,20 @@ def image_grid(imgs: torch.Tensor, ncol: int, pad: int = 2) -> np.ndarray:
 
 def labelled_grid(grid: np.ndarray, tile: int, pad: int, col_labels: Sequence[str] = (),
                   row_labels: Sequence[str] = ()) -> np.ndarray:
-    """Add column headers above and row labels left of a gray ``image_grid`` (PIL's built-in font)."""
+    """Add column headers above and row labels left of an ``image_grid``, gray or RGB (PIL's built-in font)."""
     from PIL import Image, ImageDraw, ImageFont
     font = ImageFont.load_default()
     left = 6 + max((int(font.getlength(s)) for s in row_labels), default=0) if row_labels else 0
     top = 14 if col_labels else 0
     h, w = grid.shape[:2]
-    canvas = Image.new("L", (w + left, h + top), 255)
+    mode, white, black = ("RGB", (255, 255, 255), (0, 0, 0)) if grid.ndim == 3 else ("L", 255, 0)
+    canvas = Image.new(mode, (w + left, h + top), white)
     canvas.paste(Image.fromarray(np.clip(np.rint(grid * 255), 0, 255).astype(np.uint8)), (left, top))
     draw = ImageDraw.Draw(canvas)
     for k, s in enumerate(col_labels):
-        draw.text((left + k * (tile + pad) + 2, 1), s[: max(1, tile // 6)], fill=0, font=font)
+        draw.text((left + k * (tile + pad) + 2, 1), s[: max(1, tile // 6)], fill=black, font=font)
     for r, s in enumerate(row_labels):
-        draw.text((2, top + r * (tile + pad) + tile // 2 - 5), s, fill=0, font=font)
+        draw.text((2, top + r * (tile + pad) + tile // 2 - 5), s, fill=black, font=font)
     return np.asarray(canvas, dtype=np.float32) / 255.0
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ _MAX_PIXELS: contextvars.ContextVar[int] = contextvars.ContextVar("microdiff_max
 
 __all__ = ["IMAGE_SUFFIXES", "ImageError", "to_unit_float", "read_image", "to_uint8", "save_png", "save_npy",
            "center_box", "crop", "resample", "crop_resample", "list_images", "list_class_images", "read_stack",
-           "ImageSet", "load_class_images"]
+           "read_raw", "read_labels", "read_label_stack"]
 
 
 # ----------------------------------------------------------------------------- reading
@@ -78,6 +77,12 @@ def read_image(path: str | Path, allow_rgb: bool = True) -> np.ndarray:
     anything is decoded (``pixel_limit``). Any file that cannot be read gives an ``ImageError``
     naming it.
     """
+    return to_unit_float(read_raw(path, allow_rgb), str(path))
+
+
+def read_raw(path: str | Path, allow_rgb: bool = True, color: bool = False) -> np.ndarray:
+    """The file's array as stored (integers or floats, not scaled): 2-D, or with ``color``
+    (H, W, 3) RGB (gray images repeated in three channels). Errors as ``read_image``."""
     path = Path(path)
     if path.is_dir():
         raise _unreadable(path, "is a folder, not an image file")
@@ -86,14 +91,14 @@ def read_image(path: str | Path, allow_rgb: bool = True) -> np.ndarray:
     if path.suffix.lower() == ".vti":
         raise _unreadable(path, "a .vti file is written for ParaView; read the volume.npy or volume.tif beside it")
     try:
-        arr = _read_npy(path) if path.suffix.lower() == ".npy" else _read_pil(path, allow_rgb)
+        arr = _read_npy(path, color) if path.suffix.lower() == ".npy" else _read_pil(path, allow_rgb, color)
     except MicrodiffError:
         raise
     except Exception as e:  # noqa: BLE001  decoders raise many kinds for a damaged file
         what = "a readable .npy array" if path.suffix.lower() == ".npy" else "a readable image"
         raise _unreadable(path, f"not {what} ({type(e).__name__}: {' '.join(str(e).split())[:200]})",
                           "remove or replace the file") from None
-    return to_unit_float(arr, str(path))
+    return arr
 
 
 def _unreadable(path: Path, reason: str, fix: str = "") -> ImageError:
@@ -104,7 +109,7 @@ def _unreadable(path: Path, reason: str, fix: str = "") -> ImageError:
     return err
 
 
-def _read_npy(path: Path) -> np.ndarray:
+def _read_npy(path: Path, color: bool = False) -> np.ndarray:
     try:
         mm = np.load(path, mmap_mode="r", allow_pickle=False)   # the header, checked against the file's length
     except ValueError:
@@ -114,12 +119,14 @@ def _read_npy(path: Path) -> np.ndarray:
     if mm.dtype.kind not in "biuf":
         raise ImageError(f"{path}: a {mm.dtype} array is not an image; save numbers (integers or floats in [0, 1])")
     arr = np.squeeze(np.array(mm))
+    if color and arr.ndim == 3 and arr.shape[-1] == 3:
+        return arr
     if arr.ndim != 2:
-        raise ImageError(f"{path}: expected a 2-D array, got shape {arr.shape}")
-    return arr
+        raise ImageError(f"{path}: expected a 2-D array{' or H x W x 3' if color else ''}, got shape {arr.shape}")
+    return np.repeat(arr[..., None], 3, -1) if color else arr
 
 
-def _read_pil(path: Path, allow_rgb: bool) -> np.ndarray:
+def _read_pil(path: Path, allow_rgb: bool, color: bool = False) -> np.ndarray:
     import warnings
 
     from PIL import Image
@@ -132,6 +139,9 @@ def _read_pil(path: Path, allow_rgb: bool) -> np.ndarray:
                 _check_pixels(path, (im.size[1], im.size[0]))
                 im.seek(0)
                 im.load()
+                if color:
+                    rgb = im.convert("RGB") if im.mode not in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F") else None
+                    return np.asarray(rgb) if rgb is not None else np.repeat(_pil_to_array(im, path, True)[..., None], 3, -1)
                 return _pil_to_array(im, path, allow_rgb)
     finally:
         Image.MAX_IMAGE_PIXELS = limit
@@ -251,26 +261,53 @@ def list_class_images(root: str | Path, what: str = "data folder", labels: bool 
     return classes
 
 
-def read_labels(path: str | Path) -> np.ndarray:
-    """A label map as uint8 phase ids: an integer .npy as it is; an image's gray levels numbered
-    0, 1, ... from dark to bright (``NNNN_labels.png`` shows phase k as gray k / (K - 1))."""
+def read_labels(path: str | Path, phases: int | None = None) -> np.ndarray:
+    """A label map as uint8 phase ids. An integer .npy, or an image whose values are all below
+    16, holds the ids as they are; other images hold gray levels: with ``phases`` K known, the
+    levels round(255 k / (K - 1)) of ``*_labels.png`` (exactly; others are refused), else the
+    levels present numbered 0, 1, ... from dark to bright."""
+    from .encoding import MAX_PHASES, levels_to_labels
     path = Path(path)
-    if path.suffix.lower() == ".npy":
-        try:
-            arr = np.squeeze(_read_npy(path))
-        except MicrodiffError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise ImageError(f"{path}: not a readable .npy label map ({type(e).__name__}: {e})") from None
-        if arr.dtype.kind not in "iub" or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
-            raise ImageError(f"{path}: a label map holds phase ids 0..255 as integers, not {arr.dtype} "
-                             f"{arr.min(initial=0)}..{arr.max(initial=0)}")
+    arr = np.squeeze(read_raw(path, allow_rgb=False))
+    if arr.dtype.kind not in "iub" or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+        lo, hi = arr.min(initial=0), arr.max(initial=0)
+        raise ImageError(f"{path}: a label map holds phase ids 0..255 as integers, not {arr.dtype} {lo}..{hi}; "
+                         "save the phase of each pixel as an integer")
+    if path.suffix.lower() == ".npy" or int(arr.max(initial=0)) < MAX_PHASES:
         return arr.astype(np.uint8)
-    gray = read_image(path, allow_rgb=False)
-    levels = np.unique(gray)
-    if len(levels) > 16:
-        raise ImageError(f"{path}: {len(levels)} gray levels is not a label map (at most 16 phases)")
-    return np.searchsorted(levels, gray).astype(np.uint8)
+    if phases is not None:
+        return levels_to_labels(arr, phases, str(path))
+    levels = np.unique(arr)
+    if len(levels) > MAX_PHASES:
+        raise ImageError(f"{path}: {len(levels)} gray levels is not a label map (at most {MAX_PHASES} phases)")
+    return np.searchsorted(levels, arr).astype(np.uint8)
+
+
+def read_label_stack(files: list[Path], phases: int | None = None) -> np.ndarray:
+    """Label maps (N, H, W) of one size as uint8 ids (``read_labels``). Gray-level PNGs without a
+    known ``phases`` are numbered by the levels present in *all* the files together, so a map
+    that lacks a phase keeps the ids of the others."""
+    from .encoding import MAX_PHASES
+    raws = [np.squeeze(read_raw(f, allow_rgb=False)) for f in files]
+    if len({r.shape for r in raws}) > 1:
+        raise DataError(f"label maps in {Path(files[0]).parent} have different sizes "
+                        f"{sorted({r.shape for r in raws})}; give them at one size")
+    gray = [i for i, (f, r) in enumerate(zip(files, raws)) if Path(f).suffix.lower() != ".npy"
+            and r.dtype.kind in "iub" and int(r.max(initial=0)) >= MAX_PHASES]
+    if phases is None and gray:
+        levels = np.unique(np.concatenate([np.unique(raws[i]) for i in gray]))
+        if len(levels) <= MAX_PHASES:
+            for i in gray:
+                raws[i] = np.searchsorted(levels, raws[i]).astype(np.uint8)
+    return np.stack([read_labels(f, phases) if i in gray and phases is not None else _ids(f, r)
+                     for i, (f, r) in enumerate(zip(files, raws))])
+
+
+def _ids(path, arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind not in "iub" or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
+        raise ImageError(f"{path}: a label map holds phase ids 0..255 as integers, not {arr.dtype} "
+                         f"{arr.min(initial=0)}..{arr.max(initial=0)}; save the phase of each pixel as an integer")
+    return arr.astype(np.uint8)
 
 
 def read_stack(files: list[Path], size: int | None = None, allow_rgb: bool = False) -> np.ndarray:
@@ -284,36 +321,3 @@ def read_stack(files: list[Path], size: int | None = None, allow_rgb: bool = Fal
     if len(shapes) > 1:
         raise ImageError(f"images in {files[0].parent} have different sizes {shapes}; pass them at one size")
     return np.stack(arrs)
-
-
-@dataclass
-class ImageSet:
-    """A class-folder tree in memory: uint8 images (N, S, S), labels (N,), class names, and the
-    files that were skipped (with why)."""
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    skipped: list[str] = field(default_factory=list)
-
-
-def load_class_images(root: str | Path, image_size: int) -> ImageSet:
-    """All images of a class-folder tree, brought to ``image_size`` by ``crop_resample``.
-    Unreadable files are skipped and reported; a class left without images is an error."""
-    classes = list_class_images(root)
-    images, labels, skipped = [], [], []
-    for ci, (name, files) in enumerate(classes.items()):
-        n_ok = 0
-        for f in files:
-            try:
-                arr = read_image(f)
-            except ImageError as e:
-                skipped.append(e.args[0])        # its settings named when logged (core.errors.say)
-                continue
-            images.append(to_uint8(crop_resample(arr, image_size)))
-            labels.append(ci)
-            n_ok += 1
-        if n_ok == 0:
-            why = f" (the first skipped: {skipped[-1]})" if skipped else ""
-            raise DataError(f"class folder {Path(root) / name} has no readable images{why}; fix what the reason says, "
-                            "add images, or remove the folder")
-    return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), skipped)

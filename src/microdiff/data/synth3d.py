@@ -1,6 +1,6 @@
 """Built-in 3D microstructures whose true volumes are known: training sections and truth.
 
-Two kinds, both periodic cubes (``size``^3 voxels):
+Three kinds, all periodic cubes (``size``^3 voxels):
 
 - ``grf``: an isotropic two-phase structure, the level cut of a Gaussian random field (white
   noise filtered by a Gaussian of std ``length`` voxels) at the level that gives volume
@@ -9,8 +9,16 @@ Two kinds, both periodic cubes (``size``^3 voxels):
 - ``fiber``: a unidirectional fiber composite with fibers along z: the cross-section packing of
   ``fiber.py`` (exact fiber content, no overlaps), extruded. Sections normal to z show round
   fibers; sections normal to x or y show straight bands along z.
+- ``electrode``: a three-phase battery-electrode-like structure: overlapping spherical particles
+  (phase 2, random centres and radii, placed until the particle fraction reaches ``fraction``),
+  a binder film (phase 1) on about half of their surface (where a smooth random field is high)
+  and in the necks between close particles, and pore (phase 0) elsewhere; every pair of phases
+  touches (pore | particle too, which an ordering of phases as gray levels cannot make).
 
-Sections are rendered like micrographs exactly as the 2D fiber data (``fiber.micrograph_look``).
+Two-phase sections are rendered like micrographs exactly as the 2D fiber data
+(``fiber.micrograph_look``); three-phase ones are written as label maps, ``NNNNN_labels.png``
+with phase k as gray k / (K - 1), and the data set's ``dataset.json`` says ``phases`` and
+``phase_names``.
 The section normal to array axis a (0 = z, 1 = y, 2 = x) is the array with that axis removed,
 the other two in order: normal to x it is the (z, y) plane, z running down the image. The 3D
 sampler (``denoise.volume.PlanarVolumeDenoiser``) cuts its volumes the same way.
@@ -37,11 +45,12 @@ class Phases3D:
     rad: np.ndarray               # normalised radius within a particle (shading), 1 outside
     ident: np.ndarray             # particle id, -1 outside
     count: int                    # particles
+    phases: np.ndarray | None = None  # uint8 phase ids of a kind with more than two phases
 
     @property
     def labels(self) -> np.ndarray:
-        """The true phase labels: 1 where the coverage exceeds 0.5, uint8."""
-        return (self.coverage > 0.5).astype(np.uint8)
+        """The true phase labels, uint8: the phase ids where given, else 1 where the coverage exceeds 0.5."""
+        return self.phases if self.phases is not None else (self.coverage > 0.5).astype(np.uint8)
 
     def section(self, axis: int, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return tuple(np.take(a, index, axis=axis) for a in (self.coverage, self.rad, self.ident))
@@ -77,13 +86,62 @@ def fiber_volume(rng: np.random.Generator, size: int, fraction: float, settings:
     return Phases3D(rep(cov), rep(rad), rep(ident), len(r))
 
 
-KINDS = {"grf": grf_volume, "fiber": fiber_volume}
-DEFAULT_FRACTION = {"grf": 0.4, "fiber": 0.5}
+def electrode_volume(rng: np.random.Generator, size: int, fraction: float, radius: tuple[float, float] = (4.0, 7.0),
+                     film: float = 2.0, coated: float = 0.5, neck: float = 1.5, length: float = 3.0) -> Phases3D:
+    """Particles (2), a partial binder film (1) and pore (0); lengths in voxels at size 64, scaled
+    with ``size``. Particles: overlapping balls of radius uniform in ``radius`` until their union
+    fills ``fraction``. Binder: every voxel within ``neck`` of two particles (the necks between
+    them), and the voxels within ``film`` of the particles where a smooth field (white noise
+    filtered by a Gaussian of std ``length``) is high, at the level that makes the binder cover
+    the share ``coated`` of the voxels touching the particles (the rest is bare: pore | particle)."""
+    from scipy.ndimage import gaussian_filter
+    s = size / 64
+    d1, d2, count = _ball_distances(rng, size, fraction, radius[0] * s, radius[1] * s, max(film, neck) * s + 1)
+    solid = d1 <= 0
+    necks = ~solid & (d2 <= neck * s)
+    g = gaussian_filter(rng.standard_normal((size,) * 3), length * s, mode="wrap")
+    layer = ~solid & ~necks & (d1 <= 1)          # the voxels on the particles' surface outside the necks
+    need = (coated * np.count_nonzero(~solid & (d1 <= 1)) - np.count_nonzero(necks & (d1 <= 1))) / max(1, layer.sum())
+    level = float(np.quantile(g[layer], 1 - np.clip(need, 0, 1))) if layer.any() else np.inf
+    binder = (~solid & (d1 <= film * s) & (g > level)) | necks
+    labels = np.where(solid, 2, binder.astype(np.uint8)).astype(np.uint8)
+    return Phases3D(solid.astype(np.float32), np.ones(labels.shape, np.float32), np.full(labels.shape, -1, np.int64),
+                    count, labels)
+
+
+def _ball_distances(rng: np.random.Generator, size: int, fraction: float, r_lo: float, r_hi: float,
+                    margin: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Periodic balls placed one by one until their union fills ``fraction`` of the cube; per voxel
+    the distance to the nearest ball and to the second nearest (<= 0 inside; exact up to
+    ``margin`` outside, inf beyond), and the number of balls."""
+    d1 = np.full((size,) * 3, np.inf, np.float32)
+    d2 = d1.copy()
+    target, solid, count = fraction * size ** 3, 0, 0
+    while solid < target:
+        c, r = rng.uniform(0, size, 3), float(rng.uniform(r_lo, r_hi))
+        reach = int(math.ceil(r + margin))
+        idx = [np.arange(int(ci) - reach, int(ci) + reach + 2) for ci in c]
+        dz, dy, dx = ((i - ci) ** 2 for i, ci in zip(idx, c))
+        dist = (np.sqrt(dz[:, None, None] + dy[None, :, None] + dx[None, None, :]) - r).astype(np.float32)
+        box = np.ix_(*(i % size for i in idx))
+        a, b = d1[box], d2[box]
+        solid += int(np.count_nonzero((dist <= 0) & (a > 0)))
+        d2[box] = np.minimum(b, np.maximum(a, dist))
+        d1[box] = np.minimum(a, dist)
+        count += 1
+    return d1, d2, count
+
+
+KINDS = {"grf": grf_volume, "fiber": fiber_volume, "electrode": electrode_volume}
+DEFAULT_FRACTION = {"grf": 0.4, "fiber": 0.5, "electrode": 0.4}
+PHASE_NAMES = {"electrode": ["pore", "binder", "particle"]}   # the kinds with more than two phases, id order
 
 
 def section_classes(kind: str) -> dict[str, tuple[int, ...]]:
     """The classes of a kind's training sections and the axes they are normal to."""
-    return {"grf": (0, 1, 2)} if kind == "grf" else {"cross": (0,), "longitudinal": (1, 2)}
+    if kind in ("grf", "electrode"):                   # isotropic: one class, sections along every axis
+        return {kind: (0, 1, 2)}
+    return {"cross": (0,), "longitudinal": (1, 2)}
 
 
 def make_volume(kind: str, seed: np.random.SeedSequence, size: int, fraction: float) -> tuple[Phases3D, np.random.Generator]:
@@ -103,7 +161,7 @@ def check_synth3d(kind: str, size: int, fraction: float | None) -> float:
         raise UsageError(f"unknown 3D kind {kind!r}; choose one of: {', '.join(KINDS)}")
     check_int("size", size, 16, 512, SettingError)
     fraction = DEFAULT_FRACTION[kind] if fraction is None else fraction
-    hi = 0.7 if kind == "fiber" else 0.95
+    hi = 0.7 if kind in ("fiber", "electrode") else 0.95
     check_float("fraction", fraction, 0.05, hi, error=SettingError)
     return fraction
 
@@ -113,8 +171,10 @@ def synth_3d(out: str | Path, kind: str = "grf", size: int = 64, per_class: int 
              show_progress: bool = True) -> Path:
     """``OUT/slices``: a data set of micrograph-like planar sections cut from random true volumes
     (``per_class`` per class, ``sections_per_volume`` from each volume, at random axes of the
-    class and random positions); ``OUT/volumes/NNNN_labels.npy``: ``volumes`` further true
-    volumes (uint8 phase labels, drawn from another seed stream) to compare generated ones with."""
+    class and random positions; label maps for a kind with more than two phases);
+    ``OUT/volumes/NNNN_labels.npy``: ``volumes`` further true volumes (uint8 phase labels, drawn
+    from another seed stream) to compare generated ones with. ``fraction``: of the bright phase
+    (``electrode``: of the particles)."""
     from ..core.files import check_output_free, remove, write_text_atomic
     fraction = check_synth3d(kind, size, fraction)
     check_int("per_class", per_class, 0, 10 ** 7, SettingError)
@@ -126,6 +186,8 @@ def synth_3d(out: str | Path, kind: str = "grf", size: int = 64, per_class: int 
     if check_output_free(out, overwrite, "a synthetic 3D data set", marker=("synth3d.json", "slices", "volumes")):
         remove(out)
     info = {"kind": kind, "size": size, "fraction": fraction, "seed": seed}
+    if kind in PHASE_NAMES:
+        info.update(phases=len(PHASE_NAMES[kind]), phase_names=PHASE_NAMES[kind])
     try:
         if per_class:
             _write_sections(out / "slices", kind, size, per_class, fraction, seed, sections_per_volume, overwrite,
@@ -151,16 +213,30 @@ def _write_sections(out: Path, kind: str, size: int, per_class: int, fraction: f
         for ci, (name, axes) in enumerate(classes.items()):
             for v in range(math.ceil(per_class / per_volume)):
                 vol, rng = make_volume(kind, np.random.SeedSequence([seed, 0, ci, v]), size, fraction)
+                true = _true_fractions(vol, kind)
                 for j in range(min(per_volume, per_class - v * per_volume)):
                     axis, index = int(rng.choice(axes)), int(rng.integers(size))
-                    img = render_section(vol, axis, index, rng)
-                    w.add(name, f"{v * per_volume + j:05d}", img, source=f"synthetic {kind} volume {v}",
-                          normal=AXES[axis], index=index, true_fraction=f"{float(vol.labels.mean()):.5f}",
-                          seed=f"{seed}:0:{ci}:{v}")
+                    if kind in PHASE_NAMES:        # a label map: phase k as gray k / (K - 1)
+                        img, file = np.take(vol.labels, index, axis=axis) / (len(PHASE_NAMES[kind]) - 1), "_labels"
+                    else:
+                        img, file = render_section(vol, axis, index, rng), ""
+                    w.add(name, f"{v * per_volume + j:05d}{file}", img, source=f"synthetic {kind} volume {v}",
+                          normal=AXES[axis], index=index, **true, seed=f"{seed}:0:{ci}:{v}")
                     bar.update()
         bar.close()
         w.commit({**info, "kind": f"synthetic 3D {kind}: planar sections", "classes_normal_to":
                   {k: [AXES[a] for a in v] for k, v in classes.items()}})
+
+
+def _true_fractions(vol: Phases3D, kind: str) -> dict[str, str]:
+    """The manifest's truth of a volume: the fraction of its bright phase (of the particles, the
+    highest id, for a kind with more phases, then every phase's fraction in id order)."""
+    lab = vol.labels
+    if kind not in PHASE_NAMES:
+        return {"true_fraction": f"{float(lab.mean()):.5f}"}
+    k = len(PHASE_NAMES[kind])
+    fr = np.bincount(lab.ravel(), minlength=k) / lab.size
+    return {"true_fraction": f"{fr[-1]:.5f}", "phase_fractions": " ".join(f"{f:.5f}" for f in fr)}
 
 
 def _write_volumes(out: Path, kind: str, size: int, count: int, fraction: float, seed: int) -> None:

@@ -32,12 +32,14 @@ class MaskedDenoiser(DenoiserWrapper):
 
 
 class KnownImage:
-    """An image whose pixels outside ``generate`` are known: ``image`` (H, W) in [0, 1] as read,
+    """An image whose pixels outside ``generate`` are known: ``image`` (H, W) or (C, H, W) in
+    [0, 1] as read (a phase model's: the one-hot phases, so known labels stay exact),
     ``generate`` (H, W) boolean (True = generate), ``consistency`` the strength of the known
     pixels' gradient (0: the projection alone)."""
 
     def __init__(self, image: Tensor, generate: Tensor, consistency: float = 30.0):
-        self.original = image.to(torch.float32)[None, None]
+        image = image.to(torch.float32)
+        self.original = image[None, None] if image.ndim == 2 else image[None]
         self.mask = generate.to(torch.float32)[None, None]
         self.known = self.original * 2 - 1
         self.consistency = float(consistency)

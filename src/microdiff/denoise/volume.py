@@ -46,6 +46,37 @@ class VoxelPrior:
         return fraction_std(self.s2, self.fraction, shape)
 
 
+@dataclass(frozen=True, eq=False)
+class PhasePrior:
+    """What ``product`` knows of one voxel of a phase model (one-hot channels): the phases'
+    shares ``fractions`` (K,), from the model's 2D samples (``generate.volumes.phase_marginal``)."""
+    fractions: Tensor
+
+
+def phase_ref_logp(x: Tensor, alpha: Tensor, sigma: Tensor, fractions: Tensor) -> Tensor:
+    """log P(phase k | x_t) of each voxel from its own noisy channels alone, (B, K, ...): with
+    x_0 the one-hot code e_k (+1 at k, -1 elsewhere) of phase k drawn with P(k) = ``fractions``,
+    log P(k | x) = log P(k) - |x - alpha e_k|^2 / (2 sigma^2) + const = log P(k) + 2 alpha x_k /
+    sigma^2 + const (|e_k| and x . sum e do not depend on k)."""
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    a, s = alpha.reshape(shape).double(), sigma.reshape(shape).double()
+    prior = fractions.double().clamp_min(1e-12).log().to(x.device).reshape((1, -1) + (1,) * (x.ndim - 2))
+    return torch.log_softmax(prior + 2 * a * x.double() / (s * s), dim=1)
+
+
+def phase_product(ref_logp: Tensor, x0s: Sequence[Tensor], floor: float = 1e-4) -> Tensor:
+    """The product of the planar experts for one-hot phases, as x_0 in [-1, 1] (B, K, ...): each
+    plane's x_0 read as probabilities p_a = (x0_a + 1) / 2 (clipped at ``floor``, normalised),
+    log p = sum_a log p_a - (n - 1) log p_ref, normalised: the posterior of the voxel's phase given
+    all n planes when each plane's evidence is independent given the phase, the voxel's own
+    evidence (which every plane holds) counted once. Returned as E[e_k] = 2 p - 1."""
+    logp = -(len(x0s) - 1) * ref_logp
+    for xa in x0s:
+        p = ((xa.double() + 1) / 2).clamp_min(floor)
+        logp = logp + (p / p.sum(1, keepdim=True)).log()
+    return (2 * torch.softmax(logp, dim=1) - 1).to(x0s[0].dtype)
+
+
 def fraction_std(s2: Tensor, fraction: float, shape) -> float:
     """The standard deviation of a phase's volume fraction over windows of ``shape`` of a
     statistically homogeneous, isotropic structure: Var = (1/N^2) sum over voxel pairs of the
@@ -192,6 +223,8 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         if self.prior is None:
             raise ValueError("the product of planes needs the voxels' marginal: prior=VoxelPrior(values, weights)")
         alpha, sigma = self.coefficients(t, x)
+        if isinstance(self.prior, PhasePrior):
+            return phase_product(phase_ref_logp(x, alpha, sigma, self.prior.fractions), x0s)
         ref = marginal_denoiser(x, alpha, sigma, self.prior.values, self.prior.weights)
         levels = self.prior.levels
         x0 = ref + (EVIDENCE if levels else UNMAPPED_EVIDENCE) * sum(xa - ref for xa in x0s)

@@ -47,6 +47,8 @@ def characterize(files: Sequence[str | Path], descriptor: str, out: str | Path |
     if labels is None:
         labels = all(is_label_file(Path(f)) for f in files)
     _check_options(descriptor, out, threshold, labels, phase, dim)
+    if spec is not None and spec.reads == "labels":
+        return _label_maps(files, spec, dim, out, labels, phase)
     if dim == 3:
         return _volumes(files, spec, out, threshold, labels, phase)
     if spec is not None and spec.reads == "gray":
@@ -109,11 +111,8 @@ def _gray(spec, x: np.ndarray, limit_to: int, exact: bool, device) -> np.ndarray
 
 
 def _label_stack(files) -> np.ndarray:
-    from ..data.io import read_labels
-    maps = [read_labels(f) for f in files]
-    if len({m.shape for m in maps}) > 1:
-        raise DataError(f"all label maps must have the same size; found {sorted({m.shape for m in maps})}")
-    return np.stack(maps)
+    from ..data.io import read_label_stack
+    return read_label_stack(files)
 
 
 def _images(files, spec, out, threshold: float | None, labels: bool, phase: int | None = None):
@@ -165,6 +164,32 @@ def _volumes(files, spec, out, threshold: float | None, labels: bool | None, pha
     values = [[np.asarray(spec.hard_form()(ind), dtype=np.float64)] for ind in inds]
     _same_shapes(values, files)
     return _finish(np.stack([v[0] for v in values]), spec.name, out)
+
+
+def _label_maps(files, spec, dim: int, out, labels: bool, phase: int | None) -> np.ndarray:
+    """A descriptor of whole label maps (``reads`` labels: every phase, pairs of phases), with the
+    phase count of all the files together, so every file's array has one shape."""
+    if not labels:
+        raise SettingError("descriptor", spec.name, "it describes label maps (*_labels.* files, or label volumes); "
+                           "segment gray images first (sample --segment) or give label maps")
+    if phase is not None:
+        raise SettingError("phase", phase, f"{spec.name} describes every phase of a label map at once; leave it out")
+    if dim == 3:
+        from ..data.volumes import read_volume
+        maps = [read_volume(f, True)[0] for f in files]
+    else:
+        from ..data.io import read_label_stack
+        maps = list(read_label_stack(files))
+    k = max(2, 1 + max(int(m.max()) for m in maps))
+    fn = spec.hard_form()
+    values = [[np.asarray(fn(m, phases=k) if _takes_phases(fn) else fn(m), dtype=np.float64)] for m in maps]
+    _same_shapes(values, files)
+    return _finish(np.stack([v[0] for v in values]), spec.name, out)
+
+
+def _takes_phases(fn) -> bool:
+    import inspect
+    return "phases" in inspect.signature(fn).parameters
 
 
 def _write_rows(rows: list[dict], out) -> list[dict]:

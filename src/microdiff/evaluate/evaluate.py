@@ -157,11 +157,8 @@ def _read_inputs(gen: dict, tr: dict, generated: Path, settings: EvalSettings):
 
 
 def _label_stack(files) -> np.ndarray:
-    from ..data.io import read_labels
-    maps = [read_labels(f) for f in files]
-    if len({m.shape for m in maps}) > 1:
-        raise DataError(f"label maps in {files[0].parent} have different sizes; give them at one size")
-    return np.stack(maps)
+    from ..data.io import read_label_stack
+    return read_label_stack(files)
 
 
 def _phase_pair(gen_lab: np.ndarray, tr_lab: np.ndarray, phases: int):

@@ -36,7 +36,7 @@ def sample_to_folder(pipe, out_dir: str | Path, settings: SampleSettings | None 
     canvas = Canvas.of(s.size, pipe.microdiff_config.model.image_size, 2, s.periodic, s.overlap)
     goal = model_targets(pipe, s, canvas.shape)
     run = sample_run(pipe, s, canvas, targets=goal.record() if goal else None)
-    return run_to_folder(pipe, run, Path(out_dir), ImageProducer(pipe, run, goal), ImageWriter(run.segment),
+    return run_to_folder(pipe, run, Path(out_dir), ImageProducer(pipe, run, goal), ImageWriter(run.segment, pipe.encoding),
                          overwrite, resume, show_progress)
 
 

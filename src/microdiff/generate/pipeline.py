@@ -80,6 +80,12 @@ def load_components(path: Path, **kwargs):
     return unet, scheduler
 
 
+def model_encoding(config: Config):
+    """How the model's channels read (``data.encoding.Encoding``): gray, rgb or K phases."""
+    from ..data.encoding import Encoding
+    return Encoding.of_model(config.model)
+
+
 def _make_pipeline_class():
     from diffusers import DiffusionPipeline
 
@@ -121,6 +127,8 @@ def _make_pipeline_class():
             if name not in self.class_names:
                 raise UsageError(f"class {name!r} is not in this model; it knows: {', '.join(self.class_names)}")
             return self.class_names.index(name)
+
+        encoding = property(lambda self: model_encoding(self.microdiff_config), doc=model_encoding.__doc__)
 
         def fingerprint(self) -> str:
             """SHA-256 of the network's weights (in float32, by parameter name)."""

@@ -200,8 +200,6 @@ class VolumeSettings(GenerationSettings):
         if self.fractions is not None:
             return self.fractions
         return "scatter" if self.planes == "product" and not self.targets else "representative"
-        if self.abaqus and not self.segment:
-            raise SettingError("abaqus", True, f"an Abaqus mesh holds phases: give {setting('segment')} too")
         if self.target_strength is not None:
             check_float("target_strength", self.target_strength, 0.0, 1e6, error=SettingError)
             if not self.targets:

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 from torch import Tensor
 
-from ..core.errors import NO_VALUE, SettingError, UsageError
+from ..core.errors import NO_VALUE, SettingError, UsageError, setting
 from ..denoise.canvas import Canvas
 from ..denoise.stack import Planes
 from .driver import GenerationResult, run_to_folder
@@ -86,6 +86,8 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
     from ..core.seeding import STREAM_MARGINAL, derive_seed
     from ..denoise.denoiser import inference_denoiser
     from ..denoise.volume import VoxelPrior, even_ranks
+    if pipe.encoding.kind == "phases":
+        return phase_marginal(pipe, classes, seed, sampling, targets)
     s = sampling_settings(pipe.microdiff_config, sampling.steps, sampling.sampler, sampling.guidance, None)
     walk = sampling_diffusion(inference_denoiser(pipe.unet, pipe.microdiff_config, len(pipe.class_names)).diffusion,
                               s.steps, s.sampler)
@@ -115,6 +117,24 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
                       float((final > cut).double().mean()), s2.double(), cut)
 
 
+def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=None):
+    """What ``product`` knows of one voxel of a phase model (``denoise.volume.PhasePrior``): the
+    phases' shares in MARGINAL_SAMPLES 2D samples per distinct axis class (seeds and class
+    weights as ``voxel_marginal``), averaged over their per-phase probabilities."""
+    import torch
+
+    from ..core.seeding import STREAM_MARGINAL, derive_seed
+    from ..data.encoding import probabilities
+    from ..denoise.volume import PhasePrior
+    s = sampling_settings(pipe.microdiff_config, sampling.steps, sampling.sampler, sampling.guidance, None)
+    total = 0
+    for c in sorted({int(c) for c in classes}):
+        seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for i in range(MARGINAL_SAMPLES)]
+        x = generate(pipe, [c] * MARGINAL_SAMPLES, seeds, s, targets=targets)
+        total = total + list(classes).count(c) * probabilities(x.numpy(), axis=1).mean((0, 2, 3))
+    return PhasePrior(torch.from_numpy(np.asarray(total / len(classes), dtype=np.float64)))
+
+
 def product_method() -> str:
     """What ``product`` does, recorded so that resuming refuses a folder of volumes made by an
     earlier version of it."""
@@ -142,15 +162,29 @@ def volume_run(pipe, s: VolumeSettings, targets: dict | None = None) -> VolumeRu
     """The settings of a 3D run, checked against the model (the volume is refused here if it
     would not fit in the device's memory)."""
     cfg = pipe.microdiff_config
-    if cfg.model.image_channels != 1:
-        raise UsageError(f"volumes are made by gray models; this model has {cfg.model.image_channels} channels")
+    phases = pipe.encoding.kind == "phases"
+    if pipe.encoding.kind == "rgb":
+        raise UsageError("volumes are made by gray or phase models; this model reads colour (RGB) images")
+    if phases and s.segment:
+        raise SettingError("segment", s.segment, f"this model makes label volumes of {pipe.encoding.phases} phases "
+                           "itself; leave it out (it splits the gray volumes of gray models)")
+    if phases and (s.fractions == "scatter" or s.targets):
+        raise SettingError("fractions" if s.fractions == "scatter" else "targets", s.fractions or "vf",
+                           "volumes of a phase model take the phases' shares of its 2D samples (representative); "
+                           "drawn fractions and volume-fraction targets are for gray models")
+    if s.abaqus and not (s.segment or phases):
+        raise SettingError("abaqus", True, f"an Abaqus mesh holds phases: give {setting('segment')} too")
     sampling = sampling_settings(cfg, s.steps, s.sampler, s.guidance, 1)
     canvas = Canvas.of(s.size, cfg.model.image_size, 3, s.periodic, s.overlap)
     check_memory(canvas, cfg.model.image_channels, str(pipe.unet.device))
+    method = (PHASE_PRODUCT if phases else product_method()) if s.planes == "product" else ""
     return VolumeRun(volume_axes(pipe, s), s.num, s.seed, sampling.sampler, sampling.steps, sampling.guidance,
                      canvas.shape, canvas.periodic, canvas.overlap, s.planes, s.segment or "", pipe.fingerprint(),
-                     str(getattr(pipe, "model_dir", "")), targets, product_method() if s.planes == "product" else "",
-                     s.abaqus, s.fraction_mode)
+                     str(getattr(pipe, "model_dir", "")), targets, method, s.abaqus,
+                     "representative" if phases else s.fraction_mode)
+
+
+PHASE_PRODUCT = "log-odds product of the planes' phase probabilities, the voxel's own evidence counted once"
 
 
 class VolumeProducer:
@@ -173,7 +207,7 @@ class VolumeProducer:
             prior = voxel_marginal(self.pipe, self.run.class_indices(self.pipe), self.run.seed, self.sampling,
                                    self.targets)
             self.planes = dataclasses.replace(self.planes, prior=prior)
-        if self.run.fractions == "scatter" and self.std is None:
+        if self.run.fractions == "scatter" and self.std is None and hasattr(self.planes.prior, "fraction_std"):
             self.std = self.planes.prior.fraction_std(self.run.canvas.shape)
 
     def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
@@ -194,7 +228,9 @@ class VolumeProducer:
 
     def annotate(self, item: Item, volume: Tensor, seconds: float) -> dict:
         out: dict = {"seconds": round(seconds, 2)}
-        if self.planes.prior is not None:
+        if self.planes.prior is not None and hasattr(self.planes.prior, "fractions"):
+            out["phase_prior"] = [round(float(f), 6) for f in self.planes.prior.fractions]
+        elif self.planes.prior is not None:
             from ..denoise.volume import EVIDENCE
             prior = self.planes.prior
             out["voxel_marginal"] = {"samples_per_axis": MARGINAL_SAMPLES, "bins": MARGINAL_BINS,
@@ -226,5 +262,5 @@ def sample3d_to_folder(pipe, out_dir: str | Path, settings: VolumeSettings | Non
     chunk = s.batch_size or CHUNK
     run = volume_run(pipe, s, {**goal.record(), "pooled_sections": chunk} if goal else None)
     producer = VolumeProducer(pipe, run, goal, Planes(s.planes, None, chunk))
-    return run_to_folder(pipe, run, Path(out_dir), producer, VolumeWriter(run.segment, run.abaqus), overwrite, resume,
-                         show_progress)
+    writer = VolumeWriter(run.segment, run.abaqus, pipe.encoding)
+    return run_to_folder(pipe, run, Path(out_dir), producer, writer, overwrite, resume, show_progress)

@@ -9,6 +9,9 @@ then a rename), and the item's JSON record last, so an item is complete when its
   one cell per voxel: ParaView), with a segmentation the same three for ``labels.*`` (uint8) and,
   asked for, ``labels.inp`` (an Abaqus input file: a hexahedral voxel mesh, one element set per
   phase), ``slices.png`` (the three mid-planes), then ``volume.json``.
+- A phase model's samples (``encoding`` of K phases) are label maps: ``NNNN_labels.{npy,png}``,
+  ``NNNN_probs.npy`` (per-phase probabilities), ``NNNN.png`` colour-mapped; volumes
+  ``labels.{npy,tif,vti}``, ``probs.npy``, ``slices.png``, ``volume.json``.
 """
 from __future__ import annotations
 
@@ -25,29 +28,72 @@ VOLUME_JSON = "volume.json"
 
 
 class ImageWriter:
-    """Images of a sample folder (see the module's doc), with phase labels by ``segment``."""
+    """Images of a sample folder (see the module's doc), with phase labels by ``segment``, or
+    the label maps of a phase model (``encoding``)."""
 
-    def __init__(self, segment: str | None = None):
+    def __init__(self, segment: str | None = None, encoding=None):
         self.segment = segment or ""
+        self.phases = encoding.phases if encoding is not None and encoding.kind == "phases" else 0
+        if self.phases and self.segment:
+            raise UsageError(f"--segment {self.segment}: this model makes label maps of {self.phases} phases itself; "
+                             "leave --segment out (it splits the gray images of gray models)")
 
     def complete(self, out_dir: Path, item: Item) -> bool:
+        if self.phases:
+            d = Path(out_dir) / item.name
+            return all((d / f"{item.index:04d}{e}").is_file() for e in PHASE_FILES)
         return sample_complete(out_dir, item.name, item.index, self.segment)
 
     def write(self, out_dir: Path, item: Item, image: Tensor, record: dict) -> list[Path]:
+        if self.phases:
+            return write_phase_sample(out_dir, item.name, item.index, image, record)
         return write_sample(out_dir, item.name, item.index, image, record, self.segment)
+
+
+PHASE_FILES = ("_labels.npy", "_labels.png", "_probs.npy", ".png", ".json")
+
+
+def write_phase_sample(out_dir: Path, class_name: str, index: int, image: Tensor, record: dict | None = None
+                       ) -> list[Path]:
+    """A phase model's sample: ``NNNN_labels.npy`` (uint8 ids, the arg-max phase),
+    ``NNNN_labels.png`` (phase k as gray k / (K - 1)), ``NNNN_probs.npy`` (float16 (K, H, W),
+    per-phase probabilities), ``NNNN.png`` (the labels colour-mapped, for people), ``NNNN.json``
+    last (with the phase fractions). ``image``: (K, H, W) channel values in [0, 1]."""
+    from ..core.files import write_text_atomic
+    from ..data.encoding import argmax_labels, colorize, label_levels, probabilities
+    from ..data.io import save_npy, save_png
+    from ..metrics.segmentation import phase_fractions
+    d = Path(out_dir) / class_name
+    d.mkdir(parents=True, exist_ok=True)
+    probs = probabilities(image.float().numpy())
+    labels = argmax_labels(probs)
+    k = probs.shape[0]
+    files = [d / f"{index:04d}{e}" for e in PHASE_FILES]
+    save_npy(files[0], labels)
+    save_png(files[1], label_levels(labels, k))
+    save_npy(files[2], probs.astype(np.float16))
+    save_png(files[3], colorize(labels))
+    if record is None:
+        return files[:4]
+    record = {**record, "phases": k, "phase_fractions": [round(float(f), 6) for f in phase_fractions(labels, k)]}
+    write_text_atomic(files[4], json.dumps(record, indent=1))
+    return files
 
 
 class VolumeWriter:
     """Volumes of a sample3d folder (see the module's doc), with phase labels by ``segment``."""
 
-    def __init__(self, segment: str | None = None, abaqus: bool = False):
+    def __init__(self, segment: str | None = None, abaqus: bool = False, encoding=None):
         self.segment, self.abaqus = segment or "", abaqus
+        self.phases = encoding.phases if encoding is not None and encoding.kind == "phases" else 0
         check_writers(abaqus)
 
     def complete(self, out_dir: Path, item: Item) -> bool:
         return (Path(out_dir) / item.key / VOLUME_JSON).is_file()
 
     def write(self, out_dir: Path, item: Item, volume: Tensor, record: dict) -> list[Path]:
+        if self.phases:
+            return write_phase_volume(Path(out_dir) / item.key, volume.float().numpy(), record, self.abaqus)
         return write_volume(Path(out_dir) / item.key, volume[0].numpy(), record, self.segment, self.abaqus)
 
 
@@ -161,6 +207,36 @@ def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = 
                   "phase_fractions": [round(float(f), 6) for f in phase_fractions(labels, seg.phases)]}
     files.append(folder / "slices.png")
     save_png(files[-1], orthogonal_slices(vol, labels))
+    files.append(folder / VOLUME_JSON)
+    write_text_atomic(files[-1], json.dumps({**record, "files": [f.name for f in files[:-1]]}, indent=1))
+    return files
+
+
+def write_phase_volume(folder: Path, channels: np.ndarray, record: dict, abaqus: bool = False) -> list[Path]:
+    """A phase model's volume: ``labels.{npy,tif,vti}`` (uint8 ids, the arg-max phase), with
+    ``abaqus`` ``labels.inp``, ``probs.npy`` (float16 (K, Z, Y, X) per-phase probabilities),
+    ``slices.png`` (phase k as gray k / (K - 1)), then ``volume.json`` with the phase fractions.
+    ``channels``: (K, Z, Y, X) in [0, 1]."""
+    from ..core.files import write_text_atomic
+    from ..data.encoding import argmax_labels, label_levels, probabilities
+    from ..data.figures import orthogonal_slices
+    from ..data.io import save_npy, save_png
+    from ..metrics.segmentation import phase_fractions
+    folder.mkdir(parents=True, exist_ok=True)
+    probs = probabilities(channels)
+    labels = argmax_labels(probs)
+    k = probs.shape[0]
+    files = [folder / "labels.npy", folder / "labels.tif", folder / "labels.vti"]
+    save_npy(files[0], labels)
+    save_tiff(files[1], labels)
+    save_vti(files[2], labels, "phase")
+    if abaqus:
+        files.append(folder / "labels.inp")
+        save_abaqus(files[-1], labels)
+    files += [folder / "probs.npy", folder / "slices.png"]
+    save_npy(files[-2], probs.astype(np.float16))
+    save_png(files[-1], orthogonal_slices(label_levels(labels, k)))
+    record = {**record, "phases": k, "phase_fractions": [round(float(f), 6) for f in phase_fractions(labels, k)]}
     files.append(folder / VOLUME_JSON)
     write_text_atomic(files[-1], json.dumps({**record, "files": [f.name for f in files[:-1]]}, indent=1))
     return files

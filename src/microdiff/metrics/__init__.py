@@ -9,6 +9,9 @@
 - ``transport``: tortuosity factor and effective diffusivity per axis (TauFactor, the
   ``transport`` extra); ``morphology``: chord lengths, pore sizes (local thickness), the Euler
   characteristic (scikit-image).
+- ``phases``: descriptors of multi-phase label maps (every phase's fraction, S2 and the
+  cross-correlations, interface density per phase pair, triple-phase boundary density, the
+  share of a phase lying as a thin layer between two others).
 - ``segmentation``: ``Segmentation`` (otsu, multiotsu:K, threshold:T) and ``multi_otsu_thresholds``
   (the one Otsu).
 - ``nearest``: the closest training image by a descriptor (E_S, E_G, E_px); ``fid``: FID/KID;

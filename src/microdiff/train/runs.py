@@ -82,3 +82,20 @@ def export_pipeline(ema, config: Config, class_names, path: Path, step: int) -> 
         raise CheckpointError(f"cannot export the model to {path}: {why}; the checkpoint of step {step} is intact: "
                               f"free space and run again with {setting('resume')}") from None
     return path
+
+
+def adopt_encoding(config, enc, data_dir) -> tuple:
+    """The config with the model's channels following the data (K one-hot phases for label maps,
+    3 for colour) and a line saying so (None when nothing changed)."""
+    import dataclasses
+    mc = config.model
+    if enc.kind == "gray":
+        if mc.phases:
+            raise UsageError(f"model.phases = {mc.phases}, but {data_dir} holds gray images, not label maps; "
+                             "leave model.phases at 0 or make the data set with `prepare --labels`")
+        return config, None
+    if (mc.phases, mc.image_channels) == (enc.phases, enc.channels):
+        return config, None
+    model = dataclasses.replace(mc, phases=enc.phases, image_channels=enc.channels)
+    what = f"label maps of {enc.phases} phases (one-hot)" if enc.kind == "phases" else "colour (RGB)"
+    return dataclasses.replace(config, model=model), f"data: {what}: model.image_channels = {enc.channels}"

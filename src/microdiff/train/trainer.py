@@ -29,7 +29,8 @@ from ..core.errors import RunDirError, SettingError, TrainingError, UsageError, 
 from ..core.files import RunLock, write_text_atomic
 from ..model.network import build_unet
 from ..core.seeding import STREAM_INIT, derive_seed
-from .runs import export_pipeline, mixed_precision, prepare_run_dir, switch
+from ..data.encoding import Encoding
+from .runs import adopt_encoding, export_pipeline, mixed_precision, prepare_run_dir, switch
 from .logs import TrainLog, write_sample_grid
 from .steps import DataOrder, ema_decay_at, lr_at, step_randomness
 
@@ -91,15 +92,18 @@ class Trainer:
                              f"{tc.grad_accum} accumulation step(s); choose a multiple of {world * tc.grad_accum}")
 
     def _load_data(self) -> None:
-        from ..data.io import load_class_images
-        mc = self.config.model
-        images = load_class_images(self.data_dir, mc.image_size)
+        from ..data.channels import load_class_images
+        images = load_class_images(self.data_dir, self.config.model.image_size)
         if self.acc.is_main_process:
             for s in images.skipped:
                 self.log(f"skipped: {s}")
-        data = torch.from_numpy(images.images)[:, None]                  # (N, 1, S, S) uint8, decoded once
-        if mc.image_channels != 1:
-            data = data.expand(-1, mc.image_channels, -1, -1)
+        self.config, note = adopt_encoding(self.config, images.encoding, self.data_dir)
+        if note and self.acc.is_main_process:
+            self.log(note)
+        self.encoding = images.encoding if images.encoding.kind != "gray" else Encoding.of_model(self.config.model)
+        data = torch.from_numpy(images.images)                          # (N, C, S, S) uint8, decoded once
+        if images.encoding.kind == "gray" and self.config.model.image_channels != 1:
+            data = data.expand(-1, self.config.model.image_channels, -1, -1)
         self.data = data.pin_memory() if self.acc.device.type == "cuda" else data
         self.labels = torch.from_numpy(images.labels)
         self.class_names = images.class_names
@@ -168,7 +172,7 @@ class Trainer:
                    acc.process_index * self.per_process + (m + 1) * self.micro)
         if self.audit:
             self.audit.write(f"{self.step_count},{','.join(map(str, idx[sl].tolist()))}\n")
-        x0 = dihedral_batch(self.data[idx[sl]].float() / 127.5 - 1, rnd["dihedral"][sl]).to(dev, non_blocking=nb)
+        x0 = dihedral_batch(self.encoding.encode(self.data[idx[sl]]), rnd["dihedral"][sl]).to(dev, non_blocking=nb)
         y = torch.where(rnd["drop"][sl], len(self.class_names), self.labels[idx[sl]]).to(dev, non_blocking=nb)
         t = rnd["t"][sl].to(dev, non_blocking=nb)
         noise = rnd["noise"][sl].to(dev, non_blocking=nb)
@@ -188,7 +192,8 @@ class Trainer:
         """One optimizer step on global batch ``step_count``; returns this process's loss terms."""
         tc, dc = self.config.train, self.config.diffusion
         idx = self.order.batch(self.step_count)
-        rnd = step_randomness(tc.seed, self.step_count, tc.batch_size, tuple(self.data.shape[1:]), dc.timesteps,
+        shape = (self.config.model.image_channels, *self.data.shape[2:])
+        rnd = step_randomness(tc.seed, self.step_count, tc.batch_size, shape, dc.timesteps,
                               tc.label_dropout, tc.augment == "dihedral", self.draw_t)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step_count, tc)

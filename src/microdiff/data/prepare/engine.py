@@ -22,12 +22,15 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ...core.checks import check_float, check_int
+from ...core.checks import check_choice, check_float, check_int
 from ...core.errors import ImageError, PrepareError, SettingError, setting
 from ..dataset import DatasetWriter
-from ..io import center_box, crop, read_image, resample
-from ..transforms import DIHEDRAL_NAMES, dihedral
+from ..io import center_box
+from ..transforms import DIHEDRAL_NAMES
+from .kinds import CHANNELS, check_phase_counts, crop_side, gray_view, read_source, render_crop, single_image_note
 from .sem_bar import detect_bar
+
+SINGLE_IMAGE_ITEMS = 500     # crops made from a class of one micrograph unless per_class says otherwise
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,14 @@ class PrepareSettings:
     detect_bar: bool = True
     strict: bool = False
     overwrite: bool = False
+    channels: str = "gray"              # gray | color (RGB) | labels (phase-label maps), see kinds
+    crop_size: int | None = None        # crops of this side in source pixels (None: the crop policy below)
 
     def __post_init__(self):
         check_int("size", self.size, 8, 65536, SettingError)
+        check_choice("channels", self.channels, CHANNELS, SettingError)
+        if self.crop_size is not None:
+            check_int("crop_size", self.crop_size, 8, 65536, SettingError)
         if self.per_class is not None:
             check_int("per_class", self.per_class, 1, 10 ** 7, SettingError)
         check_int("seed", self.seed, 0, 2 ** 63 - 1, SettingError)
@@ -57,6 +65,7 @@ class Source:
     bar_rows: int = 0
     meta: dict = field(default_factory=dict)
     regions: list[tuple[int, int, int]] | None = None   # fixed original crops (fiber importer)
+    phases: int = 0                      # label maps: the largest id + 1
 
 
 @dataclass(frozen=True)
@@ -109,20 +118,22 @@ def scan(files: Iterable[tuple[str, Path, dict]], settings: PrepareSettings, rep
     out = []
     for cls, path, meta in files:
         try:
-            img = read_image(path)
+            img = read_source(path, settings.channels)
         except ImageError as e:
             report.skip(path, str(e).split(": ", 1)[-1], settings.strict)
             continue
         finally:
             if progress:
                 progress()
-        bar = detect_bar(img) if settings.detect_bar else 0
+        gray = gray_view(img, settings.channels)
+        bar = detect_bar(gray) if settings.detect_bar and gray is not None else 0
         h, w = img.shape[0] - bar, img.shape[1]
         if min(h, w) < min_side:
             report.skip(path, f"{w}x{h} px (without the data bar) is smaller than the {min_side} px crop",
                         settings.strict)
             continue
-        out.append(Source(cls, Path(path), h, w, bar, dict(meta)))
+        phases = int(img.max()) + 1 if settings.channels == "labels" else 0
+        out.append(Source(cls, Path(path), h, w, bar, dict(meta), phases=phases))
     return out
 
 
@@ -132,17 +143,27 @@ def random_crop(rng: np.random.Generator, h: int, w: int, side: int) -> tuple[in
     return int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1)), side
 
 
-def _originals(sources: list[Source], idx: list[int], cls: str) -> list[Item]:
+def _originals(sources: list[Source], idx: list[int], cls: str, side: int | None = None) -> list[Item]:
+    """The centred square (or the fiber regions) of each source; with a crop ``side``, the
+    non-overlapping tiles of that side."""
     out = []
     for i in idx:
         s = sources[i]
-        for box in (s.regions if s.regions is not None else [center_box(s.height, s.width)]):
-            out.append(Item(cls, i, box, 0, True))
+        if side is not None and s.regions is None:
+            k = min(side, s.height, s.width)
+            boxes = [(r * k, c * k, k) for r in range(s.height // k) for c in range(s.width // k)]
+        else:
+            boxes = s.regions if s.regions is not None else [center_box(s.height, s.width)]
+        out += [Item(cls, i, box, 0, True) for box in boxes]
     return out
 
 
-def _augment_box(rng: np.random.Generator, s: Source, base: Item, fraction: float) -> tuple[int, int, int]:
-    """A random square of ``fraction`` x the shorter side (inside the region for fiber regions)."""
+def _augment_box(rng: np.random.Generator, s: Source, base: Item, fraction: float,
+                 side: int | None = None) -> tuple[int, int, int]:
+    """A random square of ``fraction`` x the shorter side (inside the region for fiber regions),
+    or of the crop ``side``."""
+    if side is not None and s.regions is None:
+        return random_crop(rng, s.height, s.width, min(side, s.height, s.width))
     short = min(s.height, s.width) if s.regions is None else base.box[2]
     side = max(1, int(round(fraction * short)))
     if s.regions is None:
@@ -153,7 +174,7 @@ def _augment_box(rng: np.random.Generator, s: Source, base: Item, fraction: floa
 
 
 def _fill(rng: np.random.Generator, sources: list[Source], originals: list[Item], target: int,
-          settings: PrepareSettings, cls: str) -> list[Item]:
+          settings: PrepareSettings, cls: str, side: int | None = None) -> list[Item]:
     """The originals plus distinct augmented items up to ``target``."""
     items = list(originals)
     seen = {(it.source, it.box, it.transform) for it in items}
@@ -165,7 +186,7 @@ def _fill(rng: np.random.Generator, sources: list[Source], originals: list[Item]
                                f"lower {setting('per_class')} or {setting('crop_fraction')}")
         base = originals[k % len(originals)]
         k += 1
-        box = _augment_box(rng, sources[base.source], base, settings.crop_fraction)
+        box = _augment_box(rng, sources[base.source], base, settings.crop_fraction, side)
         key = (base.source, box, int(rng.integers(0, 8)))
         if key in seen:
             continue
@@ -174,22 +195,29 @@ def _fill(rng: np.random.Generator, sources: list[Source], originals: list[Item]
     return items
 
 
-def plan(sources: list[Source], classes: list[str], settings: PrepareSettings
-         ) -> tuple[list[Item], dict[str, ClassCount]]:
-    """Items per class: subsample or fill up to ``per_class``."""
+def plan(sources: list[Source], classes: list[str], settings: PrepareSettings, report: Report | None = None,
+         single_image: bool = False) -> tuple[list[Item], dict[str, ClassCount]]:
+    """Items per class: subsample or fill up to ``per_class`` (with ``single_image``, a class of
+    one micrograph: SINGLE_IMAGE_ITEMS crops of the training size from it unless ``per_class``
+    says otherwise)."""
     items: list[Item] = []
     counts = {}
     for ci, c in enumerate(classes):
         rng = np.random.default_rng([settings.seed, ci])
         idx = [i for i, s in enumerate(sources) if s.cls == c]
-        originals = _originals(sources, idx, c)
+        side = crop_side(sources, idx, settings, single_image)
+        originals = _originals(sources, idx, c, side)
         n_avail = len(originals)
         target = n_avail if settings.per_class is None else settings.per_class
+        if single_image and len(idx) == 1 and side is not None and settings.crop_size is None:
+            target = settings.per_class or SINGLE_IMAGE_ITEMS
+            if report is not None:
+                report.notes.append(single_image_note(c, sources[idx[0]], side, target))
         if n_avail >= target:
             chosen = sorted(rng.choice(n_avail, size=target, replace=False).tolist()) if target < n_avail else range(n_avail)
             cls_items = [originals[k] for k in chosen]
         else:
-            cls_items = _fill(rng, sources, originals, target, settings, c)
+            cls_items = _fill(rng, sources, originals, target, settings, c, side)
         items += cls_items
         n_orig = sum(it.original for it in cls_items)
         counts[c] = ClassCount(len(idx), n_avail, n_orig, len(cls_items) - n_orig)
@@ -199,7 +227,7 @@ def plan(sources: list[Source], classes: list[str], settings: PrepareSettings
 # ----------------------------------------------------------------------------- render and write
 
 def render(sources: list[Source], items: list[Item], settings: PrepareSettings, writer: DatasetWriter,
-           progress: Callable[[int], None] | None = None) -> None:
+           progress: Callable[[int], None] | None = None, phases: int = 0) -> None:
     by_source: dict[int, list[tuple[int, Item]]] = {}
     for n, it in enumerate(items):
         by_source.setdefault(it.source, []).append((n, it))
@@ -210,12 +238,12 @@ def render(sources: list[Source], items: list[Item], settings: PrepareSettings, 
         names[n] = f"{counter[it.cls] - 1:05d}"
     for si in sorted(by_source):
         s = sources[si]
-        img = read_image(s.path)
+        img = read_source(s.path, settings.channels)
         img = img[:img.shape[0] - s.bar_rows] if s.bar_rows else img
         for n, it in by_source[si]:
             t, l_, side = it.box
-            out = resample(dihedral(crop(img, it.box), it.transform), settings.size)
-            writer.add(it.cls, names[n], out, source=str(s.path), crop_top=t, crop_left=l_, crop_size=side,
+            suffix, out = render_crop(img, it.box, it.transform, settings.size, settings.channels, phases)
+            writer.add(it.cls, names[n] + suffix, out, source=str(s.path), crop_top=t, crop_left=l_, crop_size=side,
                        transform=DIHEDRAL_NAMES[it.transform], original=it.original, bar_rows=s.bar_rows,
                        seed=settings.seed, **s.meta)
         if progress:
@@ -236,19 +264,22 @@ def _dataset_meta(kind: str, settings: PrepareSettings, counts: dict[str, ClassC
 
 
 def run(kind: str, sources: list[Source], classes: list[str], out: Path, settings: PrepareSettings,
-        report: Report, info: dict, show_progress: bool = True) -> PrepareResult:
+        report: Report, info: dict, show_progress: bool = True, single_image: bool = False) -> PrepareResult:
     """Plan, render and write the data set of the scanned ``sources``."""
     from tqdm.auto import tqdm
     present = [c for c in classes if any(s.cls == c for s in sources)]
     if not present:
         raise PrepareError("no usable images in any class" + (f"; skipped: {report.skipped[0][0]}: "
                                                                f"{report.skipped[0][1]}" if report.skipped else ""))
-    items, counts = plan(sources, present, settings)
+    phases = check_phase_counts(sources) if settings.channels == "labels" else 0
+    items, counts = plan(sources, present, settings, report, single_image)
+    channels = {"channels": settings.channels, **({"phases": phases} if phases else {}),
+                **({"color": True} if settings.channels == "color" else {})}
     with DatasetWriter(out, settings.overwrite) as w:
         bar = tqdm(total=len(items), desc=f"prepare {kind}: writing", unit="img", disable=not show_progress)
-        render(sources, items, settings, w, bar.update)
+        render(sources, items, settings, w, bar.update, phases)
         bar.close()
-        path = w.commit({**_dataset_meta(kind, settings, counts, report), **info})
+        path = w.commit({**_dataset_meta(kind, settings, counts, report), **channels, **info})
     return PrepareResult(path, counts, report)
 
 

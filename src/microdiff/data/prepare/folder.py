@@ -11,7 +11,9 @@ from .engine import (PrepareResult, PrepareSettings, Report, check_classes, clas
 
 def prepare_folder(src: str | Path, out: str | Path, settings: PrepareSettings = PrepareSettings(),
                    classes: list[str] | None = None, show_progress: bool = True) -> PrepareResult:
-    """Any tree of class subfolders of PNG/TIFF/JPEG/BMP images."""
+    """Any tree of class subfolders of PNG/TIFF/JPEG/BMP images (``settings.channels``: gray,
+    color or labels). A class folder that holds a single micrograph becomes SINGLE_IMAGE_ITEMS
+    crops of the training size at the image's own resolution (``per_class`` sets the count)."""
     src = Path(src)
     all_classes = class_folders(src)
     if not all_classes:
@@ -21,4 +23,5 @@ def prepare_folder(src: str | Path, out: str | Path, settings: PrepareSettings =
     report = Report()
     sources = scan_with_progress("folder", files, settings, report, show_progress)
     drop_empty_classes(classes, sources, report, explicit=True)
-    return run("folder", sources, classes, Path(out), settings, report, {"source": str(src)}, show_progress)
+    return run("folder", sources, classes, Path(out), settings, report, {"source": str(src)}, show_progress,
+               single_image=True)

@@ -1,0 +1,105 @@
+"""A training set in memory, in the encoding its data set calls for (``data.encoding``).
+
+``data_encoding(root)`` says how a data folder is to be read: ``dataset.json``'s ``phases`` (a
+label data set: ``<class>/<name>_labels.png|npy``) or ``color`` (RGB images), else, for a
+folder that no microdiff command made, label maps when it holds only ``*_labels.*`` files, gray
+otherwise. ``load_class_images`` reads every class at the training size as uint8 (N, C, S, S):
+gray levels, RGB, or phase ids (resampled by nearest neighbour, so ids stay exact).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import DataError, ImageError
+from .encoding import MAX_PHASES, Encoding
+from .io import center_box, crop, crop_resample, list_class_images, list_images, read_label_stack, read_raw, to_uint8, to_unit_float
+
+__all__ = ["data_encoding", "ImageSet", "load_class_images", "resample_labels"]
+
+
+def data_encoding(root: str | Path) -> Encoding:
+    """The encoding of the data folder ``root`` (see the module's doc)."""
+    root = Path(root)
+    meta = {}
+    if (root / "dataset.json").is_file():
+        try:
+            meta = json.loads((root / "dataset.json").read_text())
+        except (OSError, ValueError) as e:
+            raise DataError(f"{root / 'dataset.json'}: not readable JSON ({e}); make the data set again") from None
+    if meta.get("phases"):
+        k = meta["phases"]
+        if not isinstance(k, int) or not 2 <= k <= MAX_PHASES:
+            raise DataError(f"{root / 'dataset.json'}: phases = {k!r}; expected 2..{MAX_PHASES}")
+        return Encoding("phases", k)
+    if meta.get("color"):
+        return Encoding("rgb")
+    dirs = [d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")] if root.is_dir() else []
+    if not meta and dirs and all(list_images(d, labels=True) and not list_images(d) for d in dirs):
+        top = max(int(read_label_stack(list_images(d, labels=True)).max()) for d in dirs)
+        return Encoding("phases", max(2, top + 1))
+    return Encoding("gray")
+
+
+def resample_labels(ids: np.ndarray, size: int) -> np.ndarray:
+    """A square label map at ``size`` x ``size`` by nearest neighbour (ids are never interpolated)."""
+    n = ids.shape[0]
+    if n == size:
+        return ids
+    idx = np.minimum(((np.arange(size) + 0.5) * n / size).astype(np.int64), n - 1)
+    return ids[np.ix_(idx, idx)]
+
+
+@dataclass
+class ImageSet:
+    """A class-folder tree in memory: uint8 images (N, C, S, S), labels (N,), class names, the
+    encoding, and the files that were skipped (with why)."""
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    encoding: Encoding = field(default_factory=Encoding)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _read_one(path: Path, enc: Encoding, size: int) -> np.ndarray:
+    """One file as uint8 (C, S, S) in the encoding."""
+    if enc.kind == "phases":
+        ids = read_label_stack([path], enc.phases)[0]
+        if int(ids.max(initial=0)) >= enc.phases:
+            raise ImageError(f"{path}: phase id {int(ids.max())} in a data set of {enc.phases} phases (0.."
+                             f"{enc.phases - 1})")
+        return resample_labels(crop(ids, center_box(*ids.shape)), size)[None]
+    if enc.kind == "rgb":
+        rgb = to_unit_float(read_raw(path, color=True), str(path))
+        sq = crop(rgb, center_box(*rgb.shape[:2]))
+        return np.stack([to_uint8(crop_resample(sq[..., c], size)) for c in range(3)])
+    from .io import read_image
+    return to_uint8(crop_resample(read_image(path), size))[None]
+
+
+def load_class_images(root: str | Path, image_size: int, encoding: Encoding | None = None) -> ImageSet:
+    """All images of a class-folder tree in ``encoding`` (default ``data_encoding(root)``),
+    brought to ``image_size`` (a centred square; gray and RGB resampled as ``io.crop_resample``,
+    labels by nearest neighbour). Unreadable files are skipped and reported; a class left without
+    images is an error."""
+    enc = encoding or data_encoding(root)
+    classes = list_class_images(root, labels=enc.kind == "phases")
+    images, labels, skipped = [], [], []
+    for ci, (name, files) in enumerate(classes.items()):
+        n_ok = 0
+        for f in files:
+            try:
+                images.append(_read_one(f, enc, image_size))
+            except ImageError as e:
+                skipped.append(e.args[0])        # its settings named when logged (core.errors.say)
+                continue
+            labels.append(ci)
+            n_ok += 1
+        if n_ok == 0:
+            why = f" (the first skipped: {skipped[-1]})" if skipped else ""
+            raise DataError(f"class folder {Path(root) / name} has no readable images{why}; fix what the reason says, "
+                            "add images, or remove the folder")
+    return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), enc, skipped)

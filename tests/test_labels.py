@@ -1,0 +1,221 @@
+"""Segmented (phase-label) and colour data through the pipeline: prepare keeps ids exact, K-phase
+models train on one-hot channels and write label maps, inpainting keeps known labels, volumes
+are label volumes, colour stays three channels; bad inputs stop with one line."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import tiny_config
+from microdiff.cli import main
+from microdiff.data.channels import data_encoding, load_class_images, resample_labels
+from microdiff.data.dataset import read_manifest
+from microdiff.data.encoding import Encoding, argmax_labels, levels_to_labels, probabilities
+from microdiff.data.io import read_label_stack
+from microdiff.data.prepare import PrepareSettings, prepare_folder
+from microdiff.data.transforms import DIHEDRAL_NAMES, dihedral
+from microdiff.generate.pipeline import load_pipeline
+from microdiff.train import train_model as train
+
+Q = dict(show_progress=False)
+
+
+def _three_phase(rng, n=96):
+    from scipy import ndimage as ndi
+    f = ndi.gaussian_filter(rng.standard_normal((n, n)), 3, mode="wrap")
+    return np.digitize(f, np.quantile(f, [0.45, 0.7])).astype(np.uint8)      # 0, 1, 2
+
+
+@pytest.fixture(scope="module")
+def label_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labels")
+    rng = np.random.default_rng(3)
+    for c in ("a", "b"):
+        (root / "src" / c).mkdir(parents=True)
+        for i in range(3):
+            np.save(root / "src" / c / f"m{i}.npy", _three_phase(rng))
+    out = prepare_folder(root / "src", root / "data", PrepareSettings(size=16, per_class=60, channels="labels",
+                                                                      crop_size=24), **Q).out
+    return root, out
+
+
+@pytest.fixture(scope="module")
+def phase_model(label_set):
+    root, data = label_set
+    train(data, root / "run", tiny_config("train.steps=2"), show_progress=False, log=lambda *a: None)
+    return root / "run" / "model"
+
+
+def test_encoding_one_hot_round_trip_and_probabilities():
+    ids = torch.from_numpy(np.random.default_rng(0).integers(0, 4, (2, 1, 8, 8)).astype(np.uint8))
+    enc = Encoding("phases", 4)
+    x = enc.encode(ids)
+    assert x.shape == (2, 4, 8, 8) and set(x.unique().tolist()) == {-1.0, 1.0}
+    unit = ((x + 1) / 2).numpy()
+    assert (argmax_labels(unit, axis=1) == ids[:, 0].numpy()).all()
+    p = probabilities(np.random.default_rng(1).random((3, 5, 5)))
+    np.testing.assert_allclose(p.sum(0), 1, rtol=1e-6)
+    assert (probabilities(np.zeros((4, 2, 2))) == 0.25).all()              # no evidence: uniform
+    # the label PNG levels round(255 k / (K - 1)) decode exactly, other levels are refused
+    levels = np.rint(255 * np.arange(5) / 4).astype(np.uint8)
+    assert (levels_to_labels(levels, 5) == np.arange(5)).all()
+    with pytest.raises(Exception, match="not one of the 5 phase levels"):
+        levels_to_labels(np.array([1], np.uint8), 5)
+
+
+def test_prepare_keeps_label_ids_exact_through_crops_and_transforms(label_set):
+    root, data = label_set
+    meta = json.loads((data / "dataset.json").read_text())
+    assert meta["phases"] == 3 and meta["channels"] == "labels"
+    assert data_encoding(data) == Encoding("phases", 3)
+    rows = read_manifest(data)
+    assert len(rows) == 120 and all(r["file"].endswith("_labels.png") for r in rows)
+    assert {r["transform"] for r in rows} - {"identity"}, "augmented crops are turned and mirrored"
+    for r in rows:
+        src = np.load(r["source"])
+        t, l_, s = int(r["crop_top"]), int(r["crop_left"]), int(r["crop_size"])
+        want = resample_labels(dihedral(src[t:t + s, l_:l_ + s], DIHEDRAL_NAMES.index(r["transform"])), 16)
+        got = read_label_stack([data / r["file"]], 3)[0]
+        assert (got == want).all(), r["file"]
+    # a map that lacks a phase still decodes with the data set's K (levels 0 and 255 are 0 and 2)
+    assert set(np.unique(read_label_stack([data / r["file"] for r in rows]))) <= {0, 1, 2}
+    s = load_class_images(data, 16)
+    assert s.images.shape == (120, 1, 16, 16) and s.encoding.phases == 3
+
+
+def test_phase_model_trains_on_one_hot_channels_and_writes_label_maps(phase_model, tmp_path):
+    pipe = load_pipeline(phase_model)
+    m = pipe.microdiff_config.model
+    assert (m.phases, m.image_channels) == (3, 3) and pipe.encoding == Encoding("phases", 3)
+    assert main(["sample", "--model", str(phase_model), "--num", "2", "--steps", "3", "--size", "24", "--periodic",
+                 "--out", str(tmp_path / "s")]) == 0
+    d = tmp_path / "s" / "a"
+    lab = np.load(d / "0000_labels.npy")
+    probs = np.load(d / "0000_probs.npy").astype(np.float32)
+    assert lab.shape == (24, 24) and lab.dtype == np.uint8 and lab.max() <= 2
+    assert probs.shape == (3, 24, 24)
+    np.testing.assert_allclose(probs.sum(0), 1, atol=2e-3)
+    assert (np.argmax(probs, 0) == lab).mean() > 0.99                         # float16 ties aside
+    assert np.asarray(Image.open(d / "0000.png")).shape == (24, 24, 3)        # colour-mapped for people
+    assert (read_label_stack([d / "0000_labels.png"], 3)[0] == lab).all()
+    rec = json.loads((d / "0000.json").read_text())
+    np.testing.assert_allclose(rec["phase_fractions"], np.bincount(lab.ravel(), minlength=3) / lab.size, atol=1e-6)
+    # --segment is for gray models
+    assert main(["sample", "--model", str(phase_model), "--num", "1", "--steps", "2", "--segment", "otsu",
+                 "--out", str(tmp_path / "t")]) == 2
+
+
+def test_inpainting_a_phase_model_keeps_the_known_labels(phase_model, tmp_path):
+    rng = np.random.default_rng(5)
+    known = _three_phase(rng, 24)
+    np.save(tmp_path / "known.npy", known)
+    mask = np.zeros((24, 24), np.uint8)
+    mask[6:18, 6:18] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    assert main(["inpaint", "--model", str(phase_model), "--class", "b", "--image", str(tmp_path / "known.npy"),
+                 "--mask", str(tmp_path / "mask.png"), "--num", "2", "--steps", "3", "--out", str(tmp_path / "i")]) == 0
+    for k in range(2):
+        lab = np.load(tmp_path / "i" / "b" / f"{k:04d}_labels.npy")
+        outside = mask == 0
+        assert (lab[outside] == known[outside]).all()
+    np.save(tmp_path / "bad.npy", np.full((24, 24), 3, np.uint8))                 # phase 3 of a 3-phase model
+    assert main(["inpaint", "--model", str(phase_model), "--class", "b", "--image", str(tmp_path / "bad.npy"),
+                 "--mask", str(tmp_path / "mask.png"), "--out", str(tmp_path / "j")]) == 2
+
+
+def test_phase_model_volumes_are_label_volumes(phase_model, tmp_path):
+    assert main(["sample3d", "--model", str(phase_model), "--class", "a", "--num", "1", "--steps", "2",
+                 "--out", str(tmp_path / "v"), "--abaqus"]) == 0
+    v = tmp_path / "v" / "0000"
+    lab = np.load(v / "labels.npy")
+    probs = np.load(v / "probs.npy").astype(np.float32)
+    assert lab.shape == (16, 16, 16) and lab.max() <= 2 and probs.shape == (3, 16, 16, 16)
+    rec = json.loads((v / "volume.json").read_text())
+    assert rec["phases"] == 3 and len(rec["phase_prior"]) == 3 and abs(sum(rec["phase_prior"]) - 1) < 1e-6
+    assert (v / "labels.inp").is_file()
+    assert main(["sample3d", "--model", str(phase_model), "--class", "a", "--fractions", "scatter",
+                 "--out", str(tmp_path / "w")]) == 2
+
+
+def test_phase_product_counts_the_voxels_own_evidence_once():
+    from microdiff.denoise.volume import phase_product, phase_ref_logp
+    x = torch.randn(1, 3, 2, 2, 2)
+    alpha, sigma = torch.tensor([0.6]), torch.tensor([0.8])
+    ref = phase_ref_logp(x, alpha, sigma, torch.tensor([0.5, 0.3, 0.2]))
+    torch.testing.assert_close(ref.exp().sum(1), torch.ones(1, 2, 2, 2, dtype=torch.float64))
+    # planes that know nothing beyond the voxel (each says p_ref) give p_ref back
+    x0_ref = (2 * ref.exp() - 1).float()
+    torch.testing.assert_close(phase_product(ref, [x0_ref] * 3), x0_ref, atol=1e-5, rtol=1e-5)
+    # one plane sure of phase 2, the others at p_ref: phase 2 wins
+    sure = -torch.ones_like(x0_ref)
+    sure[:, 2] = 1
+    out = phase_product(ref, [sure, x0_ref, x0_ref])
+    assert (out.argmax(1) == 2).all()
+
+
+def test_colour_round_trip(tmp_path):
+    rng = np.random.default_rng(2)
+    for c in ("red", "blue"):
+        (tmp_path / "src" / c).mkdir(parents=True)
+        for i in range(2):
+            img = (rng.random((20, 20, 3)) * 60).astype(np.uint8)
+            img[..., 0 if c == "red" else 2] += 180
+            Image.fromarray(img).save(tmp_path / "src" / c / f"{i}.png")
+    data = prepare_folder(tmp_path / "src", tmp_path / "data", PrepareSettings(size=16, channels="color"), **Q).out
+    assert json.loads((data / "dataset.json").read_text())["color"] is True
+    s = load_class_images(data, 16)
+    assert s.images.shape == (4, 3, 16, 16) and s.encoding == Encoding("rgb")
+    red = s.images[s.labels == s.class_names.index("red")]
+    assert red[:, 0].mean() > red[:, 2].mean() + 100                           # channels kept in order
+    train(data, tmp_path / "run", tiny_config("train.steps=1"), show_progress=False, log=lambda *a: None)
+    pipe = load_pipeline(tmp_path / "run" / "model")
+    assert pipe.microdiff_config.model.image_channels == 3 and pipe.encoding == Encoding("rgb")
+    assert main(["sample", "--model", str(tmp_path / "run" / "model"), "--num", "1", "--steps", "2",
+                 "--out", str(tmp_path / "s")]) == 0
+    assert np.asarray(Image.open(tmp_path / "s" / "red" / "0000.png")).shape == (16, 16, 3)
+
+
+def _err(capsys, args):
+    rc = main(args)
+    msg = capsys.readouterr().err.strip()
+    assert rc == 2 and "Traceback" not in msg and "\n" not in msg, msg
+    return msg
+
+
+def test_bad_label_inputs_stop_with_one_line(tmp_path, capsys):
+    def folder(name, arrays):
+        for c, arrs in arrays.items():
+            (tmp_path / name / c).mkdir(parents=True)
+            for i, a in enumerate(arrs):
+                np.save(tmp_path / name / c / f"{i}.npy", a) if isinstance(a, np.ndarray) else a.save(
+                    tmp_path / name / c / f"{i}.png")
+        return str(tmp_path / name)
+    base = ["--size", "16", "--labels", "--no-progress", "--strict"]
+    big = folder("big", {"a": [np.full((40, 40), 300, np.int16)]})
+    assert "0..255" in _err(capsys, ["prepare", "folder", big, "--out", str(tmp_path / "o1"), *base])
+    flt = folder("flt", {"a": [np.random.default_rng(0).random((40, 40))]})
+    assert "integer" in _err(capsys, ["prepare", "folder", flt, "--out", str(tmp_path / "o2"), *base])
+    photo = Image.fromarray((np.random.default_rng(1).random((40, 40)) * 255).astype(np.uint8))
+    ph = folder("photo", {"a": [photo]})
+    assert "not a label map" in _err(capsys, ["prepare", "folder", ph, "--out", str(tmp_path / "o3"), *base])
+    two = np.zeros((40, 40), np.uint8)
+    two[:, 20:] = 1
+    three = two.copy()
+    three[:10] = 2
+    mixed = folder("mixed", {"a": [two], "b": [three]})
+    assert "different phase counts" in _err(capsys, ["prepare", "folder", mixed, "--out", str(tmp_path / "o4"),
+                                                     *base])
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
+
+
+def test_one_micrograph_becomes_crops_at_its_own_resolution(tmp_path):
+    (tmp_path / "src" / "only").mkdir(parents=True)
+    img = _three_phase(np.random.default_rng(4), 80)
+    np.save(tmp_path / "src" / "only" / "m.npy", img)
+    res = prepare_folder(tmp_path / "src", tmp_path / "data", PrepareSettings(size=16, channels="labels"), **Q)
+    assert res.counts["only"].total == 500 and res.counts["only"].originals == 25       # 5 x 5 tiles, then crops
+    rows = read_manifest(res.out)
+    assert {int(r["crop_size"]) for r in rows} == {16}                                  # nothing resampled
+    assert any("one micrograph" in n for n in res.report.notes)
