@@ -139,20 +139,23 @@ def test_phase_model_volumes_are_label_volumes(phase_model, tmp_path):
                  "--out", str(tmp_path / "w")]) == 2
 
 
-def test_phase_product_counts_the_voxels_own_evidence_once():
-    from microdiff.denoise.volume import phase_product, phase_ref_logp
-    x = torch.randn(1, 3, 2, 2, 2)
-    alpha, sigma = torch.tensor([0.6]), torch.tensor([0.8])
-    ref = phase_ref_logp(x, alpha, sigma, torch.tensor([0.5, 0.3, 0.2]))
-    torch.testing.assert_close(ref.exp().sum(1), torch.ones(1, 2, 2, 2, dtype=torch.float64))
-    # planes that know nothing beyond the voxel (each says p_ref) give p_ref back
-    x0_ref = (2 * ref.exp() - 1).float()
-    torch.testing.assert_close(phase_product(ref, [x0_ref] * 3), x0_ref, atol=1e-5, rtol=1e-5)
-    # one plane sure of phase 2, the others at p_ref: phase 2 wins
-    sure = -torch.ones_like(x0_ref)
+def test_phase_product_combines_the_planes_and_fixes_each_phases_share():
+    from microdiff.denoise.volume import phase_product
+    p = torch.softmax(torch.randn(1, 3, 4, 4, 4), 1)
+    x0 = 2 * p - 1
+    torch.testing.assert_close(phase_product([x0] * 3), x0, atol=1e-4, rtol=0)   # planes that agree
+    sure = -torch.ones_like(x0)
     sure[:, 2] = 1
-    out = phase_product(ref, [sure, x0_ref, x0_ref])
-    assert (out.argmax(1) == 2).all()
+    flat = torch.zeros_like(x0) - 1 / 3                                        # p = 1/3 each
+    assert (phase_product([sure, flat, flat]).argmax(1) == 2).all()            # one sure plane, two unsure
+    # with the fractions given, every volume's mean probabilities are those fractions
+    from microdiff.denoise.volume import match_fractions
+    logp = torch.randn(2, 3, 6, 6, 6, dtype=torch.float64) * 3
+    want = torch.tensor([0.5, 0.13, 0.37])
+    got = torch.softmax(match_fractions(logp, want), 1).mean((2, 3, 4))
+    torch.testing.assert_close(got, want.double().expand(2, 3), atol=1e-5, rtol=0)
+    kept = match_fractions(logp, want).argmax(1) == logp.argmax(1)
+    assert kept.double().mean() > 0.3                                       # the evidence's order is kept
 
 
 def test_colour_round_trip(tmp_path):
@@ -175,6 +178,10 @@ def test_colour_round_trip(tmp_path):
     assert main(["sample", "--model", str(tmp_path / "run" / "model"), "--num", "1", "--steps", "2",
                  "--out", str(tmp_path / "s")]) == 0
     assert np.asarray(Image.open(tmp_path / "s" / "red" / "0000.png")).shape == (16, 16, 3)
+    # evaluate reads colour samples and training images by their luminance
+    assert main(["evaluate", "--generated", str(tmp_path / "s"), "--train", str(data), "--no-fid", "--descriptors",
+                 "S,px", "--limit-to", "8", "--out", str(tmp_path / "ev")]) == 0
+    assert "red" in (tmp_path / "ev" / "metrics.csv").read_text()
 
 
 def _err(capsys, args):

@@ -91,7 +91,7 @@ def read_raw(path: str | Path, allow_rgb: bool = True, color: bool = False) -> n
     if path.suffix.lower() == ".vti":
         raise _unreadable(path, "a .vti file is written for ParaView; read the volume.npy or volume.tif beside it")
     try:
-        arr = _read_npy(path, color) if path.suffix.lower() == ".npy" else _read_pil(path, allow_rgb, color)
+        arr = _read_npy(path, color, allow_rgb) if path.suffix.lower() == ".npy" else _read_pil(path, allow_rgb, color)
     except MicrodiffError:
         raise
     except Exception as e:  # noqa: BLE001  decoders raise many kinds for a damaged file
@@ -109,7 +109,7 @@ def _unreadable(path: Path, reason: str, fix: str = "") -> ImageError:
     return err
 
 
-def _read_npy(path: Path, color: bool = False) -> np.ndarray:
+def _read_npy(path: Path, color: bool = False, allow_rgb: bool = False) -> np.ndarray:
     try:
         mm = np.load(path, mmap_mode="r", allow_pickle=False)   # the header, checked against the file's length
     except ValueError:
@@ -119,8 +119,11 @@ def _read_npy(path: Path, color: bool = False) -> np.ndarray:
     if mm.dtype.kind not in "biuf":
         raise ImageError(f"{path}: a {mm.dtype} array is not an image; save numbers (integers or floats in [0, 1])")
     arr = np.squeeze(np.array(mm))
-    if color and arr.ndim == 3 and arr.shape[-1] == 3:
-        return arr
+    if arr.ndim == 3 and arr.shape[-1] == 3 and (color or allow_rgb):
+        if color:
+            return arr
+        gray = arr.astype(np.float64) @ np.array([0.299, 0.587, 0.114])              # luminance, as PIL's "L"
+        return gray.astype(np.float32) if arr.dtype.kind == "f" else np.rint(gray).astype(arr.dtype)
     if arr.ndim != 2:
         raise ImageError(f"{path}: expected a 2-D array{' or H x W x 3' if color else ''}, got shape {arr.shape}")
     return np.repeat(arr[..., None], 3, -1) if color else arr

@@ -53,28 +53,46 @@ class PhasePrior:
     fractions: Tensor
 
 
-def phase_ref_logp(x: Tensor, alpha: Tensor, sigma: Tensor, fractions: Tensor) -> Tensor:
-    """log P(phase k | x_t) of each voxel from its own noisy channels alone, (B, K, ...): with
-    x_0 the one-hot code e_k (+1 at k, -1 elsewhere) of phase k drawn with P(k) = ``fractions``,
-    log P(k | x) = log P(k) - |x - alpha e_k|^2 / (2 sigma^2) + const = log P(k) + 2 alpha x_k /
-    sigma^2 + const (|e_k| and x . sum e do not depend on k)."""
-    shape = (-1,) + (1,) * (x.ndim - 1)
-    a, s = alpha.reshape(shape).double(), sigma.reshape(shape).double()
-    prior = fractions.double().clamp_min(1e-12).log().to(x.device).reshape((1, -1) + (1,) * (x.ndim - 2))
-    return torch.log_softmax(prior + 2 * a * x.double() / (s * s), dim=1)
+def phase_product(x0s: Sequence[Tensor], fractions: Tensor | None = None,
+                  floor: float = 1e-4) -> Tensor:
+    """The three planes' phase probabilities combined for one-hot phases, as x_0 in [-1, 1]
+    (B, K, ...): each plane's x_0 read as probabilities p_a = (x0_a + 1) / 2 (clipped at
+    ``floor``, normalised), their geometric mean log p = (1/n) sum_a log p_a (a product of the
+    planar experts, each tempered by 1/n), and with ``fractions`` (K,) each volume's phases shifted
+    by one log-odds offset per phase so that its mean probabilities are the fractions
+    (``match_fractions``; the categorical counterpart of the gray product's rank map: the order of
+    each phase's evidence is kept, its share fixed). Returned as E[e_k] = 2 p - 1.
 
-
-def phase_product(ref_logp: Tensor, x0s: Sequence[Tensor], floor: float = 1e-4) -> Tensor:
-    """The product of the planar experts for one-hot phases, as x_0 in [-1, 1] (B, K, ...): each
-    plane's x_0 read as probabilities p_a = (x0_a + 1) / 2 (clipped at ``floor``, normalised),
-    log p = sum_a log p_a - (n - 1) log p_ref, normalised: the posterior of the voxel's phase given
-    all n planes when each plane's evidence is independent given the phase, the voxel's own
-    evidence (which every plane holds) counted once. Returned as E[e_k] = 2 p - 1."""
-    logp = -(len(x0s) - 1) * ref_logp
+    Two stronger combinations were measured worse on the three-phase truth (BENCHMARKS.md, "Phase
+    volumes"): the full product with the voxel's own evidence divided out twice (log p = sum_a
+    log p_a - (n - 1) log p_ref, p_ref the voxel's own posterior) gave volumes of voxel noise, since a 2D denoiser's
+    planes smooth the voxel's own noise, so dividing its exact likelihood out twice leaves that
+    noise with a negative weight; the gray rule in x_0 space (ref + sum_a (x0_a - ref)) lost the
+    minority phase (0.5 % binder for 13 %)."""
+    logp = 0
     for xa in x0s:
         p = ((xa.double() + 1) / 2).clamp_min(floor)
-        logp = logp + (p / p.sum(1, keepdim=True)).log()
+        logp = logp + (p / p.sum(1, keepdim=True)).log() / len(x0s)
+    if fractions is not None:
+        logp = match_fractions(logp, fractions)
     return (2 * torch.softmax(logp, dim=1) - 1).to(x0s[0].dtype)
+
+
+def match_fractions(logp: Tensor, fractions: Tensor, iters: int = 50, tol: float = 1e-6) -> Tensor:
+    """``logp`` (B, K, ...) plus one offset per item and phase such that the mean over the
+    voxels of softmax(logp + offset) is ``fractions``: iterative proportional fitting (each
+    round adds log(target / current mean)), which converges for any logits with fractions > 0."""
+    dims = tuple(range(2, logp.ndim))
+    target = fractions.double().clamp_min(1e-12).to(logp.device)
+    target = (target / target.sum()).reshape((1, -1) + (1,) * len(dims))
+    offset = torch.zeros(logp.shape[:2] + (1,) * len(dims), dtype=logp.dtype, device=logp.device)
+    for _ in range(iters):
+        mean = torch.softmax(logp + offset, dim=1).mean(dims, keepdim=True)
+        step = target.log() - mean.clamp_min(1e-300).log()
+        offset = offset + step
+        if float(step.abs().max()) < tol:
+            break
+    return logp + offset
 
 
 def fraction_std(s2: Tensor, fraction: float, shape) -> float:
@@ -222,9 +240,9 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         the levels are (up to sampling) ref's own distribution."""
         if self.prior is None:
             raise ValueError("the product of planes needs the voxels' marginal: prior=VoxelPrior(values, weights)")
-        alpha, sigma = self.coefficients(t, x)
         if isinstance(self.prior, PhasePrior):
-            return phase_product(phase_ref_logp(x, alpha, sigma, self.prior.fractions), x0s)
+            return phase_product(x0s, self.prior.fractions)
+        alpha, sigma = self.coefficients(t, x)
         ref = marginal_denoiser(x, alpha, sigma, self.prior.values, self.prior.weights)
         levels = self.prior.levels
         x0 = ref + (EVIDENCE if levels else UNMAPPED_EVIDENCE) * sum(xa - ref for xa in x0s)

@@ -103,9 +103,16 @@ def evaluate_folders(generated: str | Path, train: str | Path, out: str | Path,
                      report: bool = True) -> EvalResult:
     """Evaluate every class folder of ``generated`` against its folder in ``train``; writes
     ``metrics.csv``, ``table.md``, ``closest.png`` and (``report``) ``report.html`` into ``out``.
-    Generated classes with no training folder are listed in the report, not evaluated."""
+    Generated classes with no training folder are listed in the report, not evaluated. A label
+    data set (``dataset.json`` phases) is compared as label maps (``labels``)."""
+    import dataclasses
+
     from tqdm.auto import tqdm
+
+    from ..data.channels import data_encoding
     generated, train, out = Path(generated), Path(train), Path(out)
+    if not settings.labels and train.is_dir() and data_encoding(train).kind == "phases":
+        settings = dataclasses.replace(settings, labels=True)        # a label data set: compare label maps
     gen, tr, unmatched = _class_files(generated, train, settings)
     gen_x, tr_x, gen_lab, tr_lab, phases = _read_inputs(gen, tr, generated, settings)     # everything first
     size = next(iter(gen_x.values())).shape[-1]
@@ -137,7 +144,7 @@ def _read_inputs(gen: dict, tr: dict, generated: Path, settings: EvalSettings):
         as_float = {c: torch.from_numpy(v.astype(np.float32) / (phases - 1)) for c, v in gen_lab.items()}
         tr_float = {c: torch.from_numpy(v.astype(np.float32) / (phases - 1)) for c, v in tr_lab.items()}
     else:
-        as_float = {c: torch.from_numpy(read_stack(fs)) for c, fs in gen.items()}
+        as_float = {c: torch.from_numpy(read_stack(fs, allow_rgb=True)) for c, fs in gen.items()}
         seg = Segmentation.parse(settings.segment)
         phases = seg.phases
     sizes = {tuple(x.shape[-2:]) for x in as_float.values()}
@@ -150,7 +157,7 @@ def _read_inputs(gen: dict, tr: dict, generated: Path, settings: EvalSettings):
             raise DataError(f"training label maps of {', '.join(bad)} are not {size}x{size} like the generated ones; "
                             "label maps are compared at one size")
         return as_float, tr_float, gen_lab, tr_lab, phases
-    tr_float = {c: torch.from_numpy(read_stack(tr[c], size)) for c in gen}
+    tr_float = {c: torch.from_numpy(read_stack(tr[c], size, allow_rgb=True)) for c in gen}
     gen_lab = {c: np.stack([seg.labels(a)[0] for a in x.numpy()]) for c, x in as_float.items()}
     tr_lab = {c: np.stack([seg.labels(a)[0] for a in x.numpy()]) for c, x in tr_float.items()}
     return as_float, tr_float, gen_lab, tr_lab, phases

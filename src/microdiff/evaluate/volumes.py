@@ -5,7 +5,10 @@ For each volume, one phase's indicator (label volumes: ``phase``; gray volumes: 
 ``segment``, default the bright one of Otsu's threshold) is described by the registry's phase
 descriptors (``metrics.registry``): scalars (vf, S_V, the largest cluster's share, mean local
 thickness, Euler characteristic density), values per axis (percolation, tortuosity factor, mean
-chord) and curves (S2 along z, y, x; chord-length distributions per axis; pore sizes).
+chord) and curves (S2 along z, y, x; chord-length distributions per axis; pore sizes). Label
+volumes of three or more phases add every phase's fraction, the interface density of every
+pair, the triple-phase boundary density and the thin-layer share of phase 1
+(``metrics.phases.scalar_names``).
 
 The floor is what real volumes do among themselves: a scalar of the generated volumes is judged
 against the truth volumes' median and spread (``within``: no further than one standard deviation
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import DataError, SettingError, setting
+from ..metrics.phases import phase_scalars, scalar_names
 
 SCALARS = ("vf", "surface", "cluster", "thickness", "euler")
 PER_AXIS = ("percolation", "tortuosity", "mean_chord")
@@ -129,8 +133,10 @@ def evaluate_volumes(generated: str | Path, truth: str | Path, out: str | Path,
             raise DataError(f"{where}: holds no volumes (NNNN/labels.npy as sample3d writes them, or 3-D .npy/.tif "
                             f"files); give the {name} volumes' folder")
     names = settings.names()
-    gen = [_measure(f, settings, names) for f in gen_files]
-    tru = [_measure(f, settings, names) for f in truth_files]
+    phases = label_phases(gen_files + truth_files)
+    gen = [_measure(f, settings, names, phases) for f in gen_files]
+    tru = [_measure(f, settings, names, phases) for f in truth_files]
+    names = names + scalar_names(phases)
     if len({v["_shape"] for v in gen + tru}) > 1:
         raise DataError(f"the volumes differ in shape (true, in {truth}: {sorted({v['_shape'] for v in tru})}; generated, "
                         f"in {generated}: {sorted({v['_shape'] for v in gen})}); compare volumes of one size: cut true "
@@ -151,12 +157,26 @@ def _conclude(result: VolumeEvalResult, names, report: bool) -> VolumeEvalResult
     return result
 
 
-def _measure(path: Path, settings: VolumeEvalSettings, names) -> dict:
+def label_phases(files) -> int:
+    """The phase count K of label volumes (the largest id + 1 over all of them; 0 for gray)."""
+    from ..data.volumes import read_volume
+    ks = []
+    for f in files:
+        arr, is_labels = read_volume(f)
+        if not is_labels:
+            return 0
+        ks.append(int(arr.max()) + 1)
+    return max(2, max(ks)) if ks else 0
+
+
+def _measure(path: Path, settings: VolumeEvalSettings, names, phases: int = 0) -> dict:
     from ..data.volumes import read_volume
     from ..metrics import volume as V
     arr, is_labels = read_volume(path)
     ind = _indicator(path, arr, is_labels, settings)
     out = V.measure(ind, names)
+    if is_labels and phases >= 3:
+        out.update(phase_scalars(arr, phases))
     out["_shape"] = tuple(ind.shape)
     out["_indicator_mid"] = [np.take(ind, n // 2, axis=a) for a, n in enumerate(ind.shape)]
     return out
@@ -183,7 +203,7 @@ def judge(gen: list[dict], tru: list[dict], names) -> list[Judged]:
     out = []
     for n in names:
         g, t = np.stack([v[n] for v in gen]), np.stack([v[n] for v in tru])
-        if n in SCALARS:
+        if n in SCALARS or g.ndim == 1:
             out.append(Judged(n, "", g, t, "scalar"))
         elif n in PER_AXIS:
             out += [Judged(n, AXES[a], g[:, a], t[:, a], "scalar") for a in range(g.shape[1])]

@@ -184,7 +184,7 @@ def volume_run(pipe, s: VolumeSettings, targets: dict | None = None) -> VolumeRu
                      "representative" if phases else s.fraction_mode)
 
 
-PHASE_PRODUCT = "log-odds product of the planes' phase probabilities, the voxel's own evidence counted once"
+PHASE_PRODUCT = "geometric mean of the planes' phase probabilities, each phase's share fixed to the 2D samples'"
 
 
 class VolumeProducer:

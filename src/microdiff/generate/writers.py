@@ -179,6 +179,19 @@ def save_abaqus(path: Path, labels: np.ndarray) -> None:
         meshio.write(tmp, mesh, file_format="abaqus", float_fmt=".1f")
 
 
+def save_label_volume(folder: Path, labels: np.ndarray, abaqus: bool = False) -> list[Path]:
+    """``labels.{npy,tif,vti}`` (uint8 phase ids) and with ``abaqus`` ``labels.inp``."""
+    from ..data.io import save_npy
+    files = [folder / "labels.npy", folder / "labels.tif", folder / "labels.vti"]
+    save_npy(files[0], labels)
+    save_tiff(files[1], labels)
+    save_vti(files[2], labels, "phase")
+    if abaqus:
+        files.append(folder / "labels.inp")
+        save_abaqus(files[-1], labels)
+    return files
+
+
 def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = "", abaqus: bool = False) -> list[Path]:
     """``folder/volume.{npy,tif,vti}``, with ``segment`` ``labels.{npy,tif,vti}``, ``slices.png``
     and last ``volume.json``. ``volume``: (Z, Y, X) float32 in [0, 1]."""
@@ -196,13 +209,7 @@ def write_volume(folder: Path, volume: np.ndarray, record: dict, segment: str = 
         from ..metrics.segmentation import Segmentation, phase_fractions
         seg = Segmentation.parse(segment)
         labels, thresholds = seg.labels(vol)
-        files += [folder / "labels.npy", folder / "labels.tif", folder / "labels.vti"]
-        save_npy(files[3], labels)
-        save_tiff(files[4], labels)
-        save_vti(files[5], labels, "phase")
-        if abaqus:
-            files.append(folder / "labels.inp")
-            save_abaqus(files[-1], labels)
+        files += save_label_volume(folder, labels, abaqus)
         record = {**record, "segment": str(seg), "thresholds": [round(float(t), 6) for t in thresholds],
                   "phase_fractions": [round(float(f), 6) for f in phase_fractions(labels, seg.phases)]}
     files.append(folder / "slices.png")
@@ -226,13 +233,7 @@ def write_phase_volume(folder: Path, channels: np.ndarray, record: dict, abaqus:
     probs = probabilities(channels)
     labels = argmax_labels(probs)
     k = probs.shape[0]
-    files = [folder / "labels.npy", folder / "labels.tif", folder / "labels.vti"]
-    save_npy(files[0], labels)
-    save_tiff(files[1], labels)
-    save_vti(files[2], labels, "phase")
-    if abaqus:
-        files.append(folder / "labels.inp")
-        save_abaqus(files[-1], labels)
+    files = save_label_volume(folder, labels, abaqus)
     files += [folder / "probs.npy", folder / "slices.png"]
     save_npy(files[-2], probs.astype(np.float16))
     save_png(files[-1], orthogonal_slices(label_levels(labels, k)))

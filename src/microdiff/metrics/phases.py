@@ -96,19 +96,8 @@ def cross_s2_along(labels, i: int, j: int, max_radius: int | None = None,
     indicator of phase i, number for number."""
     a, _ = _labels(labels)
     periodic = _periodic(a, periodic)
-    mi, mj = (a == i).astype(np.float64), (a == j).astype(np.float64)
-    rmax = max_radius if max_radius is not None else min(a.shape) // 2
-    out = np.zeros((a.ndim, rmax))
-    for ax in range(a.ndim):
-        n = a.shape[ax]
-        for r in range(min(rmax, n)):
-            if periodic:
-                out[ax, r] = np.mean(mi * np.roll(mj, -r, axis=ax))
-            else:
-                lo = np.take(mi, np.arange(0, n - r), axis=ax)
-                hi = np.take(mj, np.arange(r, n), axis=ax)
-                out[ax, r] = np.mean(lo * hi)
-    return out
+    from .volume import lagged_means
+    return lagged_means((a == i).astype(np.float64), (a == j).astype(np.float64), max_radius, periodic)
 
 
 def cross_s2_map(labels, i: int, j: int, periodic: bool | None = None) -> np.ndarray:
@@ -257,3 +246,23 @@ def between_fraction(labels, middle: int = 1, a: int = 0, b: int = 2, max_run: i
             for s in range(run):
                 hit |= _shift(start, -s, ax, periodic, False)
     return float(hit.sum() / mid.sum())
+
+
+def scalar_names(phases: int) -> tuple[str, ...]:
+    """The per-phase scalars of label volumes of K >= 3 phases (``phase_scalars``): each phase's
+    fraction, the interface density of each pair, the triple-phase boundary density of phases
+    0, 1, 2 and the share of phase 1 lying as a thin layer between 0 and 2; () for K < 3."""
+    if phases < 3:
+        return ()
+    return (tuple(f"fraction_{k}" for k in range(phases)) + tuple(f"interface_{i}{j}" for i, j in phase_pairs(phases))
+            + ("tpb", "between"))
+
+
+def phase_scalars(labels: np.ndarray, phases: int) -> dict[str, np.float64]:
+    """The values of ``scalar_names(phases)`` for one label map or volume."""
+    f, area = phase_fractions_all(labels, phases), interface_density(labels, phases)
+    out = {f"fraction_{k}": np.float64(f[k]) for k in range(phases)}
+    out.update({f"interface_{i}{j}": np.float64(area[i, j]) for i, j in phase_pairs(phases)})
+    out["tpb"] = np.float64(triple_phase_boundary_density(labels, 0, 1, 2))
+    out["between"] = np.float64(between_fraction(labels, 1, 0, 2))
+    return out

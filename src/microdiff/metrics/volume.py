@@ -39,16 +39,22 @@ def volume_fraction(ind) -> float:
 def s2_along(ind, max_radius: int | None = None, periodic: bool = False) -> np.ndarray:
     """(ndim, R) S2 along each array axis (axis order of the array: z, y, x for a volume)."""
     a = _indicator(ind).astype(np.float64)
+    return lagged_means(a, a, max_radius, periodic)
+
+
+def lagged_means(a: np.ndarray, b: np.ndarray, max_radius: int | None = None, periodic: bool = False) -> np.ndarray:
+    """(ndim, R): the mean of a(x) b(x + r e_axis) over the pairs inside the array (on the torus
+    when ``periodic``), for r = 0 .. R - 1 along each array axis (R default: half the shortest side)."""
     rmax = max_radius if max_radius is not None else min(a.shape) // 2
     out = np.zeros((a.ndim, rmax))
     for ax in range(a.ndim):
         n = a.shape[ax]
         for r in range(min(rmax, n)):
             if periodic:
-                out[ax, r] = np.mean(a * np.roll(a, -r, axis=ax))
+                out[ax, r] = np.mean(a * np.roll(b, -r, axis=ax))
             else:
                 lo = np.take(a, np.arange(0, n - r), axis=ax)
-                hi = np.take(a, np.arange(r, n), axis=ax)
+                hi = np.take(b, np.arange(r, n), axis=ax)
                 out[ax, r] = np.mean(lo * hi)
     return out
 

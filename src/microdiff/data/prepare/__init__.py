@@ -1,6 +1,7 @@
 """`microdiff prepare`: real micrograph collections -> a balanced, class-labelled training set.
 
-One engine (``engine``: scan -> plan -> render -> write), SEM data-bar detection (``sem_bar``)
+One engine (``engine``: scan -> plan -> render -> write), what a source is read as and how a
+crop of it is rendered (``kinds``: gray, colour or label maps), SEM data-bar detection (``sem_bar``)
 and one small module per importer (``folder``, ``uhcs``, ``nffa``, ``fiber``). Every importer
 returns a ``PrepareResult`` (the folder, per-class counts, skipped files and notes).
 """
