@@ -134,6 +134,8 @@ def test_phase_model_volumes_are_label_volumes(phase_model, tmp_path):
     assert lab.shape == (16, 16, 16) and lab.max() <= 2 and probs.shape == (3, 16, 16, 16)
     rec = json.loads((v / "volume.json").read_text())
     assert rec["phases"] == 3 and len(rec["phase_prior"]) == 3 and abs(sum(rec["phase_prior"]) - 1) < 1e-6
+    np.testing.assert_allclose(rec["phase_fractions"], np.bincount(lab.ravel(), minlength=3) / lab.size, atol=1e-6)
+    assert (np.argmax(probs, 0) == lab).mean() > 0.99
     assert (v / "labels.inp").is_file()
     assert main(["sample3d", "--model", str(phase_model), "--class", "a", "--fractions", "scatter",
                  "--out", str(tmp_path / "w")]) == 2

@@ -269,48 +269,35 @@ def read_labels(path: str | Path, phases: int | None = None) -> np.ndarray:
     16, holds the ids as they are; other images hold gray levels: with ``phases`` K known, the
     levels round(255 k / (K - 1)) of ``*_labels.png`` (exactly; others are refused), else the
     levels present numbered 0, 1, ... from dark to bright."""
-    from .encoding import MAX_PHASES, levels_to_labels
-    path = Path(path)
-    arr = np.squeeze(read_raw(path, allow_rgb=False))
-    if arr.dtype.kind not in "iub" or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
-        lo, hi = arr.min(initial=0), arr.max(initial=0)
-        raise ImageError(f"{path}: a label map holds phase ids 0..255 as integers, not {arr.dtype} {lo}..{hi}; "
-                         "save the phase of each pixel as an integer")
-    if path.suffix.lower() == ".npy" or int(arr.max(initial=0)) < MAX_PHASES:
-        return arr.astype(np.uint8)
-    if phases is not None:
-        return levels_to_labels(arr, phases, str(path))
-    levels = np.unique(arr)
-    if len(levels) > MAX_PHASES:
-        raise ImageError(f"{path}: {len(levels)} gray levels is not a label map (at most {MAX_PHASES} phases)")
-    return np.searchsorted(levels, arr).astype(np.uint8)
+    return read_label_stack([path], phases)[0]
 
 
 def read_label_stack(files: list[Path], phases: int | None = None) -> np.ndarray:
-    """Label maps (N, H, W) of one size as uint8 ids (``read_labels``). Gray-level PNGs without a
-    known ``phases`` are numbered by the levels present in *all* the files together, so a map
-    that lacks a phase keeps the ids of the others."""
-    from .encoding import MAX_PHASES
+    """Label maps (N, H, W) of one size as uint8 ids (``read_labels``), each file read once.
+    Gray-level images without a known ``phases`` are numbered by the levels present in *all* the
+    files together, so a map that lacks a phase keeps the ids of the others."""
+    from .encoding import MAX_PHASES, levels_to_labels
     raws = [np.squeeze(read_raw(f, allow_rgb=False)) for f in files]
     if len({r.shape for r in raws}) > 1:
         raise DataError(f"label maps in {Path(files[0]).parent} have different sizes "
                         f"{sorted({r.shape for r in raws})}; give them at one size")
-    gray = [i for i, (f, r) in enumerate(zip(files, raws)) if Path(f).suffix.lower() != ".npy"
-            and r.dtype.kind in "iub" and int(r.max(initial=0)) >= MAX_PHASES]
-    if phases is None and gray:
+    for f, r in zip(files, raws):
+        if r.dtype.kind not in "iub" or r.min(initial=0) < 0 or r.max(initial=0) > 255:
+            raise ImageError(f"{f}: a label map holds phase ids 0..255 as integers, not {r.dtype} "
+                             f"{r.min(initial=0)}..{r.max(initial=0)}; save the phase of each pixel as an integer")
+    gray = [i for i, (f, r) in enumerate(zip(files, raws))
+            if Path(f).suffix.lower() != ".npy" and int(r.max(initial=0)) >= MAX_PHASES]
+    if gray and phases is not None:
+        for i in gray:
+            raws[i] = levels_to_labels(raws[i], phases, str(files[i]))
+    elif gray:
         levels = np.unique(np.concatenate([np.unique(raws[i]) for i in gray]))
-        if len(levels) <= MAX_PHASES:
-            for i in gray:
-                raws[i] = np.searchsorted(levels, raws[i]).astype(np.uint8)
-    return np.stack([read_labels(f, phases) if i in gray and phases is not None else _ids(f, r)
-                     for i, (f, r) in enumerate(zip(files, raws))])
-
-
-def _ids(path, arr: np.ndarray) -> np.ndarray:
-    if arr.dtype.kind not in "iub" or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
-        raise ImageError(f"{path}: a label map holds phase ids 0..255 as integers, not {arr.dtype} "
-                         f"{arr.min(initial=0)}..{arr.max(initial=0)}; save the phase of each pixel as an integer")
-    return arr.astype(np.uint8)
+        if len(levels) > MAX_PHASES:
+            raise ImageError(f"{files[gray[0]]}: {len(levels)} gray levels is not a label map (at most {MAX_PHASES} "
+                             "phases; a photo?): label maps hold one integer phase id per pixel")
+        for i in gray:
+            raws[i] = np.searchsorted(levels, raws[i])
+    return np.stack([r.astype(np.uint8) for r in raws])
 
 
 def read_stack(files: list[Path], size: int | None = None, allow_rgb: bool = False) -> np.ndarray:

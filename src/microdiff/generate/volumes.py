@@ -23,6 +23,7 @@ from torch import Tensor
 from ..core.errors import NO_VALUE, SettingError, UsageError, setting
 from ..denoise.canvas import Canvas
 from ..denoise.stack import Planes
+from ..denoise.volume import PhasePrior, VoxelPrior
 from .driver import GenerationResult, run_to_folder
 from .records import Item, VolumeRun
 from .sampling import generate, sampling_diffusion, sampling_settings
@@ -207,7 +208,7 @@ class VolumeProducer:
             prior = voxel_marginal(self.pipe, self.run.class_indices(self.pipe), self.run.seed, self.sampling,
                                    self.targets)
             self.planes = dataclasses.replace(self.planes, prior=prior)
-        if self.run.fractions == "scatter" and self.std is None and hasattr(self.planes.prior, "fraction_std"):
+        if self.run.fractions == "scatter" and self.std is None and isinstance(self.planes.prior, VoxelPrior):
             self.std = self.planes.prior.fraction_std(self.run.canvas.shape)
 
     def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
@@ -228,7 +229,7 @@ class VolumeProducer:
 
     def annotate(self, item: Item, volume: Tensor, seconds: float) -> dict:
         out: dict = {"seconds": round(seconds, 2)}
-        if self.planes.prior is not None and hasattr(self.planes.prior, "fractions"):
+        if isinstance(self.planes.prior, PhasePrior):
             out["phase_prior"] = [round(float(f), 6) for f in self.planes.prior.fractions]
         elif self.planes.prior is not None:
             from ..denoise.volume import EVIDENCE

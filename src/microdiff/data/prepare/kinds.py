@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...core.errors import ImageError, PrepareError, setting
+from ...core.errors import PrepareError
 from ..io import crop, read_image, read_labels, read_raw, resample, to_unit_float
 from ..transforms import dihedral
 
@@ -19,13 +19,7 @@ CHANNELS = ("gray", "color", "labels")
 def read_source(path, channels: str) -> np.ndarray:
     """A source image: gray (H, W) float in [0, 1], colour (H, W, 3) float, or labels (H, W) uint8 ids."""
     if channels == "labels":
-        try:
-            return read_labels(path)
-        except ImageError as e:
-            if "gray levels is not a label map" in str(e):
-                raise ImageError(f"{path}: not a label map (more than 16 gray levels: a photo?); "
-                                 f"{setting('labels')} reads segmented phase-id images") from None
-            raise
+        return read_labels(path)
     if channels == "color":
         return to_unit_float(read_raw(path, color=True), str(path))
     return read_image(path)
