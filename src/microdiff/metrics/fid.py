@@ -92,15 +92,44 @@ def kid_from_features(f1: Tensor, f2: Tensor, subsets: int = 100, subset_size: i
     return float(v.mean()), float(v.std(unbiased=False)) if len(vals) > 1 else 0.0
 
 
+def kid_interval(f1: Tensor, f2: Tensor, resamples: int = 200, level: float = 0.9,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """KID of the full sets and a bootstrap interval: both sets resampled with replacement
+    ``resamples`` times; (kid, lower, upper) at the central ``level`` of the resampled values.
+    (Subsets without replacement, as ``kid_from_features``, do not vary once a set is smaller
+    than the subset, which is the usual case here.)"""
+    f1, f2 = f1.double(), f2.double()
+    if min(f1.shape[0], f2.shape[0]) < 2:
+        raise ValueError("KID needs at least 2 images in each set")
+    d = f1.shape[1]
+    kxx, kyy, kxy = (f1 @ f1.T / d + 1) ** 3, (f2 @ f2.T / d + 1) ** 3, (f1 @ f2.T / d + 1) ** 3
+    g = torch.Generator().manual_seed(seed)
+    vals = []
+    for _ in range(resamples):
+        i = torch.randint(0, f1.shape[0], (f1.shape[0],), generator=g)
+        j = torch.randint(0, f2.shape[0], (f2.shape[0],), generator=g)
+        vals.append(_mmd2_from_kernels(kxx[i][:, i], kyy[j][:, j], kxy[i][:, j], i, j))
+    lo, hi = np.quantile(vals, [(1 - level) / 2, (1 + level) / 2])
+    return _mmd2_from_kernels(kxx, kyy, kxy), float(lo), float(hi)
+
+
+def _mmd2_from_kernels(kxx: Tensor, kyy: Tensor, kxy: Tensor, i: Tensor | None = None,
+                       j: Tensor | None = None) -> float:
+    """The unbiased MMD^2 from kernel matrices; for a resample (original indices ``i``, ``j``)
+    the within-set sums leave out every pair of copies of one image, not only the diagonal, so
+    that duplicates do not bias the resampled values."""
+    def within(k: Tensor, idx: Tensor | None) -> Tensor:
+        if idx is None:
+            m = k.shape[0]
+            return (k.sum() - k.diagonal().sum()) / (m * (m - 1))
+        keep = idx[:, None] != idx[None, :]
+        return (k * keep).sum() / keep.sum().clamp(min=1)
+    return float(within(kxx, i) + within(kyy, j) - 2 * kxy.mean())
+
+
 def mmd2_unbiased(x: Tensor, y: Tensor) -> float:
     d = x.shape[1]
-    kxx = (x @ x.T / d + 1) ** 3
-    kyy = (y @ y.T / d + 1) ** 3
-    kxy = (x @ y.T / d + 1) ** 3
-    m, n = x.shape[0], y.shape[0]
-    sxx = (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
-    syy = (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
-    return float(sxx + syy - 2 * kxy.mean())
+    return _mmd2_from_kernels((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
 
 
 def gaussian_fid(mu1: np.ndarray, c1: np.ndarray, mu2: np.ndarray, c2: np.ndarray) -> float:
