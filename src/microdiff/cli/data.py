@@ -30,6 +30,9 @@ def _synth_parser(sub) -> None:
     option(p, "fraction", type=float_arg(0.0, 1.0, lo_open=True, hi_open=True),
            help="3D kinds: volume fraction of the bright phase (default 0.4 for grf3d, 0.5 for fiber3d; "
            "electrode3d: of the particles, default 0.4)")
+    option(p, "holdout", type=float_arg(0.0, 1.0, lo_open=True, hi_open=True), default=0.0,
+           help="fiber: also write OUT-heldout, this fraction of --per-class further images per class from other "
+           "seeds (the real floor for `evaluate --reference`)")
     option(p, "seed", type=SEED, default=0)
     option(p, "overwrite", action="store_true")
     p.set_defaults(handler=cmd_synth)
@@ -47,6 +50,9 @@ def _prepare_common(q) -> None:
     kind.add_argument("--labels", action="store_true",
                       help="the images are segmented phase-label maps (integer phase ids; PNG/TIFF/NPY)")
     kind.add_argument("--color", action="store_true", help="keep colour: RGB images as three channels")
+    option(q, "holdout", type=float_arg(0.0, 1.0, lo_open=True, hi_open=True), default=0.0,
+           help="hold out this fraction of each class's source images (whole micrographs) as OUT-heldout, the "
+           "real floor for `evaluate --reference`")
     option(q, "seed", type=SEED, default=0)
     q.add_argument("--classes", help="comma-separated classes to keep")
     q.add_argument("--no-bar-detect", action="store_true", help="do not look for an SEM data bar")
@@ -93,8 +99,9 @@ IMPORTERS = {
 def cmd_synth(args) -> int:
     if args.kind.endswith("3d"):
         from ..data.synth3d import synth_3d
-        if args.radius is not None:
-            raise UsageError(f"--radius applies to the 2D fiber kind, not {args.kind}")
+        if args.radius is not None or args.holdout:
+            raise UsageError(f"{'--radius' if args.radius is not None else '--holdout'} applies to the 2D fiber kind, "
+                             f"not {args.kind} (its true volumes, --volumes, are the 3D truth)")
         out = synth_3d(args.out, args.kind[:-2], args.size, args.per_class, args.volumes, args.fraction, args.seed,
                        overwrite=args.overwrite)
         print(f"wrote {out}")
@@ -105,8 +112,9 @@ def cmd_synth(args) -> int:
         raise UsageError("--per-class must be at least 1")
     from ..data.synth import synth_fiber
     out = synth_fiber(args.out, size=args.size, per_class=args.per_class, seed=args.seed,
-                      overwrite=args.overwrite, radius=args.radius)
-    print(f"wrote {out}")
+                      overwrite=args.overwrite, radius=args.radius, holdout=args.holdout)
+    from ..data.prepare.engine import heldout_path
+    print(f"wrote {out}" + (f" and {heldout_path(out)}" if args.holdout else ""))
     return 0
 
 
@@ -115,7 +123,8 @@ def cmd_prepare(args) -> int:
     settings = P.PrepareSettings(size=args.size, per_class=args.per_class, seed=args.seed,
                                  crop_fraction=args.crop_fraction, detect_bar=not args.no_bar_detect,
                                  strict=args.strict, overwrite=args.overwrite, crop_size=args.crop_size,
-                                 channels="labels" if args.labels else "color" if args.color else "gray")
+                                 channels="labels" if args.labels else "color" if args.color else "gray",
+                                 holdout=args.holdout)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     if args.classes is not None and not classes:
         raise UsageError(f"--classes {args.classes!r}: name the classes to keep, comma-separated")
@@ -128,5 +137,5 @@ def cmd_prepare(args) -> int:
     res = getattr(P, name)(*positional, args.out, settings, classes=classes, show_progress=not args.no_progress,
                            **options)
     print(res.summary(classes))
-    print(f"wrote {res.out}")
+    print(f"wrote {res.out}" + (f" and {res.heldout}" if res.heldout else ""))
     return 0

@@ -10,6 +10,12 @@
    when shrinking, bicubic when enlarging), and
 4. *write* through ``DatasetWriter`` (a temporary folder, moved into place at the end).
 
+Held-out images (``holdout``): before planning, each class's source images are split -- a
+seeded ``holdout`` fraction of them (at least one, and at least one kept) goes to a second data
+set ``<OUT>-heldout``, planned and rendered by the same rules (its ``per_class`` scaled by the
+fraction), so that no micrograph gives crops to both sides. A class of one micrograph has
+nothing to hold out and is left out of the held-out set (a note says so).
+
 Crop policy: an *original* is the centred square of the whole shorter side (or, for fiber
 images, a random ``region`` square); an *augmented* item is a random square of
 ``crop_fraction`` x the shorter side at a random position, with a random dihedral transform.
@@ -44,6 +50,7 @@ class PrepareSettings:
     overwrite: bool = False
     channels: str = "gray"              # gray | color (RGB) | labels (phase-label maps), see kinds
     crop_size: int | None = None        # crops of this side in source pixels (None: the crop policy below)
+    holdout: float = 0.0                # fraction of each class's source images written to <OUT>-heldout
 
     def __post_init__(self):
         check_int("size", self.size, 8, 65536, SettingError)
@@ -54,6 +61,7 @@ class PrepareSettings:
             check_int("per_class", self.per_class, 1, 10 ** 7, SettingError)
         check_int("seed", self.seed, 0, 2 ** 63 - 1, SettingError)
         check_float("crop_fraction", self.crop_fraction, 0.0, 1.0, lo_open=True, error=SettingError)
+        check_float("holdout", self.holdout, 0.0, 1.0, hi_open=True, error=SettingError)
 
 
 @dataclass
@@ -106,9 +114,17 @@ class PrepareResult:
     out: Path
     counts: dict[str, ClassCount]
     report: Report
+    heldout: Path | None = None                       # <OUT>-heldout, with ``holdout``
+    heldout_counts: dict[str, ClassCount] = field(default_factory=dict)
 
     def summary(self, classes: list[str] | None = None) -> str:
         return summary_table(self, classes)
+
+
+def heldout_path(out: str | Path) -> Path:
+    """Where ``holdout`` writes the held-out images of the data set ``out``."""
+    out = Path(out)
+    return out.parent / f"{out.name}-heldout"
 
 
 # ----------------------------------------------------------------------------- scan
@@ -244,7 +260,7 @@ def render(sources: list[Source], items: list[Item], settings: PrepareSettings, 
             t, l_, side = it.box
             suffix, out = render_crop(img, it.box, it.transform, settings.size, settings.channels, phases)
             writer.add(it.cls, names[n] + suffix, out, source=str(s.path), crop_top=t, crop_left=l_, crop_size=side,
-                       transform=DIHEDRAL_NAMES[it.transform], original=it.original, bar_rows=s.bar_rows,
+                       source_height=s.height, source_width=s.width, transform=DIHEDRAL_NAMES[it.transform], original=it.original, bar_rows=s.bar_rows,
                        seed=settings.seed, **s.meta)
         if progress:
             progress(len(by_source[si]))
@@ -263,24 +279,75 @@ def _dataset_meta(kind: str, settings: PrepareSettings, counts: dict[str, ClassC
             "notes": report.notes}
 
 
+def split_holdout(sources: list[Source], classes: list[str], settings: PrepareSettings,
+                  report: Report) -> tuple[list[Source], list[Source]]:
+    """(training sources, held-out sources): per class, a seeded ``holdout`` fraction of its
+    source images, at least one and never all."""
+    train, held = [], []
+    for ci, c in enumerate(classes):
+        mine = [s for s in sources if s.cls == c]
+        if len(mine) < 2:
+            train += mine
+            if mine:
+                report.notes.append(f"class {c}: one source image, nothing held out (held-out images must come from "
+                                    "other micrographs than the training ones)")
+            continue
+        n = min(len(mine) - 1, max(1, int(round(settings.holdout * len(mine)))))
+        rng = np.random.default_rng([settings.seed, ci, 7919])
+        pick = set(rng.choice(len(mine), size=n, replace=False).tolist())
+        held += [s for i, s in enumerate(mine) if i in pick]
+        train += [s for i, s in enumerate(mine) if i not in pick]
+    return train, held
+
+
 def run(kind: str, sources: list[Source], classes: list[str], out: Path, settings: PrepareSettings,
         report: Report, info: dict, show_progress: bool = True, single_image: bool = False) -> PrepareResult:
-    """Plan, render and write the data set of the scanned ``sources``."""
-    from tqdm.auto import tqdm
+    """Plan, render and write the data set of the scanned ``sources`` (and, with ``holdout``,
+    the held-out one; see the module docstring)."""
+    import dataclasses
     present = [c for c in classes if any(s.cls == c for s in sources)]
     if not present:
         raise PrepareError("no usable images in any class" + (f"; skipped: {report.skipped[0][0]}: "
                                                                f"{report.skipped[0][1]}" if report.skipped else ""))
     phases = check_phase_counts(sources) if settings.channels == "labels" else 0
-    items, counts = plan(sources, present, settings, report, single_image)
     channels = {"channels": settings.channels, **({"phases": phases} if phases else {}),
                 **({"color": True} if settings.channels == "color" else {})}
+    held_path, held_counts = None, {}
+    if settings.holdout > 0:
+        sources, held = split_holdout(sources, present, settings, report)
+        if not held:
+            raise PrepareError(f"{setting('holdout')} {settings.holdout:g}: every class has a single source image, so "
+                               "nothing can be held out without crops of one micrograph on both sides; add micrographs "
+                               "or leave out the holdout")
+        per = None if settings.per_class is None else max(1, int(round(settings.per_class * settings.holdout)))
+        held_settings = dataclasses.replace(settings, per_class=per)
+        held_classes = [c for c in present if any(s.cls == c for s in held)]
+        held_path = heldout_path(out)
+        from ...core.files import check_output_free
+        from ..dataset import DATASET_JSON
+        for p in (out, held_path):               # both free before either is written
+            check_output_free(p, settings.overwrite, "a data set", marker=DATASET_JSON)
+        held_report = Report(notes=[])
+        held_items, held_counts = plan(held, held_classes, held_settings, held_report, single_image)
+        _write(kind, held, held_items, held_path, held_settings, phases,
+               {**_dataset_meta(kind, held_settings, held_counts, held_report), **channels, **info,
+                "role": "held-out", "training_set": str(out), "holdout": settings.holdout}, show_progress)
+        info = {**info, "holdout": settings.holdout, "heldout_set": str(held_path),
+                "heldout_sources": sorted(str(s.path) for s in held)}
+    items, counts = plan(sources, present, settings, report, single_image)
+    path = _write(kind, sources, items, out, settings, phases,
+                  {**_dataset_meta(kind, settings, counts, report), **channels, **info}, show_progress)
+    return PrepareResult(path, counts, report, held_path, held_counts)
+
+
+def _write(kind: str, sources: list[Source], items: list[Item], out: Path, settings: PrepareSettings, phases: int,
+           meta: dict, show_progress: bool) -> Path:
+    from tqdm.auto import tqdm
     with DatasetWriter(out, settings.overwrite) as w:
-        bar = tqdm(total=len(items), desc=f"prepare {kind}: writing", unit="img", disable=not show_progress)
+        bar = tqdm(total=len(items), desc=f"prepare {kind}: writing {out.name}", unit="img", disable=not show_progress)
         render(sources, items, settings, w, bar.update, phases)
         bar.close()
-        path = w.commit({**_dataset_meta(kind, settings, counts, report), **channels, **info})
-    return PrepareResult(path, counts, report)
+        return w.commit(meta)
 
 
 def summary_table(result: PrepareResult, classes: list[str] | None = None) -> str:
@@ -298,6 +365,11 @@ def summary_table(result: PrepareResult, classes: list[str] | None = None) -> st
         lines += [f"  {f}: {r}" for f, r in report.skipped[:20]]
         if len(report.skipped) > 20:
             lines.append(f"  ... {len(report.skipped) - 20} more (all listed in dataset.json)")
+    if result.heldout is not None:
+        n = sum(k.total for k in result.heldout_counts.values())
+        lines.append(f"held out {n} image(s) from {sum(k.sources for k in result.heldout_counts.values())} other "
+                     f"source image(s): {result.heldout} (" + ", ".join(f"{c} {k.total}" for c, k in
+                                                                          result.heldout_counts.items()) + ")")
     lines += report.notes
     return "\n".join(lines)
 
