@@ -57,7 +57,9 @@ def test_evaluate_finds_the_closest_training_image(folders, tmp_path, capsys):
     if "G" in ds:
         assert float(copy["E_G_pct"]) < 1e-6 and copy["closest_G"] == "A/1.png"
     table = (tmp_path / "ev" / "table.md").read_text()
-    assert "| A | 2 |" in table and "| B | 1 |" in table
+    assert "| A | generated | 2 |" in table and "| B | generated | 1 |" in table
+    assert float(copy["copy_px_pct"]) < 1e-3 and copy["copy_closest"] == "A/1.png" and copy["copy_shift"] == "0,0"
+    assert [r["set"] for r in rows] == ["generated"] * 3
     assert (tmp_path / "ev" / "closest.png").is_file()
     assert len(list((tmp_path / "cache").glob("*.npy"))) >= 6     # training descriptors cached
     # the second run reads the cache and gives the same numbers

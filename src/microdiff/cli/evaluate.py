@@ -43,6 +43,8 @@ def register(sub) -> None:
            "with when there are no true volumes)")
     option(p, "truth", help="volumes: a folder of true volumes (3-D .npy / TIFF, *_labels.npy) to compare "
            "generated volumes with")
+    option(p, "reference", help="images: held-out real images of the same classes and size (`prepare --holdout` "
+           "writes them): every figure is computed for them too, as the floor beside it, with a verdict per class")
     option(p, "out", required=True)
     option(p, "descriptors", default=short, help=f"comma list of {', '.join(short.split(','))} (the registry's "
            "gray descriptors, by the paper's letter or by name)")
@@ -100,8 +102,10 @@ def cmd_evaluate(args) -> int:
                            EvalSettings(descriptors=ds, fid=not args.no_fid, limit_to=args.limit_to,
                                         mcrpy_shift=not args.exact, cache_dir=args.cache_dir, device=args.device,
                                         segment=args.segment or "otsu", labels=args.labels),
-                           report=not args.no_report)
+                           report=not args.no_report, reference=args.reference)
     print(res.table_markdown())
+    for c in res.no_floor:
+        print(f"note: class {c} has no held-out images in {args.reference}; its figures have no floor")
     for c, files in res.unmatched.items():
         print(f"note: class {c} ({len(files)} generated) has no training images in {args.train}; not evaluated")
     if not args.no_report:
@@ -122,7 +126,7 @@ def cmd_weights(args) -> int:
 
 
 IMAGE_ONLY = (("labels", False, "--labels"), ("no_fid", False, "--no-fid"), ("exact", False, "--exact"),
-              ("cache_dir", None, "--cache"), ("limit_to", 32, "--limit-to"))
+              ("cache_dir", None, "--cache"), ("limit_to", 32, "--limit-to"), ("reference", None, "--reference"))
 
 
 def _evaluate_volumes(args) -> int:

@@ -37,7 +37,7 @@ FLAGS = {
     # characterize and evaluate
     "descriptor": "--descriptor", "descriptors": "--descriptors", "limit_to": "--limit-to", "threshold": "--threshold",
     "phase": "--phase", "labels": "--labels", "exact": "--exact", "generated": "--generated", "train": "--train",
-    "cache_dir": "--cache", "files": "FILES", "truth": "--truth",
+    "cache_dir": "--cache", "files": "FILES", "truth": "--truth", "reference": "--reference", "holdout": "--holdout",
     # demo
     "train_minutes": "--train-minutes", "from_scratch": "--from-scratch", "wheel": "--wheel",
 }
@@ -57,7 +57,7 @@ def flag_log(verb: str = ""):
     return log
 
 
-PATHS = ("out", "model", "data", "image", "generated", "train", "truth", "cache_dir", "exclude", "config")
+PATHS = ("out", "model", "data", "image", "generated", "train", "truth", "reference", "cache_dir", "exclude", "config")
 
 
 def _path(text: str) -> str:

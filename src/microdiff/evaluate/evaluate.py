@@ -2,10 +2,16 @@
 
 Per generated image: E_S, E_G, E_px (eqs. 8-10) to the closest training image of its class, in %
 (100 x MSE, as Table 4), with that image. Per class: the example's value (sample 0000), the
-median, FID (eq. 11) and KID. Phases: every image (generated and training) is segmented (Otsu,
-or ``segment``), or label maps are read (``labels``), for the volume fraction of each phase and
-its radially averaged S2. ``evaluate_folders`` returns an ``EvalResult``; ``metrics.csv``,
-``table.md`` and ``closest.png`` (Table 3's layout) are written from it.
+median, FID (eq. 11) and KID with a bootstrap interval. Phases: every image (generated and
+training) is segmented (Otsu, or ``segment``), or label maps are read (``labels``), for the
+volume fraction of each phase and its radially averaged S2. Copies: each image's pixel distance
+to its nearest training image after the best rotation, mirror and small shift (``metrics.copies``).
+
+With a ``reference`` folder of held-out real images (``prepare --holdout``), every number is
+computed for them exactly as for the generated images -- the real floor -- and each class gets
+verdicts (``verdicts``). ``evaluate_folders`` returns an ``EvalResult``; ``metrics.csv`` (one
+row per image, both sets), ``verdicts.csv``, ``table.md`` and ``closest.png`` (Table 3's layout)
+are written from it.
 """
 from __future__ import annotations
 
@@ -36,7 +42,8 @@ class EvalSettings:
     mcrpy_shift: bool = True
     cache_dir: str | None = None
     device: str | None = None
-    kid_subsets: int = 100
+    kid_resamples: int = 200             # bootstrap resamples of the KID interval
+    copy_shift: int = 2                  # copy check: shifts up to this many pixels are forgiven
     segment: str = "otsu"                # how images are split into phases (metrics.segmentation)
     labels: bool = False                 # read label maps (*_labels.npy/png) instead of images
 
@@ -44,7 +51,8 @@ class EvalSettings:
         from ..metrics.segmentation import Segmentation
         Segmentation.parse(self.segment)
         check_int("limit_to", self.limit_to, 1, 1024, SettingError)
-        check_int("kid_subsets", self.kid_subsets, 1, 10 ** 6, SettingError)
+        check_int("kid_resamples", self.kid_resamples, 1, 10 ** 6, SettingError)
+        check_int("copy_shift", self.copy_shift, 0, 64, SettingError)
         if not self.descriptors:
             raise SettingError("descriptors", "", f"expected a comma list of {', '.join(DESCRIPTORS)}")
         short = []
@@ -66,7 +74,8 @@ class ClassMetrics:
     median: dict[str, float]
     fid: float = math.nan
     kid: float = math.nan
-    kid_std: float = math.nan
+    kid_lo: float = math.nan             # 90 % bootstrap interval of the KID
+    kid_hi: float = math.nan
 
 
 @dataclass
@@ -93,6 +102,13 @@ class EvalResult:
     phases: dict[str, PhaseStats] = field(default_factory=dict)
     unmatched: dict[str, list[Path]] = field(default_factory=dict)   # generated classes without training images
     report: Path | None = None                                       # report.html
+    reference: Path | None = None                                    # held-out real images (the floor)
+    floor: dict[str, ClassMetrics] = field(default_factory=dict)     # the reference's numbers, per class
+    floor_phases: dict[str, PhaseStats] = field(default_factory=dict)   # generated_* hold the reference's
+    floor_rows: list[dict] = field(default_factory=list)             # one per reference image
+    copies: dict[str, dict] = field(default_factory=dict)            # class -> {set: metrics.copies.CopyMatch}
+    verdicts: dict = field(default_factory=dict)                     # class -> verdicts.ClassVerdicts
+    no_floor: list[str] = field(default_factory=list)                # classes the reference lacks
 
     def table_markdown(self) -> str:
         return render_table(self)
@@ -100,35 +116,101 @@ class EvalResult:
 
 def evaluate_folders(generated: str | Path, train: str | Path, out: str | Path,
                      settings: EvalSettings = EvalSettings(), show_progress: bool = True,
-                     report: bool = True) -> EvalResult:
+                     report: bool = True, reference: str | Path | None = None) -> EvalResult:
     """Evaluate every class folder of ``generated`` against its folder in ``train``; writes
-    ``metrics.csv``, ``table.md``, ``closest.png`` and (``report``) ``report.html`` into ``out``.
-    Generated classes with no training folder are listed in the report, not evaluated. A label
-    data set (``dataset.json`` phases) is compared as label maps (``labels``)."""
+    ``metrics.csv``, ``verdicts.csv``, ``table.md``, ``closest.png`` and (``report``)
+    ``report.html`` into ``out``. With ``reference`` (held-out real images of the same size), the
+    same numbers for them are the floor beside every figure. Generated classes with no training
+    folder are listed in the report, not evaluated. A label data set (``dataset.json`` phases) is
+    compared as label maps (``labels``)."""
     import dataclasses
 
     from tqdm.auto import tqdm
 
     from ..data.channels import data_encoding
+    from ..metrics.copies import copy_distances
+    from .verdicts import class_verdicts
     generated, train, out = Path(generated), Path(train), Path(out)
     if not settings.labels and train.is_dir() and data_encoding(train).kind == "phases":
         settings = dataclasses.replace(settings, labels=True)        # a label data set: compare label maps
     gen, tr, unmatched = _class_files(generated, train, settings)
+    ref = _reference_files(Path(reference), gen, settings) if reference is not None else {}
     gen_x, tr_x, gen_lab, tr_lab, phases = _read_inputs(gen, tr, generated, settings)     # everything first
     size = next(iter(gen_x.values())).shape[-1]
-    result = EvalResult(out, size, settings, unmatched=unmatched)
-    n_work = sum(len(gen[c]) + len(tr[c]) for c in gen) * len(settings.descriptors)
+    ref_x, ref_lab = _read_reference(ref, Path(reference) if ref else None, size, phases, settings)
+    result = EvalResult(out, size, settings, unmatched=unmatched, reference=Path(reference) if ref else None,
+                        no_floor=[c for c in gen if ref and c not in ref])
+    n_work = sum(len(gen[c]) + len(ref.get(c, [])) + len(tr[c]) for c in gen) * len(settings.descriptors)
     with tqdm(total=n_work, desc="descriptors", unit="img", disable=not show_progress) as bar:
         for c in gen:
-            errors = _descriptor_errors(gen_x[c], tr_x[c], tr[c], size, settings, bar.update)
-            fid = _fid_kid(gen_x[c], tr_x[c], settings) if settings.fid else (math.nan,) * 3
+            sets = {"generated": gen_x[c], **({"reference": ref_x[c]} if c in ref else {})}
+            errors = _descriptor_errors(sets, tr_x[c], tr[c], size, settings, bar.update)
+            fid = _fid_kid(sets, tr_x[c], settings) if settings.fid else {k: (math.nan,) * 4 for k in sets}
+            copies = {k: copy_distances(x, tr_x[c], settings.copy_shift) for k, x in sets.items()}
+            result.copies[c] = copies
             result.phases[c] = PhaseStats(phases, *_phase_pair(gen_lab[c], tr_lab[c], phases))
-            _collect(result, c, gen[c], tr[c], generated, train, errors, fid)
+            _collect(result, c, gen[c], tr[c], generated, train, errors["generated"], fid["generated"],
+                     copies["generated"])
+            scores = {"generated": _scores(result.phases[c], errors["generated"], copies["generated"],
+                                           fid["generated"])}
+            if c in ref:
+                result.floor_phases[c] = PhaseStats(phases, *_phase_pair(ref_lab[c], tr_lab[c], phases))
+                _collect(result, c, ref[c], tr[c], result.reference, train, errors["reference"], fid["reference"],
+                         copies["reference"], floor=True)
+                scores["reference"] = _scores(result.floor_phases[c], errors["reference"], copies["reference"],
+                                              fid["reference"])
+            ph = result.phases[c]
+            result.verdicts[c] = class_verdicts(c, scores["generated"], ph.train_vf, ph.train_s2,
+                                                scores.get("reference"))
     _write_outputs(result, generated, train)
     from . import report as R
     if report and R.available():
         result.report = R.write_eval_report(result, generated, train)
     return result
+
+
+def _scores(ph: PhaseStats, errors: dict, copies, fid):
+    from .verdicts import SetScores
+    return SetScores({d: 100 * np.asarray(v) for d, (v, _) in errors.items()}, ph.generated_vf, ph.generated_s2,
+                     copies.distance, tuple(fid[1:]))
+
+
+def _reference_files(reference: Path, gen: dict, settings: EvalSettings) -> dict[str, list[Path]]:
+    """The held-out images of the generated classes; none in common is an error."""
+    ref = list_class_images(reference, "reference folder", settings.labels)
+    common = {c: fs for c, fs in ref.items() if c in gen}
+    if not common:
+        raise DataError(f"reference folder {reference} holds class(es) {', '.join(ref)}, none of the generated "
+                        f"{', '.join(gen)}; give the held-out images of these classes (`microdiff prepare "
+                        "--holdout` writes them)")
+    return common
+
+
+def _read_reference(ref: dict, root: Path | None, size: int, phases: int, settings: EvalSettings):
+    """The held-out images as the generated ones are read: float stacks and label maps; they must
+    have the generated images' size (the floor of another size would measure something else)."""
+    from ..metrics.segmentation import Segmentation
+    if not ref:
+        return {}, {}
+    if settings.labels:
+        lab = {c: _label_stack(fs) for c, fs in ref.items()}
+        top = max(int(v.max()) for v in lab.values())
+        if top >= phases:
+            raise DataError(f"reference label maps in {root} hold phase {top}, the generated and training ones "
+                            f"only 0..{phases - 1}; give the held-out maps of the same data set")
+        x = {c: torch.from_numpy(v.astype(np.float32) / (phases - 1)) for c, v in lab.items()}
+    else:
+        x = {c: torch.from_numpy(read_stack(fs, allow_rgb=True)) for c, fs in ref.items()}
+    bad = {c: tuple(v.shape[-2:]) for c, v in x.items() if tuple(v.shape[-2:]) != (size, size)}
+    if bad:
+        c, shape = next(iter(bad.items()))
+        raise DataError(f"reference images of class {c} in {root} are {shape[1]}x{shape[0]}, the generated ones "
+                        f"{size}x{size}; the floor is computed at the generated size: prepare the held-out images "
+                        f"with --size {size} (or sample at {shape[1]})")
+    if not settings.labels:
+        seg = Segmentation.parse(settings.segment)
+        lab = {c: np.stack([seg.labels(a)[0] for a in v.numpy()]) for c, v in x.items()}
+    return x, lab
 
 
 def _read_inputs(gen: dict, tr: dict, generated: Path, settings: EvalSettings):
@@ -195,8 +277,9 @@ def _device(settings: EvalSettings) -> str:
     return default_device(settings.device)
 
 
-def _descriptor_errors(gen_x, tr_x, tr_files, size: int, settings: EvalSettings, progress):
-    """{descriptor: (min MSE per generated image, index of the closest training image)}."""
+def _descriptor_errors(sets: dict, tr_x, tr_files, size: int, settings: EvalSettings, progress):
+    """{set: {descriptor: (min MSE per image, index of the closest training image)}} for each
+    image set of ``sets`` (the training descriptors are computed once)."""
     from ..metrics.descriptors import correlations, gram_matrices
     from ..metrics.nearest import DescriptorCache, iter_chunks, min_mse, pack_symmetric
     device, L = _device(settings), settings.limit_to
@@ -207,45 +290,58 @@ def _descriptor_errors(gen_x, tr_x, tr_files, size: int, settings: EvalSettings,
         "px": (lambda x: x.flatten(1), size * size, None),
     }
     cache = DescriptorCache(settings.cache_dir)
-    res = {}
+    res: dict[str, dict] = {k: {} for k in sets}
     for d in settings.descriptors:
         fn, dim, tag = compute[d]
-        g = torch.cat([fn(gen_x[s:s + 4]) for s in range(0, len(gen_x), 4)])
-        progress(len(gen_x))
         if tag is None:
             t_src = tr_x.flatten(1)
             progress(len(tr_x))
         else:
             idx = {p: i for i, p in enumerate(tr_files)}
             t_src = cache.get_many(tr_files, tag, lambda ps: fn(tr_x[[idx[p] for p in ps]]), progress=progress)
-        res[d] = min_mse(g, iter_chunks(t_src), dim)
+        for k, x in sets.items():
+            g = torch.cat([fn(x[s:s + 4]) for s in range(0, len(x), 4)])
+            progress(len(x))
+            res[k][d] = min_mse(g, iter_chunks(t_src), dim)
     return res
 
 
-def _fid_kid(gen_x, tr_x, settings: EvalSettings) -> tuple[float, float, float]:
-    from ..metrics.fid import fid_from_features, inception_features, kid_from_features
-    if min(len(gen_x), len(tr_x)) < 2:
-        return math.nan, math.nan, math.nan
-    fg = inception_features(gen_x[:, None], device=_device(settings))
+def _fid_kid(sets: dict, tr_x, settings: EvalSettings) -> dict[str, tuple[float, float, float, float]]:
+    """{set: (FID, KID, KID lower, KID upper)} against the training images (features once)."""
+    from ..metrics.fid import fid_from_features, inception_features, kid_interval
+    out = {k: (math.nan,) * 4 for k in sets}
+    if len(tr_x) < 2:
+        return out
     ft = inception_features(tr_x[:, None], device=_device(settings))
-    return (fid_from_features(fg, ft), *kid_from_features(fg, ft, subsets=settings.kid_subsets))
+    for k, x in sets.items():
+        if len(x) >= 2:
+            fg = inception_features(x[:, None], device=_device(settings))
+            out[k] = (fid_from_features(fg, ft), *kid_interval(fg, ft, resamples=settings.kid_resamples))
+    return out
 
 
-def _collect(result: EvalResult, c: str, gen_files, tr_files, generated: Path, train: Path, errors, fid) -> None:
+def _collect(result: EvalResult, c: str, gen_files, tr_files, generated: Path, train: Path, errors, fid, copies,
+             floor: bool = False) -> None:
+    """Rows of one image set (generated, or the reference with ``floor``) and its class metrics."""
     ds = result.settings.descriptors
-    ph = result.phases[c]
+    ph = (result.floor_phases if floor else result.phases)[c]
+    rows = result.floor_rows if floor else result.rows
     for i, f in enumerate(gen_files):
-        row = {"class": c, "file": str(f.relative_to(generated))}
+        row = {"set": "reference" if floor else "generated", "class": c, "file": str(f.relative_to(generated))}
         for d in ds:
             v, j = errors[d]
             row[f"E_{d}_pct"] = 100 * float(v[i])
             row[f"closest_{d}"] = str(tr_files[int(j[i])].relative_to(train))
+        row["copy_px_pct"] = float(copies.distance[i])
+        row["copy_closest"] = str(tr_files[int(copies.index[i])].relative_to(train))
+        row["copy_transform"] = copies.transform_name(i)
+        row["copy_shift"] = f"{int(copies.shift[i, 0])},{int(copies.shift[i, 1])}"
         for k in range(ph.phases):
             row[f"vf_phase{k}"] = round(float(ph.generated_vf[i, k]), 6)
-        result.rows.append(row)
+        rows.append(row)
     vals = {d: [100 * float(v) for v in errors[d][0]] for d in ds}
-    result.classes[c] = ClassMetrics(c, len(gen_files), {d: vals[d][0] for d in ds},
-                                     {d: float(np.median(vals[d])) for d in ds}, *fid)
+    (result.floor if floor else result.classes)[c] = ClassMetrics(c, len(gen_files), {d: vals[d][0] for d in ds},
+                                                                  {d: float(np.median(vals[d])) for d in ds}, *fid)
 
 
 def _write_outputs(result: EvalResult, generated: Path, train: Path) -> None:
@@ -254,8 +350,9 @@ def _write_outputs(result: EvalResult, generated: Path, train: Path) -> None:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(result.rows[0]), lineterminator="\r\n")
     w.writeheader()
-    w.writerows(result.rows)
+    w.writerows(result.rows + result.floor_rows)
     write_text_atomic(out / "metrics.csv", buf.getvalue())
+    write_text_atomic(out / "verdicts.csv", render_verdicts_csv(result))
     write_text_atomic(out / "table.md", render_table(result))
     write_closest(out / "closest.png", result, generated, train)
 
@@ -272,23 +369,63 @@ def render_table(result: EvalResult) -> str:
     """Table 4's layout in Markdown, from the numbers of ``result``."""
     s, ds = result.settings, result.settings.descriptors
     head = "| class | n | " + " | ".join(f"E_{d} % example | E_{d} % (median)" for d in ds)
-    head += " | FID | KID x 1e3 |" if s.fid else " |"
+    head = "| class | set | n | " + " | ".join(f"E_{d} % example | E_{d} % (median)" for d in ds)
+    head += " | FID | KID x 1e3 [90 % interval] |" if s.fid else " |"
     lines = ["# Descriptor errors to the closest training image (Table 4 layout)", "",
              f"Images {result.size}x{result.size}; E in % (100 x mean squared error); example = sample `0000` of "
              f"each class; correlations limit_to={s.limit_to}, "
-             f"{'MCRpy-compatible (shifted negative offsets)' if s.mcrpy_shift else 'exactly aligned'}.", "",
-             head, "|" + "---|" * (head.count("|") - 1)]
-    for m in result.classes.values():
-        cells = [m.name, str(m.n)]
-        for d in ds:
-            cells += [_fmt(m.example[d]), f"({_fmt(m.median[d])})"]
-        if s.fid:
-            kid = f"{1e3 * m.kid:.2f} ± {1e3 * m.kid_std:.2f}" if math.isfinite(m.kid) else "n/a"
-            cells += [_fmt(m.fid), kid]
-        lines.append("| " + " | ".join(cells) + " |")
+             f"{'MCRpy-compatible (shifted negative offsets)' if s.mcrpy_shift else 'exactly aligned'}."
+             + (f" Floor: the held-out real images of `{result.reference}` scored the same way." if result.reference
+                else ""), "", head, "|" + "---|" * (head.count("|") - 1)]
+    for c, m in result.classes.items():
+        for name, mm in (("generated", m), ("floor", result.floor.get(c))):
+            if mm is None:
+                continue
+            cells = [mm.name, name, str(mm.n)]
+            for d in ds:
+                cells += [_fmt(mm.example[d]), f"({_fmt(mm.median[d])})"]
+            if s.fid:
+                kid = (f"{1e3 * mm.kid:.2f} [{1e3 * mm.kid_lo:.2f}, {1e3 * mm.kid_hi:.2f}]" if math.isfinite(mm.kid)
+                       else "n/a")
+                cells += [_fmt(mm.fid), kid]
+            lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "FID and KID per class against that class's training images (Inception-v3 pool features, "
               "TF-FID preprocessing); with few samples FID is biased upwards.", ""]
-    return "\n".join(lines + render_phases(result))
+    return "\n".join(lines + render_phases(result) + render_verdicts(result))
+
+
+def render_verdicts(result: EvalResult) -> list[str]:
+    """Per class: each check's figure, its floor, the score and the verdict (``verdicts``)."""
+    from .verdicts import RULES
+    if not result.verdicts:
+        return []
+    lines = ["## Verdicts", "", "Floor: " + (f"the held-out real images of `{result.reference}`." if result.reference
+                                            else "none (give held-out real images with --reference)."),
+             "", "| class | check | generated | floor | score | verdict | detail |", "|---|---|---|---|---|---|---|"]
+    for c, cv in result.verdicts.items():
+        for v in cv.checks:
+            lines.append(f"| {c} | {v.check} | {_fmt(v.generated)} | {_fmt(v.floor)} | {_fmt(v.score)} | "
+                         f"**{v.verdict}** | {v.detail} |")
+    lines += ["", "Scores and thresholds (within / near):"]
+    lines += [f"- {k}: {r.score}; within <= {r.within:g}, near <= {r.near:g}" for k, r in RULES.items()]
+    if result.no_floor:
+        lines.append(f"- no held-out images of {', '.join(result.no_floor)}: no floor for these classes")
+    return lines + [""]
+
+
+def render_verdicts_csv(result: EvalResult) -> str:
+    """``verdicts.csv``: one row per class and check, with the numbers behind the verdict."""
+    from .verdicts import RULES
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["class", "check", "generated", "floor", "ratio", "score", "within_if_at_most", "near_if_at_most",
+                "verdict", "detail"])
+    for c, cv in result.verdicts.items():
+        for v in cv.checks:
+            r = RULES[v.rule]
+            w.writerow([c, v.check, repr(v.generated), repr(v.floor), repr(v.ratio), repr(v.score), r.within, r.near,
+                        v.verdict, v.detail])
+    return buf.getvalue()
 
 
 def render_phases(result: EvalResult) -> list[str]:
@@ -300,9 +437,13 @@ def render_phases(result: EvalResult) -> list[str]:
              "|---|---|---|---|---|"]
     for c, ph in result.phases.items():
         err = ph.s2_error()
+        fl = result.floor_phases.get(c)
         for k in range(ph.phases):
             g, t = ph.generated_vf[:, k], ph.train_vf[:, k]
             lines.append(f"| {c} | {k} | {g.mean():.3f} ± {g.std():.3f} | {t.mean():.3f} ± {t.std():.3f} | {err[k]:.4f} |")
+            if fl is not None:
+                f = fl.generated_vf[:, k]
+                lines.append(f"| {c} (floor) | {k} | {f.mean():.3f} ± {f.std():.3f} | | {fl.s2_error()[k]:.4f} |")
     return lines + [""]
 
 

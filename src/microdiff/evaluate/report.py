@@ -22,6 +22,8 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:auto;pa
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-top:.5em}img{max-width:100%;height:auto}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f3f3f3}.note{background:#fff4d6;padding:.4em .8em;border-left:4px solid #e0a800}
+td.within{background:#d9f2d9}td.near{background:#fff1c2}td.outside{background:#f8d0d0}td.no-floor{color:#777}
+table.verdicts td:nth-child(2),table.verdicts td:last-child{text-align:left}
 .figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0;flex:1 1 300px}.figs figure.wide{flex-basis:100%}
 @media print{section{page-break-inside:avoid}}"""
 MAX_TILES = 8
@@ -102,13 +104,13 @@ def tiles_figure(rows: list[tuple[str, list[np.ndarray]]], title: str):
     return fig
 
 
-def s2_figure(gen_s2: np.ndarray, tr_s2: np.ndarray | None, phase: int):
+def s2_figure(gen_s2: np.ndarray, tr_s2: np.ndarray | None, phase: int, floor_s2: np.ndarray | None = None):
     """Mean S2(r) with a band of one standard deviation; (figure, the plotted numbers)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(4.2, 3))
     r = np.arange(gen_s2.shape[-1])
     data = {"phase": phase, "r": r.tolist()}
-    for name, s2, color in (("generated", gen_s2, "C0"), ("training", tr_s2, "C1")):
+    for name, s2, color in (("generated", gen_s2, "C0"), ("training", tr_s2, "C1"), ("held-out", floor_s2, "C2")):
         if s2 is None or not len(s2):
             continue
         mean, std = s2.mean(0), s2.std(0)
@@ -165,9 +167,55 @@ def _closest_figure(result, c: str, generated: Path, train: Path):
     return tiles_figure(grid, "closest training images (Table 3 layout)")
 
 
+def _copies_figure(result, c: str, generated: Path, train: Path, n: int = 6):
+    """The generated images closest to a training image after rotation, mirror and shift, above
+    the training images they match (turned to the generated image's orientation)."""
+    from ..data.transforms import DIHEDRAL_NAMES, dihedral
+    rows = sorted((r for r in result.rows if r["class"] == c), key=lambda r: r["copy_px_pct"])[:n]
+    gen, match = [], []
+    for r in rows:
+        gen += _read_tiles([generated / r["file"]], result.size)
+        k = DIHEDRAL_NAMES.index(r["copy_transform"])
+        inverse = (4 - k) % 4 if k < 4 else k          # rotations invert by the opposite turn; mirrors are their own
+        match.append(dihedral(_read_tiles([train / r["copy_closest"]], result.size)[0], inverse))
+    return tiles_figure([("generated", gen), ("closest training", match)],
+                        "closest to a training image: " + ", ".join(f"{r['copy_px_pct']:.3g} %" for r in rows))
+
+
+def verdict_table(result) -> str:
+    """The verdicts of every class at the top of the page (``verdicts``)."""
+    from .verdicts import RULES
+    if not result.verdicts:
+        return ""
+    head = ["class", "check", "generated", "floor", "score", "verdict", "detail"]
+    body = []
+    for c, cv in result.verdicts.items():
+        for v in cv.checks:
+            cls = v.verdict.replace(" ", "-")
+            cells = [c, v.check, v.generated, v.floor, v.score]
+            body.append("<tr>" + "".join(f"<td>{_fmt(x)}</td>" for x in cells)
+                        + f'<td class="{cls}">{html.escape(v.verdict)}</td><td>{html.escape(v.detail)}</td></tr>')
+    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    floor = (f"held-out real images of <code>{html.escape(str(result.reference))}</code>, scored exactly as the "
+             "generated ones" if result.reference else "none: give held-out real images (<code>evaluate --reference"
+             "</code>; <code>prepare --holdout</code> makes them) to judge E, S2, KID and copies")
+    rules = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(r.score)}; within &le; {r.within:g}, near &le; "
+                    f"{r.near:g}</li>" for k, r in RULES.items())
+    overall = ", ".join(f"{html.escape(c)}: <b>{cv.overall}</b>" for c, cv in result.verdicts.items())
+    missing = (f'<p class="note">no held-out images of {html.escape(", ".join(result.no_floor))}: no floor for '
+               "these classes</p>" if result.no_floor else "")
+    return (f'<section id="verdicts"><h2>Verdicts</h2><p>Worst check per class: {overall}. Floor: {floor}.</p>'
+            f'{missing}<table class="verdicts"><tr>{th}</tr>{"".join(body)}</table>'
+            f"<details><summary>scores and thresholds</summary><ul>{rules}</ul></details>"
+            f'{_data("verdicts", "", {c: [v.__dict__ for v in cv.checks] for c, cv in result.verdicts.items()})}'
+            "</section>")
+
+
 def class_section(result, c: str, generated: Path, train: Path, train_files) -> str:
     """One class: numbers, image grids, S2 curves and histograms (with the plotted data)."""
     ph, rows = result.phases[c], [r for r in result.rows if r["class"] == c]
+    fl = result.floor_phases.get(c)
+    floor_rows = [r for r in result.floor_rows if r["class"] == c]
     k = ph.phases - 1
     notes = []
     if len(rows) < 2:
@@ -176,14 +224,20 @@ def class_section(result, c: str, generated: Path, train: Path, train_files) -> 
     figs = [_img(figure_uri(tiles_figure([("generated", gen_tiles), ("training", _read_tiles(train_files, result.size))],
                                          f"{c}: generated and training")), f"{c}: generated and training images", wide=True),
             _img(figure_uri(_closest_figure(result, c, generated, train)), f"{c}: closest training images")]
-    fig, s2 = s2_figure(ph.generated_s2[:, k], ph.train_s2[:, k], k)
+    fig, s2 = s2_figure(ph.generated_s2[:, k], ph.train_s2[:, k], k, fl.generated_s2[:, k] if fl else None)
     figs.append(_img(figure_uri(fig), f"{c}: two-point correlation S2(r) of phase {k}"))
-    vf = {"generated": ph.generated_vf[:, k], "training": ph.train_vf[:, k]}
+    vf = {"generated": ph.generated_vf[:, k], "training": ph.train_vf[:, k],
+          **({"held-out": fl.generated_vf[:, k]} if fl else {})}
     figs.append(_img(figure_uri(histogram_figure(vf, f"volume fraction of phase {k}")), f"{c}: volume fraction"))
     errs = {f"E_{d}": np.array([r[f"E_{d}_pct"] for r in rows]) for d in result.settings.descriptors}
+    errs["copy distance"] = np.array([r["copy_px_pct"] for r in rows])
     for name, v in errs.items():
-        figs.append(_img(figure_uri(histogram_figure({"generated": v}, f"{name} % to the nearest training image")),
+        key = "copy_px_pct" if name == "copy distance" else f"{name}_pct"
+        series = {"generated": v, **({"held-out": np.array([r[key] for r in floor_rows])} if floor_rows else {})}
+        figs.append(_img(figure_uri(histogram_figure(series, f"{name} % to the nearest training image")),
                          f"{c}: {name} to the nearest training image"))
+    figs.append(_img(figure_uri(_copies_figure(result, c, generated, train)),
+                     f"{c}: the generated images closest to a training image (copy check)", wide=True))
     data = _data("s2", c, s2) + _data("vf", c, {k: v.tolist() for k, v in vf.items()})
     note = "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
     return (f'<section class="class" id="class-{html.escape(c)}" data-class="{html.escape(c)}"><h2>{html.escape(c)}</h2>'
@@ -208,7 +262,8 @@ def write_eval_report(result, generated: Path, train: Path, title: str = "microd
              f"error of a descriptor to the closest training image (S: correlations, G: Gram matrices, px: pixels)."
              f"</p><details><summary>Table 4 (Markdown)</summary><pre>{html.escape(result.table_markdown())}</pre>"
              "</details>")
-    body = intro + "".join(class_section(result, c, generated, train, train_files.get(c, [])) for c in result.classes)
+    body = intro + verdict_table(result)
+    body += "".join(class_section(result, c, generated, train, train_files.get(c, [])) for c in result.classes)
     body += "".join(unmatched_section(c, fs, result.size) for c, fs in result.unmatched.items())
     path = result.out_dir / "report.html"
     write_text_atomic(path, page(title, body))
