@@ -19,14 +19,18 @@ def _synth_parser(sub) -> None:
                        "isotropic Gaussian-random-field level cut), fiber3d (fibers along z) and electrode3d (pore, "
                        "binder, particle: sections as label maps, *_labels.png): OUT/slices holds "
                        "micrograph-like planar sections cut from random true volumes (a data set to train on), "
-                       "OUT/volumes/NNNN_labels.npy true volumes to compare generated ones with.")
-    p.add_argument("kind", choices=["fiber", "grf3d", "fiber3d", "electrode3d"])
+                       "OUT/volumes/NNNN_labels.npy true volumes to compare generated ones with. layers: crops of "
+                       "layered micrographs (surface, porous coating, substrate; 3 x 4 crops each) with where each "
+                       "lies, for a layout model (train --layout).")
+    p.add_argument("kind", choices=["fiber", "layers", "grf3d", "fiber3d", "electrode3d"])
     option(p, "out", required=True)
     option(p, "size", type=int_arg(16, 4096), default=64, help="image side (3D: volume side, at most 512)")
     p.add_argument("--per-class", "--slices", dest="per_class", type=int_arg(0, 10 ** 7), default=200,
                    help="images per class (3D: planar sections per class, written to OUT/slices; 0 = none)")
     option(p, "radius", type=POSITIVE, default=None, help="mean fiber radius in pixels (default size/14)")
     option(p, "volumes", type=int_arg(0, 10 ** 5), default=0, help="3D kinds: true volumes to write")
+    option(p, "sources", type=int_arg(1, 10 ** 5), default=None, help="layers: source micrographs to crop from "
+           "(default 32)")
     option(p, "fraction", type=float_arg(0.0, 1.0, lo_open=True, hi_open=True),
            help="3D kinds: volume fraction of the bright phase (default 0.4 for grf3d, 0.5 for fiber3d; "
            "electrode3d: of the particles, default 0.4)")
@@ -110,6 +114,16 @@ def cmd_synth(args) -> int:
         raise UsageError("--volumes and --fraction apply to the 3D kinds (grf3d, fiber3d, electrode3d)")
     if args.per_class < 1:
         raise UsageError("--per-class must be at least 1")
+    if args.kind == "layers" or args.sources is not None:
+        if args.kind != "layers" or args.radius is not None:
+            raise UsageError("--sources applies to the layers kind" if args.kind != "layers" else
+                             "--radius applies to the fiber kind, not layers")
+        from ..data.synth import synth_layers
+        from ..data.prepare.engine import heldout_path
+        out = synth_layers(args.out, size=args.size, per_class=args.per_class, sources=args.sources or 32,
+                           seed=args.seed, overwrite=args.overwrite, holdout=args.holdout)
+        print(f"wrote {out}" + (f" and {heldout_path(out)}" if args.holdout else ""))
+        return 0
     from ..data.synth import synth_fiber
     out = synth_fiber(args.out, size=args.size, per_class=args.per_class, seed=args.seed,
                       overwrite=args.overwrite, radius=args.radius, holdout=args.holdout)
@@ -136,6 +150,6 @@ def cmd_prepare(args) -> int:
     positional, options = inputs(args)
     res = getattr(P, name)(*positional, args.out, settings, classes=classes, show_progress=not args.no_progress,
                            **options)
-    print(res.summary(classes))
+    print(P.summary_table(res, classes))
     print(f"wrote {res.out}" + (f" and {res.heldout}" if res.heldout else ""))
     return 0

@@ -17,7 +17,7 @@ FLAGS = {
     "batch_size": "--batch-size", "overlap": "--overlap", "segment": "--segment", "classes": "--class",
     "class_name": "--class", "size": "--size", "periodic": "--periodic", "axes": "--axes", "planes": "--planes",
     "abaqus": "--abaqus", "fractions": "--fractions", "image": "--image", "mask": "--mask", "extend": "--extend",
-    "consistency": "--consistency",
+    "consistency": "--consistency", "position": "--position",
     "targets": "--target-vf/--target-s2/--target-descriptor", "targets.vf": "--target-vf",
     "targets.mix": "--target-mix", "targets.s2": "--target-s2", "targets.correlations": "--target-descriptor",
     "targets.gram": "--target-descriptor", "targets.descriptor": "--descriptor", "targets.phase": "--target-phase",
@@ -27,9 +27,10 @@ FLAGS = {
     "out": "--out", "overwrite": "--overwrite", "resume": "--resume", "model": "--model", "device": "--device",
     "max_pixels": "--max-pixels", "num_processes": "--num-processes",
     # training
+    "layout": "--layout",
     "data": "--data", "preset": "--preset", "set": "--set", "config": "--config", "max_minutes": "--max-minutes",
     # data (data.synth, data.synth3d, data.prepare)
-    "per_class": "--per-class", "volumes": "--volumes", "fraction": "--fraction", "radius": "--radius",
+    "per_class": "--per-class", "volumes": "--volumes", "sources": "--sources", "fraction": "--fraction", "radius": "--radius",
     "crop_fraction": "--crop-fraction", "crop_size": "--crop-size", "channels": "--labels/--color",
     "strict": "--strict", "prepare:classes": "--classes",
     "regions_per_image": "--regions-per-image", "region_px": "--region-px", "region_um": "--region-um",

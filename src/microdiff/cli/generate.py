@@ -45,6 +45,9 @@ def _sample_parser(sub) -> None:
     option(p, "size", default=None, help="output size: 256 or WIDTHxHEIGHT (384x256), any size >= the training "
            "size (default: the training size); denoised as overlapping training-size windows")
     option(p, "periodic", action="store_true", help="a periodic image (tiles seamlessly), at any size")
+    option(p, "position", metavar="ROW,COL", help="a layout model (train --layout): the sample's centre in a source "
+           "micrograph, fractions of its height and width (0.1,0.5: near the top); default: the canvas is a whole "
+           "source, laid out as the real ones")
     option(p, "segment", help="also write phase label maps NNNN_labels.{npy,png}: otsu, multiotsu:K, "
            "or threshold:T (T in (0, 1), several as T1,T2)")
     _target_flags(p)

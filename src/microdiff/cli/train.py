@@ -22,6 +22,8 @@ def register(sub) -> None:
     option(p, "num_processes", type=COUNT, default=1,
            help="data-parallel processes on this machine (torchrun underneath; or use `accelerate launch`)")
     p.add_argument("--no-compile", action="store_true", help="do not torch.compile the U-Net on a GPU")
+    option(p, "layout", action="store_true", help="non-stationary micrographs (coatings, surfaces): the model also "
+           "sees where each crop lies in its source (model.layout); the data set must record it (prepare, synth layers)")
     p.add_argument("--no-progress", action="store_true")
     add_max_pixels(p)
     p.set_defaults(handler=cmd_train)
@@ -37,6 +39,8 @@ def config_of(args):
     overrides = list(args.set)
     if getattr(args, "no_compile", False):
         overrides.append("train.compile=no")
+    if getattr(args, "layout", False):
+        overrides.append("model.layout=true")
     for flag, key in (("steps", "train.steps"), ("batch_size", "train.batch_size"), ("grad_accum", "train.grad_accum"),
                       ("image_size", "model.image_size"), ("lr", "train.lr"), ("seed", "train.seed")):
         v = getattr(args, flag, None)

@@ -42,6 +42,8 @@ class ModelConfig:
     dropout: float = 0.0
     learn_sigma: bool = True
     eps_skip_sigma: float = 0.0      # > 0: add the exact epsilon of N(0, sigma^2) data (denoiser.gaussian_eps)
+    layout: bool = False             # also condition on where each pixel lies in its source (denoise.layout)
+    source_shape: tuple[int, ...] = ()   # a layout model's whole source (height, width) at the training scale (set by training)
 
     @property
     def block_channels(self) -> tuple[int, ...]:
@@ -75,6 +77,14 @@ class ModelConfig:
         check_float(n + "dropout", self.dropout, 0.0, 1.0, hi_open=True)
         check_bool(n + "learn_sigma", self.learn_sigma)
         check_float(n + "eps_skip_sigma", self.eps_skip_sigma, 0.0)
+        check_bool(n + "layout", self.layout)
+        if isinstance(self.source_shape, list):
+            object.__setattr__(self, "source_shape", tuple(self.source_shape))
+        if self.source_shape != ():
+            if len(self.source_shape) != 2:
+                raise ConfigError(f"model.source_shape = {self.source_shape!r}: expected (height, width), or empty")
+            for v in self.source_shape:
+                check_int(n + "source_shape", v, 1, 10 ** 6)
         levels = len(self.channel_mult)
         if self.image_size % 2 ** (levels - 1):
             raise ConfigError(f"model.image_size = {self.image_size}: must be divisible by 2^{levels - 1} "

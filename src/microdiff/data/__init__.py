@@ -9,6 +9,8 @@
   ``read_manifest``.
 - ``prepare``: ``microdiff prepare``, one engine and one module per importer.
 - ``fiber``, ``synth``: the synthetic fiber composites (``synth_fiber``); ``synth3d``: 3D truth
-  with micrograph-like sections (``synth_3d``).
+  with micrograph-like sections (``synth_3d``); ``layers``: layered micrographs with known truth
+  (``synth_layers``).
+- ``layout``: where each training crop lies in its source (``read_regions``), for layout models.
 - ``figures``: image grids and orthogonal slices as arrays.
 """

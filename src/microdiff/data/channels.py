@@ -62,6 +62,7 @@ class ImageSet:
     class_names: list[str]
     encoding: Encoding = field(default_factory=Encoding)
     skipped: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)     # the file of each image
 
 
 def _read_one(path: Path, enc: Encoding, size: int) -> np.ndarray:
@@ -87,7 +88,7 @@ def load_class_images(root: str | Path, image_size: int, encoding: Encoding | No
     images is an error."""
     enc = encoding or data_encoding(root)
     classes = list_class_images(root, labels=enc.kind == "phases")
-    images, labels, skipped = [], [], []
+    images, labels, skipped, read = [], [], [], []
     for ci, (name, files) in enumerate(classes.items()):
         n_ok = 0
         for f in files:
@@ -97,9 +98,10 @@ def load_class_images(root: str | Path, image_size: int, encoding: Encoding | No
                 skipped.append(e.args[0])        # its settings named when logged (core.errors.say)
                 continue
             labels.append(ci)
+            read.append(Path(f))
             n_ok += 1
         if n_ok == 0:
             why = f" (the first skipped: {skipped[-1]})" if skipped else ""
             raise DataError(f"class folder {Path(root) / name} has no readable images{why}; fix what the reason says, "
                             "add images, or remove the folder")
-    return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), enc, skipped)
+    return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), enc, skipped, read)

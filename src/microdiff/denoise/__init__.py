@@ -8,6 +8,8 @@
 - ``mask``: ``KnownImage`` and ``MaskedDenoiser`` (inpainting: known pixels kept).
 - ``volume``: ``PlanarVolumeDenoiser`` (a 2D model on 3D volumes), ``VoxelPrior``, ``rank_map``.
 - ``guidance``: ``GradientGuidance`` (DPS), ``X0Guidance``, ``ClassMixture``.
+- ``layout``: a layout model's condition (class, region in the source, dihedral element) and
+  its coordinate channels; how a canvas's windows share it.
 - ``stack``: ``build_denoiser``, the one place the layers are composed, in one documented order.
 
 Everything here takes tensors and returns tensors: no files and no printing (``Canvas.of`` checks

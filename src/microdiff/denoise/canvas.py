@@ -20,6 +20,7 @@ from torch import Tensor
 from ..core.checks import check_float
 from ..core.errors import SettingError
 from .denoiser import DenoiserOutput, DenoiserWrapper
+from .layout import is_layout, window_conditions
 
 MAX_IMAGE_SIDE, MAX_VOLUME_SIDE = 65536, 4096
 MAX_CANVAS_PIXELS = 1 << 26         # 8192 x 8192
@@ -198,8 +199,12 @@ class WindowedDenoiser(DenoiserWrapper):
         ri, ci = rows.view(b, nh, 1, h, 1), cols.view(b, 1, nw, 1, h)
         windows = x.permute(0, 2, 3, 1)[bi, ri, ci]                          # (B, nh, nw, h, w, C)
         n = nh * nw
+        if is_layout(y):          # each window's share of the canvas's region in its source
+            yw = window_conditions(y, rows[..., 0], cols[..., 0], h, height, width)
+        else:
+            yw = y.repeat_interleave(n)
         out = denoise_in_chunks(self.inner, windows.reshape(b * n, h, h, c).permute(0, 3, 1, 2),
-                                t.repeat_interleave(n), y.repeat_interleave(n), self.chunk)
+                                t.repeat_interleave(n), yw, self.chunk)
         flat = (ri * width + ci).expand(b, nh, nw, h, h).reshape(b, -1)        # canvas pixel of each window pixel
         wgt = self.weight.to(x.device, x.dtype).expand(b, nh, nw, h, h).reshape(b, -1)
         norm = torch.zeros(b, height * width, dtype=x.dtype, device=x.device).scatter_add_(1, flat, wgt)

@@ -2,6 +2,7 @@
 
     den = Denoiser.from_config(unet, config, num_classes)
     out = den(x_t, t, y)   # t: original-schedule timesteps, long (B,); y: class labels (B,)
+                           # (a layout model: labels and where each window lies, ``layout``)
     out.eps, out.x0, out.v # predicted noise, predicted clean image, variance channels (or None)
 
 It owns everything between "a network" and "a denoiser": the network's time input (t x 1000/T,
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..diffusion.schedule import Diffusion, predict_eps_from_x0, predict_x0_from_eps, split_output
+from .layout import coordinate_maps, is_layout, labels_of, with_labels
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,11 @@ class Denoiser(DenoiserBase):
         if self.prediction == "edm":
             inv_alpha, c_in, c_skip, c_out = self._edm(t, x)
             xin = xin * (inv_alpha * c_in).to(xin.dtype)
+        net_in = xin
+        if is_layout(y):                      # a layout model: the coordinate channels after the image's
+            net_in = torch.cat([xin, coordinate_maps(y, *x.shape[-2:]).to(xin.dtype)], 1)
         with self.autocast():
-            raw = self.net(xin, self.network_time(t), class_labels=y).sample
+            raw = self.net(net_in, self.network_time(t), class_labels=labels_of(y)).sample
         main, v = split_output(raw, self.channels)
         v = None if v is None else v.to(x.dtype)
         if self.prediction == "eps":
@@ -186,7 +191,7 @@ class ClassifierFreeGuidance(DenoiserWrapper):
     def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
         if self.scale == 1.0:
             return self.inner(x, t, y)
-        null = torch.full_like(y, self.guide_label)
+        null = with_labels(y, self.guide_label)
         out = self.inner(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null]))
         n = x.shape[0]
         cond, uncond = out.eps[:n], out.eps[n:]

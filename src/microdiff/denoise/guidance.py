@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .denoiser import DenoiserOutput, DenoiserWrapper
+from .layout import labels_of, with_labels
 
 LossFn = Callable[[Tensor], Tensor]          # x0_hat (B, C, H, W) in [-1, 1] -> loss per sample (B,)
 
@@ -107,13 +108,13 @@ class ClassMixture(DenoiserWrapper):
         self.candidates: Tensor | None = None
 
     def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
-        mix = torch.tensor(self.labels, device=y.device, dtype=y.dtype)
-        cand = [torch.full_like(y, k) for k in self.labels]
-        if not bool(torch.isin(y, mix).all()):
+        mix = torch.tensor(self.labels, device=y.device)
+        cand = [with_labels(y, k) for k in self.labels]
+        if not bool(torch.isin(labels_of(y), mix).all()):
             cand = [y] + cand
         k, b = len(cand), x.shape[0]
         if k == 1:
-            self.last_weights, self.candidates = torch.ones(b, 1, dtype=x.dtype), y[:, None]
+            self.last_weights, self.candidates = torch.ones(b, 1, dtype=x.dtype), labels_of(y)[:, None]
             return self.inner(x, t, y)
         out = self.inner(torch.cat([x] * k), torch.cat([t] * k), torch.cat(cand))
         w = bracket_weights(self.measure(out.x0.detach()).view(k, b).to(torch.float64), self.target, self.reach)
@@ -121,5 +122,5 @@ class ClassMixture(DenoiserWrapper):
 
         def mixed(f: Tensor) -> Tensor:
             return (w * f.view(k, b, *f.shape[1:])).sum(0)
-        self.last_weights, self.candidates = w.view(k, b).T, torch.stack(cand, 1)
+        self.last_weights, self.candidates = w.view(k, b).T, torch.stack([labels_of(c) for c in cand], 1)
         return self.output(x, t, mixed(out.eps), None if out.v is None else mixed(out.v))

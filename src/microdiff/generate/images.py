@@ -33,9 +33,9 @@ def sample_to_folder(pipe, out_dir: str | Path, settings: SampleSettings | None 
     settings: complete samples are kept and the rest give the same files as an uninterrupted run.
     """
     s = settings_of(SampleSettings, settings, fields)
-    canvas = Canvas.of(s.size, pipe.microdiff_config.model.image_size, 2, s.periodic, s.overlap)
+    canvas = sample_canvas(pipe, s)
     goal = model_targets(pipe, s, canvas.shape)
-    run = sample_run(pipe, s, canvas, targets=goal.record() if goal else None)
+    run = sample_run(pipe, s, canvas, targets=goal.record() if goal else None, position=s.position)
     return run_to_folder(pipe, run, Path(out_dir), ImageProducer(pipe, run, goal), ImageWriter(run.segment, pipe.encoding),
                          overwrite, resume, show_progress)
 
@@ -44,13 +44,36 @@ def sample_images(pipe, s: SampleSettings) -> Tensor:
     """The images of ``s`` in memory: (N, C, H, W) in [0, 1], class by class, sample i of class c
     with the seed ``sample_seed(s.seed, c, i)`` (the pipeline's ``__call__``)."""
     from ..core.seeding import sample_seed
-    canvas = Canvas.of(s.size, pipe.microdiff_config.model.image_size, 2, s.periodic, s.overlap)
+    canvas = sample_canvas(pipe, s)
+    check_layout(pipe, canvas, s.position)
     goal = model_targets(pipe, s, canvas.shape)
     names = s.classes or tuple(pipe.class_names)
     labels = [pipe.class_index(n) for n in names for _ in range(s.num)]
     seeds = [sample_seed(s.seed, pipe.class_index(n), i) for n in names for i in range(s.num)]
     sampling = sampling_settings(pipe.microdiff_config, s.steps, s.sampler, s.guidance, s.batch_size)
-    return generate(pipe, labels, seeds, sampling, canvas, targets=goal)
+    return generate(pipe, labels, seeds, sampling, canvas, targets=goal, position=s.position)
+
+
+def sample_canvas(pipe, s: SampleSettings) -> Canvas:
+    """The canvas of ``s``: its size, else the training window -- a layout model's default without
+    a position is a whole source at the training scale (``model.source_shape``)."""
+    m = pipe.microdiff_config.model
+    size = s.size
+    if size is None and m.layout and s.position is None:
+        size = tuple(m.source_shape)
+    return Canvas.of(size, m.image_size, 2, s.periodic, s.overlap)
+
+
+def check_layout(pipe, canvas: Canvas, position) -> None:
+    """A position needs a layout model, and a layout model's canvas is laid out as a source, not a torus."""
+    m = pipe.microdiff_config.model
+    if position is not None and not m.layout:
+        raise SettingError("position", ",".join(f"{v:g}" for v in position), "this model was not trained with "
+                           "positions (model.layout); it makes stationary textures: leave out the position, or train "
+                           "with --layout on a data set that records where its crops lie")
+    if m.layout and canvas.periodic:
+        raise SettingError("periodic", True, "a layout model lays its images out as its source micrographs, "
+                           "which do not repeat; leave out periodic")
 
 
 def model_targets(pipe, s: SampleSettings, size: Sequence[int]):
@@ -75,15 +98,16 @@ def model_targets(pipe, s: SampleSettings, size: Sequence[int]):
 
 
 def sample_run(pipe, s: GenerationSettings, canvas: Canvas, classes: Sequence[str] | None = None,
-               inpaint: dict | None = None, targets: dict | None = None) -> SampleRun:
+               inpaint: dict | None = None, targets: dict | None = None, position=None) -> SampleRun:
     """The settings of a run of images, checked against the model."""
+    check_layout(pipe, canvas, position)
     sampling = sampling_settings(pipe.microdiff_config, s.steps, s.sampler, s.guidance, s.batch_size)
     names = tuple(classes or getattr(s, "classes", ()) or pipe.class_names)
     for c in names:
         pipe.class_index(c)
     return SampleRun(names, s.num, s.seed, sampling.sampler, sampling.steps, sampling.guidance,
                      sampling.batch_size, pipe.fingerprint(), str(getattr(pipe, "model_dir", "")), canvas.shape,
-                     canvas.periodic, canvas.overlap, s.segment or "", inpaint, targets)
+                     canvas.periodic, canvas.overlap, s.segment or "", inpaint, targets, position)
 
 
 class ImageProducer:
@@ -102,7 +126,7 @@ class ImageProducer:
 
     def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
         images = generate(self.pipe, [it.label for it in items], [it.seed for it in items], self.sampling,
-                          self.run.canvas, targets=self.targets, mask=self.mask)
+                          self.run.canvas, targets=self.targets, mask=self.mask, position=self.run.position)
         return images if self.finish is None else self.finish(images)
 
     def annotate(self, item: Item, image: Tensor, seconds: float) -> dict:

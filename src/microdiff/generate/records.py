@@ -38,7 +38,7 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, d: dict):
-        return cls(**{**d, **{k: tuple(d[k]) for k in cls.TUPLES}})
+        return cls(**{**d, **{k: tuple(d[k]) for k in cls.TUPLES if d.get(k) is not None}})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -90,7 +90,8 @@ class SampleRun(RunRecord):
     segment: str = ""                  # the segmentation of the phase labels ("" = none)
     inpaint: dict | None = None        # image, mask, extend and their SHA-256 (microdiff inpaint)
     targets: dict | None = None        # descriptor targets and strength (targets.Targets.record())
-    TUPLES = ("classes", "size")
+    position: tuple[float, float] | None = None   # a layout model's sample centre in its source (None: the whole source)
+    TUPLES = ("classes", "size", "position")
     FILE = "sample.json"
 
     @property
@@ -115,6 +116,7 @@ class SampleRun(RunRecord):
                 "periodic": self.periodic, "overlap": self.overlap, "sampler": self.sampler, "steps": self.steps,
                 "guidance": self.guidance, "batch_size": self.batch_size, "microdiff_version": c["microdiff_version"],
                 **({"inpaint": self.inpaint} if self.inpaint else {}),
+                **({"position": list(self.position)} if self.position is not None else {}),
                 **({"target_strength": self.targets["strength"]} if self.targets else {})}
 
 

@@ -16,6 +16,7 @@ from ..core.errors import SettingError
 from ..core.seeding import candidate_seeds
 from ..denoise.canvas import Canvas
 from ..denoise.denoiser import bind_labels, inference_denoiser
+from ..denoise.layout import canvas_region
 from ..denoise.stack import Planes, build_denoiser
 from ..diffusion import DEFAULT_SPACING, Diffusion, NoiseSource, get_sampler, respace
 
@@ -59,7 +60,7 @@ def iter_batches(denoiser, labels: Sequence, seeds: Sequence[int], shape: Sequen
     fn = get_sampler(sampling.sampler)
     diffusion = sampling_diffusion(denoiser.diffusion, sampling.steps, sampling.sampler)
     for start in range(0, len(labels), sampling.batch_size):
-        lab = torch.tensor(list(labels[start:start + sampling.batch_size]), device=device)
+        lab = torch.tensor(list(labels[start:start + sampling.batch_size]), device=device)   # (B,), or (B, 6): layout
         batch_seeds = seeds[start:start + sampling.batch_size]
         noise = NoiseSource(batch_seeds)
         x = noise.randn(tuple(shape), device=device)
@@ -70,7 +71,7 @@ def iter_batches(denoiser, labels: Sequence, seeds: Sequence[int], shape: Sequen
 
 def generate(pipe, labels: Sequence, seeds: Sequence[int], sampling: SampleConfig, canvas: Canvas | None = None,
              targets=None, planes: Planes | None = None, mask=None, callback: Callable | None = None,
-             tick: Callable[[], None] | None = None) -> Tensor:
+             tick: Callable[[], None] | None = None, position: Sequence[float] | None = None) -> Tensor:
     """Samples (N, C, *canvas.shape) in [0, 1] of a loaded pipeline; sample i has the class
     ``labels[i]`` (volumes: a class per axis, z, y, x) and depends on ``seeds[i]`` only.
 
@@ -78,11 +79,16 @@ def generate(pipe, labels: Sequence, seeds: Sequence[int], sampling: SampleConfi
     (``targets.Targets``) steer every sample, and with ``targets.candidates`` K > 1 each sample
     is the draw of least ``Targets.penalties`` among K from its seed (``seeding.candidate_seeds``;
     the first on ties). ``mask``: known pixels (``mask.KnownImage``). ``tick()`` is called at
-    every denoiser call; ``callback`` is ``iter_batches``'."""
+    every denoiser call; ``callback`` is ``iter_batches``'. A layout model's canvas is a whole
+    source micrograph, or with ``position`` (row, column; fractions of the source) a canvas at
+    the training scale centred there (``layout.canvas_region``)."""
     cfg = pipe.microdiff_config
     den = inference_denoiser(pipe.unet, cfg, len(pipe.class_names))
     window = cfg.model.image_size
     canvas = canvas or Canvas((window, window))
+    if cfg.model.layout:
+        region = canvas_region(canvas.shape, cfg.model.source_shape, position)
+        labels = [(int(k), *region, 0) for k in labels]
     shape = (cfg.model.image_channels, *canvas.shape)
 
     def build(d, batch_seeds):

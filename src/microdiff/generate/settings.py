@@ -72,6 +72,20 @@ def settings_of(cls, settings, fields: dict):
     return settings if settings is not None else cls(**fields)
 
 
+def _position(value) -> tuple[float, float] | None:
+    """(row, column) in [0, 1] from a pair or "ROW,COL"; None stays None."""
+    if value is None:
+        return None
+    try:
+        parts = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
+    except (TypeError, ValueError):
+        parts = []
+    if len(parts) != 2 or not all(0.0 <= v <= 1.0 for v in parts):
+        raise SettingError("position", value, "expected ROW,COL: the centre of the sample as fractions (0..1) of a "
+                           "source micrograph's height and width, e.g. 0.1,0.5 near the top")
+    return (parts[0], parts[1])
+
+
 def _names(value, name: str) -> tuple[str, ...]:
     """Class names from a name, a comma list or a sequence."""
     if value is None:
@@ -112,12 +126,14 @@ class SampleSettings(GenerationSettings):
     targets: object = None            # descriptor targets ({"vf": 0.55, "mix": "all"}, see targets.make_targets)
     target_strength: float | None = None   # guidance strength towards the targets (None: 3; 0: unguided, bit for bit)
     target_candidates: int | None = None   # K: keep the best of K guided draws of every sample
+    position: object = None           # a layout model: (row, column) fractions of the source, or "ROW,COL"; None: the whole source
 
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "classes", _names(self.classes, "classes"))
         _size(self.size, 2)
         check_bool("periodic", self.periodic, SettingError)
+        object.__setattr__(self, "position", _position(self.position))
         if self.target_strength is not None:
             check_float("target_strength", self.target_strength, 0.0, 1e6, error=SettingError)
         if self.target_candidates is not None:

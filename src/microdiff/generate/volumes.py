@@ -166,6 +166,9 @@ def volume_run(pipe, s: VolumeSettings, targets: dict | None = None) -> VolumeRu
     phases = pipe.encoding.kind == "phases"
     if pipe.encoding.kind == "rgb":
         raise UsageError("volumes are made by gray or phase models; this model reads colour (RGB) images")
+    if cfg.model.layout:
+        raise UsageError("this model places its images in a source micrograph (model.layout), a plane with a top "
+                         "and a bottom; volumes are built from stationary sections: train a model without --layout")
     if phases and s.segment:
         raise SettingError("segment", s.segment, f"this model makes label volumes of {pipe.encoding.phases} phases "
                            "itself; leave it out (it splits the gray volumes of gray models)")

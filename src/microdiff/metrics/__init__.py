@@ -14,8 +14,9 @@
   share of a phase lying as a thin layer between two others).
 - ``segmentation``: ``Segmentation`` (otsu, multiotsu:K, threshold:T) and ``multi_otsu_thresholds``
   (the one Otsu).
-- ``nearest``: the closest training image by a descriptor (E_S, E_G, E_px); ``fid``: FID/KID;
-  ``weights``: the pinned VGG-19 and Inception weights, fetched offline.
+- ``nearest``: the closest training image by a descriptor (E_S, E_G, E_px); ``copies``: the
+  nearest training image up to a rotation, mirror and small shift (the copy check, with the
+  floor's percentile); ``fid``: FID/KID (with a bootstrap interval); ``weights``: the pinned VGG-19 and Inception weights, fetched offline.
 
 Importing this package imports nothing heavy (``microdiff --help`` reads the registry).
 """

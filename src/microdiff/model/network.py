@@ -16,6 +16,9 @@ def unet_kwargs(cfg: ModelConfig, num_classes: int) -> dict:
     spatial mean, including the final one before the output convolution: the network then can
     hardly predict the image-wide (DC) part of epsilon, and samples drift in global brightness
     (seen with 32 groups on 32 channels). Hence ``ModelConfig`` requires at least 4 channels per group.
+
+    A layout model (``cfg.layout``) reads two more input channels: the coordinates of each pixel
+    in its source micrograph (``denoise.layout``); its output is the image's channels alone.
     """
     levels = len(cfg.channel_mult)
     sizes = [cfg.image_size // 2 ** i for i in range(levels)]
@@ -24,7 +27,7 @@ def unet_kwargs(cfg: ModelConfig, num_classes: int) -> dict:
     head_dim = chans[-1] // cfg.num_heads
     return dict(
         sample_size=cfg.image_size,
-        in_channels=cfg.image_channels,
+        in_channels=cfg.image_channels + (2 if cfg.layout else 0),    # a layout model's coordinate channels
         out_channels=cfg.image_channels * (2 if cfg.learn_sigma else 1),
         layers_per_block=cfg.num_res_blocks,
         block_out_channels=chans,

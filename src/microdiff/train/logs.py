@@ -90,7 +90,8 @@ def open_tensorboard(log_dir: Path, resume_step: int):
 @torch.no_grad()
 def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_class: int = 8,
                       steps: int = 25, sampler: str = "dpmpp") -> None:
-    """A grid, one row per class, from the EMA weights with fixed seeds."""
+    """A grid, one row per class, from the EMA weights with fixed seeds (a layout model's row:
+    crops from the top of the source to its bottom)."""
     from ..data.io import save_png
     from ..data.figures import image_grid, labelled_grid
     from ..config import SampleConfig
@@ -100,6 +101,10 @@ def write_sample_grid(ema_unet, config: Config, class_names, path: Path, per_cla
     was_training = ema_unet.training
     den = inference_denoiser(ema_unet, config, len(class_names))
     m = config.model
+    if m.layout:
+        from ..denoise.layout import canvas_region
+        labels = [(c, *canvas_region((m.image_size, m.image_size), m.source_shape, ((j + 0.5) / per_class, 0.5)), 0)
+                  for c in range(len(class_names)) for j in range(per_class)]
     canvas = Canvas((m.image_size, m.image_size))
     sampling = SampleConfig(sampler, min(steps, config.diffusion.timesteps), config.sample.guidance, len(labels))
 

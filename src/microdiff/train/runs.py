@@ -99,3 +99,28 @@ def adopt_encoding(config, enc, data_dir) -> tuple:
     model = dataclasses.replace(mc, phases=enc.phases, image_channels=enc.channels)
     what = f"label maps of {enc.phases} phases (one-hot)" if enc.kind == "phases" else "colour (RGB)"
     return dataclasses.replace(config, model=model), f"data: {what}: model.image_channels = {enc.channels}"
+
+
+def adopt_layout(config, data_dir, files) -> tuple:
+    """For a layout model (``model.layout``): the config with ``model.source_shape`` from the data,
+    the batch's condition ``layout(labels, indices, dihedral elements)`` (``denoise.layout``: each
+    image's region in its source and its prepare-time element composed with the training one) and
+    a line saying so; otherwise (config, None, None)."""
+    if not config.model.layout:
+        return config, None, None
+    import dataclasses
+
+    import torch
+
+    from ..data.layout import read_regions
+    from ..denoise.layout import compose, layout_condition
+    mc = config.model
+    reg = read_regions(data_dir, files, mc.image_size)
+    regions, elements = torch.from_numpy(reg.regions), torch.from_numpy(reg.elements)
+
+    def layout(labels, idx, dihedral):
+        return layout_condition(labels, regions[idx], compose(elements[idx], dihedral))
+    h, w = reg.source_shape
+    note = (f"data: layout: crops with their regions in the sources; a whole source is {w}x{h} px at the "
+            "training scale (model.source_shape)")
+    return dataclasses.replace(config, model=dataclasses.replace(mc, source_shape=reg.source_shape)), layout, note

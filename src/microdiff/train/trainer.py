@@ -30,7 +30,7 @@ from ..core.files import RunLock, write_text_atomic
 from ..model.network import build_unet
 from ..core.seeding import STREAM_INIT, derive_seed
 from ..data.encoding import Encoding
-from .runs import adopt_encoding, export_pipeline, mixed_precision, prepare_run_dir, switch
+from .runs import adopt_encoding, adopt_layout, export_pipeline, mixed_precision, prepare_run_dir, switch
 from .logs import TrainLog, write_sample_grid
 from .steps import DataOrder, ema_decay_at, lr_at, step_randomness
 
@@ -94,12 +94,11 @@ class Trainer:
     def _load_data(self) -> None:
         from ..data.channels import load_class_images
         images = load_class_images(self.data_dir, self.config.model.image_size)
-        if self.acc.is_main_process:
-            for s in images.skipped:
-                self.log(f"skipped: {s}")
         self.config, note = adopt_encoding(self.config, images.encoding, self.data_dir)
-        if note and self.acc.is_main_process:
-            self.log(note)
+        self.config, self.layout, where = adopt_layout(self.config, self.data_dir, images.files)
+        for line in [f"skipped: {s}" for s in images.skipped] + [note, where] if self.acc.is_main_process else ():
+            if line:
+                self.log(line)
         self.encoding = images.encoding if images.encoding.kind != "gray" else Encoding.of_model(self.config.model)
         data = torch.from_numpy(images.images)                          # (N, C, S, S) uint8, decoded once
         if images.encoding.kind == "gray" and self.config.model.image_channels != 1:
@@ -173,7 +172,10 @@ class Trainer:
         if self.audit:
             self.audit.write(f"{self.step_count},{','.join(map(str, idx[sl].tolist()))}\n")
         x0 = dihedral_batch(self.encoding.encode(self.data[idx[sl]]), rnd["dihedral"][sl]).to(dev, non_blocking=nb)
-        y = torch.where(rnd["drop"][sl], len(self.class_names), self.labels[idx[sl]]).to(dev, non_blocking=nb)
+        y = torch.where(rnd["drop"][sl], len(self.class_names), self.labels[idx[sl]])
+        if self.layout is not None:           # and where each crop lies in its source, turned as the crop
+            y = self.layout(y, idx[sl], rnd["dihedral"][sl])
+        y = y.to(dev, non_blocking=nb)
         t = rnd["t"][sl].to(dev, non_blocking=nb)
         noise = rnd["noise"][sl].to(dev, non_blocking=nb)
         xt = q_sample(self.diffusion, x0, t, noise)

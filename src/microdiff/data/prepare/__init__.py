@@ -2,10 +2,12 @@
 
 One engine (``engine``: scan -> plan -> render -> write), what a source is read as and how a
 crop of it is rendered (``kinds``: gray, colour or label maps), SEM data-bar detection (``sem_bar``)
-and one small module per importer (``folder``, ``uhcs``, ``nffa``, ``fiber``). Every importer
+and one small module per importer (``folder``, ``uhcs``, ``nffa``, ``fiber``), with what they
+share in ``importing`` (progress, class checks, ``summary_table``). Every importer
 returns a ``PrepareResult`` (the folder, per-class counts, skipped files and notes).
 """
-from .engine import ClassCount, PrepareResult, PrepareSettings, Report, summary_table
+from .engine import ClassCount, PrepareResult, PrepareSettings, Report
+from .importing import summary_table
 from .fiber import prepare_fiber
 from .folder import prepare_folder
 from .nffa import NFFA_CLASSES, NFFA_UNUSED, prepare_nffa

@@ -110,21 +110,18 @@ class ClassCount:
 
 @dataclass
 class PrepareResult:
-    """What ``prepare_*`` wrote: the data set folder, per-class counts, skipped files and notes."""
+    """What ``prepare_*`` wrote: the data set folder, per-class counts, skipped files and notes
+    (``importing.summary_table`` prints them)."""
     out: Path
     counts: dict[str, ClassCount]
     report: Report
     heldout: Path | None = None                       # <OUT>-heldout, with ``holdout``
     heldout_counts: dict[str, ClassCount] = field(default_factory=dict)
 
-    def summary(self, classes: list[str] | None = None) -> str:
-        return summary_table(self, classes)
-
 
 def heldout_path(out: str | Path) -> Path:
     """Where ``holdout`` writes the held-out images of the data set ``out``."""
-    out = Path(out)
-    return out.parent / f"{out.name}-heldout"
+    return Path(out).parent / f"{Path(out).name}-heldout"
 
 
 # ----------------------------------------------------------------------------- scan
@@ -260,8 +257,8 @@ def render(sources: list[Source], items: list[Item], settings: PrepareSettings, 
             t, l_, side = it.box
             suffix, out = render_crop(img, it.box, it.transform, settings.size, settings.channels, phases)
             writer.add(it.cls, names[n] + suffix, out, source=str(s.path), crop_top=t, crop_left=l_, crop_size=side,
-                       source_height=s.height, source_width=s.width, transform=DIHEDRAL_NAMES[it.transform], original=it.original, bar_rows=s.bar_rows,
-                       seed=settings.seed, **s.meta)
+                       source_height=s.height, source_width=s.width, transform=DIHEDRAL_NAMES[it.transform],
+                       original=it.original, bar_rows=s.bar_rows, seed=settings.seed, **s.meta)
         if progress:
             progress(len(by_source[si]))
 
@@ -348,67 +345,3 @@ def _write(kind: str, sources: list[Source], items: list[Item], out: Path, setti
         render(sources, items, settings, w, bar.update, phases)
         bar.close()
         return w.commit(meta)
-
-
-def summary_table(result: PrepareResult, classes: list[str] | None = None) -> str:
-    """Per-class counts, skipped files and notes as the text `microdiff prepare` prints."""
-    counts, report = result.counts, result.report
-    lines = [f"{'class':32s} {'originals':>9s} {'augmented':>9s} {'total':>7s}"]
-    for c in list(counts) + [c for c in (classes or []) if c not in counts]:
-        if c in counts:
-            k = counts[c]
-            lines.append(f"{c:32s} {k.originals:9d} {k.augmented:9d} {k.total:7d}")
-        else:
-            lines.append(f"{c:32s} {'-':>9s} {'-':>9s} {0:7d}   (no images)")
-    if report.skipped:
-        lines.append(f"skipped {len(report.skipped)} file(s):")
-        lines += [f"  {f}: {r}" for f, r in report.skipped[:20]]
-        if len(report.skipped) > 20:
-            lines.append(f"  ... {len(report.skipped) - 20} more (all listed in dataset.json)")
-    if result.heldout is not None:
-        n = sum(k.total for k in result.heldout_counts.values())
-        lines.append(f"held out {n} image(s) from {sum(k.sources for k in result.heldout_counts.values())} other "
-                     f"source image(s): {result.heldout} (" + ", ".join(f"{c} {k.total}" for c, k in
-                                                                          result.heldout_counts.items()) + ")")
-    lines += report.notes
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- helpers for importers
-
-def progress_bar(total: int, desc: str, show: bool):
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="file", disable=not show)
-
-
-def scan_with_progress(kind: str, files: list[tuple[str, Path, dict]], settings: PrepareSettings,
-                       report: Report, show: bool, min_side: int = 1) -> list[Source]:
-    bar = progress_bar(len(files), f"prepare {kind}: reading", show)
-    sources = scan(files, settings, report, bar.update, min_side)
-    bar.close()
-    return sources
-
-
-def check_classes(asked, available, where) -> list[str]:
-    if not asked:
-        return list(available)
-    missing = [c for c in asked if c not in available]
-    if missing:
-        raise PrepareError(f"class(es) {', '.join(missing)} not found in {where}; available: {', '.join(available)}")
-    return list(asked)
-
-
-def class_folders(src: Path) -> list[str]:
-    if not src.is_dir():
-        raise PrepareError(f"{src} is not a folder; expected SRC/<class>/images")
-    return sorted(d.name for d in src.iterdir() if d.is_dir() and not d.name.startswith("."))
-
-
-def drop_empty_classes(classes, sources, report: Report, explicit: bool) -> None:
-    empty = [c for c in classes if not any(s.cls == c for s in sources)]
-    if empty and explicit:
-        why = f" (the first skipped: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else ""
-        raise PrepareError(f"class(es) {', '.join(empty)} have no usable images{why}; fix what the reason says, add "
-                           f"images, or leave them out with {setting('prepare:classes')}")
-    for c in empty:
-        report.notes.append(f"class {c}: no images found, left out")

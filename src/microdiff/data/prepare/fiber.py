@@ -10,8 +10,8 @@ from ...core.checks import check_float, check_int
 from ...core.errors import SettingError, setting
 from ...core.seeding import STREAM_FIBER_REGIONS
 from ..io import list_images
-from .engine import (PrepareResult, PrepareSettings, Report, check_classes, class_folders, drop_empty_classes,
-                     random_crop, run, scan_with_progress)
+from .engine import PrepareResult, PrepareSettings, Report, random_crop, run
+from .importing import check_classes, class_folders, drop_empty_classes, scan_with_progress
 
 
 def prepare_fiber(src: str | Path, out: str | Path, settings: PrepareSettings = PrepareSettings(),

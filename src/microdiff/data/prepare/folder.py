@@ -5,8 +5,8 @@ from pathlib import Path
 
 from ...core.errors import PrepareError
 from ..io import list_images
-from .engine import (PrepareResult, PrepareSettings, Report, check_classes, class_folders, drop_empty_classes, run,
-                     scan_with_progress)
+from .engine import PrepareResult, PrepareSettings, Report, run
+from .importing import check_classes, class_folders, drop_empty_classes, scan_with_progress
 
 
 def prepare_folder(src: str | Path, out: str | Path, settings: PrepareSettings = PrepareSettings(),

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from ...core.errors import PrepareError
 from ..io import list_images
-from .engine import PrepareResult, PrepareSettings, Report, check_classes, drop_empty_classes, run, scan_with_progress
+from .engine import PrepareResult, PrepareSettings, Report, run
+from .importing import check_classes, drop_empty_classes, scan_with_progress
 
 # NFFA-Europe SEM categories -> the paper's six classes (Table 1); the rest are not used
 NFFA_CLASSES = {

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ...core.errors import PrepareError
 from ..io import list_images
-from .engine import PrepareResult, PrepareSettings, Report, drop_empty_classes, run, scan_with_progress
+from .engine import PrepareResult, PrepareSettings, Report, run
+from .importing import drop_empty_classes, scan_with_progress
 
 PAPER_UHCS_CLASSES = ("martensite", "pearlite", "pearlite+spheroidite", "pearlite+widmanstatten",
                       "spheroidite", "spheroidite+widmanstatten", "network")
