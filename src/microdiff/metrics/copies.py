@@ -3,11 +3,16 @@ are forgiven.
 
 The distance of an image q to a training set T is
 
-    d(q) = min over t in T, g in D4, |dy|, |dx| <= s of  mean( (g(q)[w + (dy, dx)] - t[w])^2 )
+    d(q) = min over t in T, g in D4, |dy|, |dx| <= s of  100 (1 - r(g(q)[w + (dy, dx)], t[w]))
 
-with w the central window of side S - 2s (so every shifted window lies inside the image): a
-generated image that is a rotated, mirrored or slightly moved training image scores ~0, where
-an image of the same texture that is not a copy scores about what a real unseen image does.
+in %, with r the Pearson correlation of the pixels and w the central window of side S - 2s (so
+every shifted window lies inside the image): a generated image that is a rotated, mirrored or
+slightly moved training image scores ~0, where an image of the same texture that is not a copy
+scores about what a real unseen image does. The correlation, not the squared difference, so that
+a copy is one whatever its brightness and contrast, and real micrographs from another session of
+the microscope (brighter, or of other contrast) are not farther from the training set than a
+copy of it for that alone (seen on UHCS: with plain pixels the held-out micrographs' distances sat
+above unrelated generated images'). A flat window has no correlation: it scores 100.
 Images larger than ``COPY_SIDE`` are first area-averaged by an integer factor (a copy stays a
 copy; the floor, computed the same way, moves with it).
 """
@@ -26,9 +31,9 @@ COPY_SIDE = 64          # images are compared at most this side (area-averaged b
 
 @dataclass(frozen=True)
 class CopyMatch:
-    """Per query image: the distance (100 x MSE, like E_px), the closest training image, and the
-    transform and shift that bring the query onto it."""
-    distance: np.ndarray          # (N,) in % (100 x MSE)
+    """Per query image: the distance (100 x (1 - correlation), in %), the closest training image,
+    and the transform and shift that bring the query onto it."""
+    distance: np.ndarray          # (N,) in %: 100 x (1 - Pearson correlation of the pixels)
     index: np.ndarray             # (N,) training image
     transform: np.ndarray         # (N,) element of D4 (DIHEDRAL_NAMES) applied to the query
     shift: np.ndarray             # (N, 2) (dy, dx) of the query's window
@@ -48,6 +53,12 @@ def _shrink(x: Tensor, factor: int) -> Tensor:
     return torch.nn.functional.avg_pool2d(x[:, None], factor)[:, 0]
 
 
+def _standardise(rows: Tensor) -> Tensor:
+    """Each row minus its mean, divided by its norm (a flat row stays 0): dot products are correlations."""
+    c = rows - rows.mean(1, keepdim=True)
+    return c / c.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+
 def copy_distances(query: Tensor, train: Tensor, shift: int = 2, chunk: int = 4,
                    train_chunk: int = 2048) -> CopyMatch:
     """``d(q)`` (see the module) of every image of ``query`` (N, S, S) to ``train`` (M, S, S),
@@ -62,8 +73,7 @@ def copy_distances(query: Tensor, train: Tensor, shift: int = 2, chunk: int = 4,
     side = q.shape[-1]
     s = min(shift, (side - 1) // 4)
     w = side - 2 * s
-    tw = t[:, s:s + w, s:s + w].reshape(len(t), -1)
-    tn = (tw ** 2).sum(1)
+    tw = _standardise(t[:, s:s + w, s:s + w].reshape(len(t), -1))
     offsets = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]
     n = len(q)
     best = np.full(n, np.inf)
@@ -74,15 +84,14 @@ def copy_distances(query: Tensor, train: Tensor, shift: int = 2, chunk: int = 4,
         qc = q[a:a + chunk]
         variants = torch.stack([dihedral(qc, k)[:, s + dy:s + dy + w, s + dx:s + dx + w]
                                 for k in range(8) for dy, dx in offsets], 1)        # (c, V, w, w)
-        v = variants.reshape(len(qc) * variants.shape[1], -1)
-        vn = (v ** 2).sum(1)
+        v = _standardise(variants.reshape(len(qc) * variants.shape[1], -1))
         for b in range(0, len(tw), train_chunk):
-            d = (vn[:, None] + tn[None, b:b + train_chunk] - 2 * v @ tw[b:b + train_chunk].T).clamp(min=0)
+            d = (1 - v @ tw[b:b + train_chunk].T).clamp(min=0)                     # 1 - correlation
             d = d.reshape(len(qc), -1)                                               # (c, V * m)
             val, arg = d.min(1)
             m = min(train_chunk, len(tw) - b)
             for i in range(len(qc)):
-                dist = float(val[i]) / (w * w)
+                dist = float(val[i])
                 if dist < best[a + i]:
                     vi, ti = divmod(int(arg[i]), m)
                     best[a + i], index[a + i] = dist, b + ti
