@@ -16,7 +16,8 @@
   (the one Otsu).
 - ``nearest``: the closest training image by a descriptor (E_S, E_G, E_px); ``copies``: the
   nearest training image up to a rotation, mirror and small shift (the copy check, with the
-  floor's percentile); ``fid``: FID/KID (with a bootstrap interval); ``weights``: the pinned VGG-19 and Inception weights, fetched offline.
+  floor's percentile); ``fid``: FID/KID (with a bootstrap interval); ``weights``: the pinned
+  VGG-19 and Inception weights, fetched offline.
 
 Importing this package imports nothing heavy (``microdiff --help`` reads the registry).
 """
