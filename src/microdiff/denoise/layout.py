@@ -21,13 +21,16 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from ..data.transforms import dihedral
+
 LAYOUT_COLUMNS = 6                  # label, top, left, height, width, dihedral element
 WHOLE_SOURCE = (0.0, 0.0, 1.0, 1.0)
 
 
 def is_layout(y: Tensor) -> bool:
-    """Whether ``y`` is a layout condition (B, 6) rather than plain labels (B,)."""
-    return y.ndim == 2
+    """Whether ``y`` is a layout condition (B, 6) float rather than class labels (long: (B,), or a
+    volume's (B, 3), one class per axis)."""
+    return y.ndim == 2 and y.is_floating_point()
 
 
 def labels_of(y: Tensor) -> Tensor:
@@ -35,10 +38,10 @@ def labels_of(y: Tensor) -> Tensor:
     return y[:, 0].round().long() if is_layout(y) else y
 
 
-def with_labels(y: Tensor, label: int | Tensor) -> Tensor:
+def with_labels(y: Tensor, label: int) -> Tensor:
     """``y`` with every class label replaced by ``label`` (the null class of guidance, or another class)."""
     if not is_layout(y):
-        return torch.full_like(y, int(label)) if not torch.is_tensor(label) else label.to(y.dtype).expand_as(y)
+        return torch.full_like(y, int(label))
     out = y.clone()
     out[:, 0] = label
     return out
@@ -57,17 +60,11 @@ def layout_condition(labels: Sequence[int] | Tensor, regions: Sequence[Sequence[
     return torch.cat([lab, reg, el], 1)
 
 
-def _dihedral(x: Tensor, k: int) -> Tensor:
-    """Element k of D4 on the last two axes, as ``data.transforms.dihedral``."""
-    y = torch.rot90(x, k % 4, dims=(-2, -1))
-    return torch.flip(y, dims=(-1,)) if k >= 4 else y
-
-
 def _composition_table() -> list[list[int]]:
     """table[a][b]: the element equal to applying a, then b (found on a 2 x 2 array, on which D4 acts faithfully)."""
     base = torch.arange(4).view(2, 2)
-    images = [_dihedral(base, k) for k in range(8)]
-    return [[next(c for c in range(8) if torch.equal(images[c], _dihedral(images[a], b))) for b in range(8)]
+    images = [dihedral(base, k) for k in range(8)]
+    return [[next(c for c in range(8) if torch.equal(images[c], dihedral(images[a], b))) for b in range(8)]
             for a in range(8)]
 
 
@@ -98,7 +95,7 @@ def coordinate_maps(y: Tensor, height: int, width: int | None = None) -> Tensor:
     c = (left + wid * cols.view(1, 1, -1)).expand(-1, height, width)
     maps = torch.stack([r, c], 1) * 2 - 1
     if bool((k != 0).any()):
-        maps = torch.stack([_dihedral(maps[i], int(k[i])) for i in range(len(k))])
+        maps = torch.stack([dihedral(maps[i], int(k[i])) for i in range(len(k))])
     return maps
 
 

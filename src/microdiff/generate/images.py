@@ -72,7 +72,7 @@ def check_layout(pipe, canvas: Canvas, position) -> None:
                            "positions (model.layout); it makes stationary textures: leave out the position, or train "
                            "with --layout on a data set that records where its crops lie")
     if m.layout and canvas.periodic:
-        raise SettingError("periodic", True, "a layout model lays its images out as its source micrographs, "
+        raise SettingError("periodic", "on", "a layout model lays its images out as its source micrographs, "
                            "which do not repeat; leave out periodic")
 
 
