@@ -209,13 +209,6 @@ class VolumeSettings(GenerationSettings):
         if self.fractions == "scatter" and (self.planes != "product" or self.targets):
             why = "the product of planes" if self.planes != "product" else "volumes without a volume-fraction target"
             raise SettingError("fractions", "scatter", f"drawn fractions are for {why}")
-
-    @property
-    def fraction_mode(self) -> str:
-        """scatter, or representative (other planes, or a vf target that sets the fraction)."""
-        if self.fractions is not None:
-            return self.fractions
-        return "scatter" if self.planes == "product" and not self.targets else "representative"
         if self.target_strength is not None:
             check_float("target_strength", self.target_strength, 0.0, 1e6, error=SettingError)
             if not self.targets:
@@ -229,3 +222,10 @@ class VolumeSettings(GenerationSettings):
             if other:
                 raise SettingError("targets", self.targets, "volumes are steered to a volume fraction (vf) only, "
                                    f"not {', '.join(other)}")
+
+    @property
+    def fraction_mode(self) -> str:
+        """scatter, or representative (other planes, or a vf target that sets the fraction)."""
+        if self.fractions is not None:
+            return self.fractions
+        return "scatter" if self.planes == "product" and not self.targets else "representative"
