@@ -235,4 +235,4 @@ def test_copy_check_flags_a_memorising_model_and_passes_one_that_is_not(tmp_path
     mem, gen = verdicts["memorising"], verdicts["general"]
     assert mem.verdict == "outside" and mem.score > 0.5, mem        # measured: 15 of 16 below the floor's 1st pct
     assert gen.verdict == "within" and gen.score == 0, gen
-    assert mem.generated < 0.6 * mem.floor and gen.generated > 0.8 * gen.floor
+    assert mem.generated < 0.75 * mem.floor and gen.generated > 0.8 * gen.floor
