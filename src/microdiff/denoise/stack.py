@@ -80,4 +80,5 @@ def _volume(inner, seeds: Sequence[int], canvas: Canvas, window: int, targets, p
         plane_seeds = [derive_seed(int(s), STREAM_PLANES, axis, j) for s in seeds for j in range(n)]
         steered = targets.guide(inner, pooled=True) if targets else inner     # one field per network call
         per_axis.append(canvas.section(axis).wrap(ChunkedDenoiser(steered, planes.chunk), plane_seeds, window))
-    return PlanarVolumeDenoiser(per_axis, planes.mode, prior=planes.prior, fractions=planes.fractions)
+    return PlanarVolumeDenoiser(per_axis, planes.mode, prior=planes.prior, fractions=planes.fractions,
+                                periodic=canvas.periodic)

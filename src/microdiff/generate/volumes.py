@@ -139,8 +139,9 @@ def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
 def product_method() -> str:
     """What ``product`` does, recorded so that resuming refuses a folder of volumes made by an
     earlier version of it."""
-    from ..denoise.volume import EVIDENCE
-    return f"evidence {EVIDENCE:g}, rank-mapped onto 2D levels per step"
+    from ..denoise.volume import EVIDENCE, NORMAL_STD
+    return f"evidence {EVIDENCE:g}, smoothed along each plane's normal (std {NORMAL_STD:g}), rank-mapped onto " \
+           "2D levels per step"
 
 
 def volume_axes(pipe, s: VolumeSettings) -> tuple[str, str, str]:

@@ -1,0 +1,84 @@
+"""Screening the product of planes on Ketton micro-CT: one setting of ``denoise.volume`` at a time.
+
+After ``benchmarks/ct.py prepare`` and ``train`` (the same root): a few 64^3 volumes with one
+module setting of ``microdiff.denoise.volume`` changed (``--set NORMAL_STD=0``, the width of the
+smoothing along each plane's normal), then the pore phase's medians beside the truth cubes'
+(cached in ROOT/truth_screen.json): porosity, S_V, the largest cluster's share, mean chord per
+axis, mean local thickness, Euler density, tortuosity per axis and the share of pore voxels in a
+run one voxel thick along some axis (the signature of the planes' sheets; not a registered
+descriptor). Few volumes, so a screen; the full comparison is ``ct.py sample`` and ``compare``.
+
+    python benchmarks/ct_screen.py --root runs/ct --name s1 --num 3 --set NORMAL_STD=1
+    python benchmarks/ct_screen.py --root runs/ct --name s0 --num 3 --set NORMAL_STD=0
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+KEYS = ("vf", "surface", "cluster", "chord", "thickness", "euler", "thin", "tau")
+
+
+def thin_share(ind: np.ndarray) -> float:
+    """The share of the phase's voxels lying in a run one voxel long along z, y or x."""
+    one = np.zeros(ind.shape, bool)
+    for ax in range(3):
+        a = np.moveaxis(ind, ax, 0)
+        run = a.copy()
+        run[1:] &= ~a[:-1]
+        run[:-1] &= ~a[1:]
+        one |= np.moveaxis(run, 0, ax)
+    return float(one.sum() / max(ind.sum(), 1))
+
+
+def describe(ind: np.ndarray) -> dict:
+    from microdiff.metrics import morphology as M, transport as T, volume as V
+    return {"vf": float(ind.mean()), "surface": V.specific_surface(ind), "cluster": V.largest_cluster_fraction(ind),
+            "chord": M.mean_chord_length(ind).tolist(), "thickness": M.mean_local_thickness(ind),
+            "euler": M.euler_density(ind), "thin": thin_share(ind), "tau": T.tortuosity(ind).tolist()}
+
+
+def table(rows: list[dict]) -> dict:
+    return {k: np.nanmedian(np.array([r[k] for r in rows], dtype=float), axis=0) for k in KEYS}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=Path("runs/ct"))
+    ap.add_argument("--name", required=True, help="the output folder under --root")
+    ap.add_argument("--num", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="denoise.volume settings")
+    ap.add_argument("--phase", type=int, default=0, help="the phase described (0: pore)")
+    a = ap.parse_args()
+    import microdiff.denoise.volume as volume
+    for kv in a.set:
+        name, value = kv.split("=", 1)
+        setattr(volume, name, type(getattr(volume, name))(value))
+    from microdiff.core.launch import keep_freed_memory
+    from microdiff.generate import sample3d_to_folder
+    from microdiff.generate.pipeline import load_pipeline
+    keep_freed_memory()
+    out = a.root / a.name
+    start = time.perf_counter()
+    res = sample3d_to_folder(load_pipeline(a.root / "run" / "model"), out, class_name="ketton", num=a.num,
+                             steps=a.steps, segment="otsu", overwrite=True, show_progress=False)
+    print(f"{a.name} ({' '.join(a.set) or 'defaults'}): {a.num} volumes in {time.perf_counter() - start:.0f} s, "
+          f"{np.mean(res.seconds):.1f} s per volume")
+    cache = a.root / "truth_screen.json"
+    if not cache.is_file():
+        truth = [describe(np.load(f) == a.phase) for f in sorted((a.root / "truth").glob("*_labels.npy"))]
+        cache.write_text(json.dumps(truth))
+    truth = table(json.loads(cache.read_text()))
+    gen = table([describe(np.load(f) == a.phase) for f in sorted(out.glob("*/labels.npy"))])
+    for k in KEYS:
+        print(f"  {k:9s} truth {np.round(truth[k], 4)}  generated {np.round(gen[k], 4)}  "
+              f"ratio {np.round(gen[k] / truth[k], 3)}")
+
+
+if __name__ == "__main__":
+    main()
