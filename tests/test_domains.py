@@ -127,4 +127,6 @@ def test_build_denoiser_composes_the_layers_in_the_documented_order():
     steered = ["ChunkedDenoiser", "GradientGuidance", "ClassifierFreeGuidance", "GaussianDenoiser"]
     assert _chain(volume) == ["PlanarVolumeDenoiser", "WindowedDenoiser", *steered]     # z: 20 x 16 sections
     assert _chain(volume.planes[1]) == steered                                         # y: 16 x 16, one window
-    assert volume.planes[1].chunk == 5 and volume.mode == "fuse"
+    assert volume.planes[1].chunk == 5 and volume.mode == "fuse" and not volume.periodic
+    torus = build_denoiser(den, [1], Canvas((16, 16, 16), periodic=True), 16, planes=Planes("product"))
+    assert torus.periodic and torus.normal_std > 0          # the smoothing along the normals wraps round
