@@ -56,9 +56,15 @@ def main() -> None:
     ap.add_argument("--phase", type=int, default=0, help="the phase described (0: pore)")
     a = ap.parse_args()
     import microdiff.denoise.volume as volume
+    names = [n for n, v in vars(volume).items() if n.isupper() and isinstance(v, (int, float))]
     for kv in a.set:
-        name, value = kv.split("=", 1)
-        setattr(volume, name, type(getattr(volume, name))(value))
+        name, _, value = kv.partition("=")
+        if name not in names:
+            ap.error(f"--set {kv}: microdiff.denoise.volume has no numeric setting {name!r}; it has: {', '.join(names)}")
+        try:
+            setattr(volume, name, type(getattr(volume, name))(value))
+        except ValueError:
+            ap.error(f"--set {kv}: {value!r} is not a number")
     from microdiff.core.launch import keep_freed_memory
     from microdiff.generate import sample3d_to_folder
     from microdiff.generate.pipeline import load_pipeline

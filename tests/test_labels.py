@@ -160,6 +160,29 @@ def test_phase_product_combines_the_planes_and_fixes_each_phases_share():
     assert kept.double().mean() > 0.3                                       # the evidence's order is kept
 
 
+def test_phase_product_smooths_each_planes_log_p_along_its_normal():
+    from microdiff.denoise.volume import phase_product, smooth_along
+    g = torch.Generator().manual_seed(0)
+    logp = [torch.log_softmax(torch.randn(2, 3, 6, 5, 7, generator=g, dtype=torch.float64), 1) for _ in range(3)]
+    planes = [2 * lp.exp() - 1 for lp in logp]
+    # log p = (1/3) sum_a G_a log p_a: by hand, with the shares then fixed as without smoothing
+    want = sum(smooth_along(lp, a, 1.0) for a, lp in enumerate(logp)) / 3
+    torch.testing.assert_close(phase_product(planes, floor=0, normal_std=1.0), 2 * torch.softmax(want, 1) - 1)
+    assert torch.equal(phase_product(planes, normal_std=0.0), phase_product(planes))    # width 0: the geometric mean
+    # a plane constant along its own normal is left as it is
+    flat = [torch.log_softmax(torch.randn(2, 3, 1, 5, 7, generator=g, dtype=torch.float64), 1).expand(2, 3, 6, 5, 7)]
+    one = [2 * flat[0].exp() - 1, planes[1], planes[2]]
+    by_hand = (flat[0] + smooth_along(logp[1], 1, 1.5) + smooth_along(logp[2], 2, 1.5)) / 3
+    torch.testing.assert_close(phase_product(one, floor=0, normal_std=1.5), 2 * torch.softmax(by_hand, 1) - 1)
+    # a single voxel where one plane is sure of a phase the others are not: the sure plane's evidence
+    # spreads along its normal, so the voxel is no longer decided alone
+    sure = torch.full((1, 3, 9, 3, 3), 1 / 3, dtype=torch.float64)
+    sure[0, :, 4, 1, 1] = torch.tensor([0.01, 0.01, 0.98])
+    x = [2 * sure - 1, torch.full_like(sure, -1 / 3), torch.full_like(sure, -1 / 3)]
+    sharp, smooth = phase_product(x), phase_product(x, normal_std=1.0)
+    assert float(smooth[0, 2, 4, 1, 1]) < float(sharp[0, 2, 4, 1, 1]) and float(smooth[0, 2, 3, 1, 1]) > float(sharp[0, 2, 3, 1, 1])
+
+
 def test_colour_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     for c in ("red", "blue"):

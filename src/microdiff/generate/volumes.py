@@ -136,12 +136,16 @@ def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
     return PhasePrior(torch.from_numpy(np.asarray(total / len(classes), dtype=np.float64)))
 
 
-def product_method() -> str:
+def product_method(phases: bool = False) -> str:
     """What ``product`` does, recorded so that resuming refuses a folder of volumes made by an
     earlier version of it."""
-    from ..denoise.volume import EVIDENCE, NORMAL_STD
-    return f"evidence {EVIDENCE:g}, smoothed along each plane's normal (std {NORMAL_STD:g}), rank-mapped onto " \
-           "2D levels per step"
+    from ..denoise.volume import EVIDENCE, NORMAL_FADE, NORMAL_STD
+    smoothing = f"smoothed along each plane's normal (std {NORMAL_STD:g}" + \
+        (f" times s^2 / (s^2 + {NORMAL_FADE:g}^2))" if NORMAL_FADE > 0 else ")")
+    if phases:
+        return f"geometric mean of the planes' phase probabilities, each plane's log p {smoothing}, " \
+            "each phase's share fixed to the 2D samples'"
+    return f"evidence {EVIDENCE:g}, {smoothing}, rank-mapped onto 2D levels per step"
 
 
 def volume_axes(pipe, s: VolumeSettings) -> tuple[str, str, str]:
@@ -182,14 +186,13 @@ def volume_run(pipe, s: VolumeSettings, targets: dict | None = None) -> VolumeRu
     sampling = sampling_settings(cfg, s.steps, s.sampler, s.guidance, 1)
     canvas = Canvas.of(s.size, cfg.model.image_size, 3, s.periodic, s.overlap)
     check_memory(canvas, cfg.model.image_channels, str(pipe.unet.device))
-    method = (PHASE_PRODUCT if phases else product_method()) if s.planes == "product" else ""
+    method = product_method(bool(phases)) if s.planes == "product" else ""
     return VolumeRun(volume_axes(pipe, s), s.num, s.seed, sampling.sampler, sampling.steps, sampling.guidance,
                      canvas.shape, canvas.periodic, canvas.overlap, s.planes, s.segment or "", pipe.fingerprint(),
                      str(getattr(pipe, "model_dir", "")), targets, method, s.abaqus,
                      "representative" if phases else s.fraction_mode)
 
 
-PHASE_PRODUCT = "geometric mean of the planes' phase probabilities, each phase's share fixed to the 2D samples'"
 
 
 class VolumeProducer:
