@@ -70,8 +70,8 @@ def phase_product(x0s: Sequence[Tensor], fractions: Tensor | None = None,
     along that plane's normal (``smooth_along``, wrapped when ``periodic``), as the gray product
     smooths its evidence (``PlanarVolumeDenoiser.product_x0``): a plane's sections are decided
     independently, so without G_a the phases flip from section to section where the planes are
-    unsure, which speckles the volume with single voxels (on the three-phase truth: 3.8× the
-    triple-phase boundary; with G_a of 1 voxel 0.86×, BENCHMARKS.md). Smoothing the planes'
+    unsure, which speckles the volume with single voxels (far too much triple-phase boundary on
+    the three-phase truth; measured with and without G_a in BENCHMARKS.md). Smoothing the planes'
     departure from the voxel's own posterior instead (as the gray rule does) kept the speckle.
 
     Two stronger combinations were measured worse on the three-phase truth (BENCHMARKS.md, "Phase

@@ -193,8 +193,6 @@ def volume_run(pipe, s: VolumeSettings, targets: dict | None = None) -> VolumeRu
                      "representative" if phases else s.fraction_mode)
 
 
-
-
 class VolumeProducer:
     """One volume per call, its progress ticked per denoiser call; a ``product`` without a prior
     takes ``voxel_marginal`` of the run's classes and seed at the first call (so a run whose
