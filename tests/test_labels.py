@@ -133,8 +133,10 @@ def test_phase_model_volumes_are_label_volumes(phase_model, tmp_path):
     probs = np.load(v / "probs.npy").astype(np.float32)
     assert lab.shape == (16, 16, 16) and lab.max() <= 2 and probs.shape == (3, 16, 16, 16)
     rec = json.loads((v / "volume.json").read_text())
-    assert rec["phases"] == 3 and len(rec["phase_prior"]) == 3 and abs(sum(rec["phase_prior"]) - 1) < 1e-6
+    prior = rec["phase_prior"]["fractions"]
+    assert rec["phases"] == 3 and len(prior) == 3 and abs(sum(prior) - 1) < 1e-5
     np.testing.assert_allclose(rec["phase_fractions"], np.bincount(lab.ravel(), minlength=3) / lab.size, atol=1e-6)
+    np.testing.assert_allclose(rec["phase_fractions"], prior, atol=3 / lab.size + 1e-5)    # the labels' shares fixed
     assert (np.argmax(probs, 0) == lab).mean() > 0.99
     assert (v / "labels.inp").is_file()
     assert main(["sample3d", "--model", str(phase_model), "--class", "a", "--fractions", "scatter",
@@ -181,6 +183,31 @@ def test_phase_product_smooths_each_planes_log_p_along_its_normal():
     x = [2 * sure - 1, torch.full_like(sure, -1 / 3), torch.full_like(sure, -1 / 3)]
     sharp, smooth = phase_product(x), phase_product(x, normal_std=1.0)
     assert float(smooth[0, 2, 4, 1, 1]) < float(sharp[0, 2, 4, 1, 1]) and float(smooth[0, 2, 3, 1, 1]) > float(sharp[0, 2, 3, 1, 1])
+
+
+def test_match_label_shares_fixes_each_phases_share_of_the_arg_max_labels():
+    from microdiff.denoise.volume import match_label_shares
+    from microdiff.generate.volumes import label_shares_fixed
+    g = torch.Generator().manual_seed(3)
+    # two phases: the closed form is a threshold on the log-odds, the round(f N) largest win
+    logp = torch.randn(1, 2, 10, 10, 10, generator=g, dtype=torch.float64)
+    labels = match_label_shares(logp, torch.tensor([0.7, 0.3])).argmax(1).flatten()
+    top = (logp[0, 1] - logp[0, 0]).flatten().argsort(descending=True)[:300]
+    assert int(labels.sum()) == 300 and bool(labels[top].all())
+    # three phases, each volume its own offsets: every share to within one voxel per phase
+    logp = torch.randn(2, 3, 12, 12, 12, generator=g, dtype=torch.float64) * 2
+    logp[1, 0] += 3                                                  # the second volume mostly phase 0
+    want = torch.tensor([0.46, 0.13, 0.41])
+    shares = torch.stack([(match_label_shares(logp, want).argmax(1) == k).double().mean((1, 2, 3)) for k in range(3)], 1)
+    torch.testing.assert_close(shares, want.double().expand(2, 3), atol=3 / 12 ** 3, rtol=0)
+    # labels whose shares are already the fractions stay as they are (to the few voxels of the tolerance)
+    made = match_label_shares(logp, want)
+    assert int((match_label_shares(made, want).argmax(1) != made.argmax(1)).sum()) <= 2 * 3
+    # finished volumes (probabilities): the same labels, returned as probabilities summing to 1
+    probs = torch.softmax(logp, 1).float()
+    fixed = label_shares_fixed(probs, want)
+    torch.testing.assert_close(fixed.sum(1), torch.ones(2, 12, 12, 12), atol=1e-5, rtol=0)
+    assert torch.equal(fixed.argmax(1), match_label_shares(torch.log(probs.double()), want).argmax(1))
 
 
 def test_colour_round_trip(tmp_path):

@@ -537,6 +537,27 @@ def test_sample3d_scatters_the_fraction_or_keeps_it_representative(tiny, tmp_pat
     for rec, d in zip(recs, drawn):                              # the volume's share above the levels' cut
         vol = np.load(s / f"{rec['index']:04d}" / "volume.npy")
         assert abs(float(np.mean(vol > rec["fraction"]["cut"])) - d) < 0.01
+    from microdiff.generate.volumes import scatter_normal
+    std = recs[0]["fraction"]["predicted_std"]
+    for rec in recs:                                             # the class's share plus the volume's normal number
+        want = rec["fraction"]["drawn"] - std * scatter_normal(0, rec["index"])
+        assert abs(want - (recs[0]["fraction"]["drawn"] - std * scatter_normal(0, 0))) < 1e-5
     rep = [json.loads((r / f"{i:04d}" / "volume.json").read_text()) for i in range(2)]
     assert all("fraction" not in rec for rec in rep)
     assert json.loads((r / "sample3d.json").read_text())["fractions"] == "representative"
+
+
+def test_scatter_normal_covers_the_normal_evenly_from_the_first_volumes():
+    """Volume i's normal number (its drawn fraction's): quasi-random, so that a few volumes already
+    scatter as predicted; fixed by the run's seed and the index alone."""
+    from statistics import NormalDist
+
+    from microdiff.generate.volumes import GOLDEN, scatter_normal
+    sd = np.array([np.std([scatter_normal(seed, i) for i in range(8)], ddof=1) for seed in range(200)])
+    lo, hi = np.percentile(sd, [5, 95])                      # 8 independent normals: 0.57 and 1.45
+    assert 0.9 < lo and hi < 1.3
+    z = np.array([scatter_normal(3, i) for i in range(1000)])
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+    u = np.array([NormalDist().cdf(v) for v in z])                   # consecutive volumes one golden step apart
+    np.testing.assert_allclose((u[1:] - u[:-1]) % 1, GOLDEN, atol=1e-6)
+    assert scatter_normal(3, 5) == scatter_normal(3, 5) != scatter_normal(4, 5)

@@ -18,7 +18,7 @@ STREAM_PLANES = 12         # section i normal to axis a of a volume: derive_seed
 STREAM_VOLUMES = 13        # volume i with classes (cz, cy, cx): derive_seed(seed, 13, cz, cy, cx, i)
 STREAM_MARGINAL = 14       # 2D sample i of class c for a volume run's voxel marginal: derive_seed(seed, 14, c, i)
 STREAM_CANDIDATES = 15     # candidate k >= 1 of a sample steered to targets: derive_seed(sample seed, 15, k)
-STREAM_FRACTION = 16       # the phase fraction drawn for a volume: derive_seed(volume seed, 16)
+STREAM_FRACTION = 16       # the start u_0 of a volume run's quasi-random fraction draws: derive_seed(run seed, 16)
 
 
 def derive_seed(*parts: int) -> int:

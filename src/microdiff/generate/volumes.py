@@ -34,6 +34,8 @@ BYTES_PER_VOXEL = 160          # sampler state, sections, window gathers and fus
 NETWORK_BYTES = 1 << 30        # activations of one chunk of windows through the network
 CHUNK = 64                     # sections (or windows) per network call unless batch_size says otherwise
 MARGINAL_SAMPLES, MARGINAL_BINS = 8, 128
+PHASE_MARGINAL_SAMPLES = 64    # a phase model's 2D samples per axis class: the shares its volumes' labels are fixed to
+GOLDEN = (5 ** 0.5 - 1) / 2    # scatter_normal: the step of the volumes' quasi-random fraction draws
 MAX_LEVELS = 1 << 16           # sorted x0 values kept per step for the rank map (a 256^2 model's 8 samples: 524288)
 
 
@@ -64,8 +66,24 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
     if planes.mode == "product" and planes.prior is None:
         planes = dataclasses.replace(planes, prior=voxel_marginal(pipe, classes[0], 0, sampling, targets))
     one = sampling_settings(pipe.microdiff_config, sampling.steps, sampling.sampler, sampling.guidance, 1)
-    return generate(pipe, [tuple(c) for c in classes], list(seeds), one, canvas, targets=targets, planes=planes,
-                    tick=tick)
+    volumes = generate(pipe, [tuple(c) for c in classes], list(seeds), one, canvas, targets=targets, planes=planes,
+                       tick=tick)
+    if planes.mode == "product" and isinstance(planes.prior, PhasePrior):
+        volumes = label_shares_fixed(volumes, planes.prior.fractions)
+    return volumes
+
+
+def label_shares_fixed(volumes: Tensor, fractions: Tensor, floor: float = 1e-4) -> Tensor:
+    """A phase model's finished volumes (N, K, Z, Y, X), probabilities in [0, 1], shifted by one
+    log-odds offset per volume and phase so that each phase's share of the arg-max labels is
+    ``fractions`` (``denoise.volume.match_label_shares``): during sampling ``phase_product`` fixes
+    the shares of the mean probabilities, which the labels a volume is read as do not keep."""
+    import torch
+
+    from ..denoise.volume import match_label_shares
+    p = volumes.double().clamp_min(floor)
+    logp = match_label_shares((p / p.sum(1, keepdim=True)).log(), fractions)
+    return torch.softmax(logp, dim=1).to(volumes.dtype)
 
 
 def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=None):
@@ -120,8 +138,11 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
 
 def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=None):
     """What ``product`` knows of one voxel of a phase model (``denoise.volume.PhasePrior``): the
-    phases' shares in MARGINAL_SAMPLES 2D samples per distinct axis class (seeds and class
-    weights as ``voxel_marginal``), averaged over their per-phase probabilities."""
+    phases' shares in PHASE_MARGINAL_SAMPLES 2D samples per distinct axis class (seeds and class
+    weights as ``voxel_marginal``), averaged over their per-phase probabilities. More samples than
+    a gray model's marginal: the shares are what every volume's labels are fixed to, and the
+    fraction of one training-size sample scatters by several points where the phases' regions
+    are large (64 samples: the standard error is an eighth of one sample's spread)."""
     import torch
 
     from ..core.seeding import STREAM_MARGINAL, derive_seed
@@ -130,8 +151,8 @@ def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
     s = sampling_settings(pipe.microdiff_config, sampling.steps, sampling.sampler, sampling.guidance, None)
     total = 0
     for c in sorted({int(c) for c in classes}):
-        seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for i in range(MARGINAL_SAMPLES)]
-        x = generate(pipe, [c] * MARGINAL_SAMPLES, seeds, s, targets=targets)
+        seeds = [derive_seed(int(seed), STREAM_MARGINAL, c, i) for i in range(PHASE_MARGINAL_SAMPLES)]
+        x = generate(pipe, [c] * PHASE_MARGINAL_SAMPLES, seeds, s, targets=targets)
         total = total + list(classes).count(c) * probabilities(x.numpy(), axis=1).mean((0, 2, 3))
     return PhasePrior(torch.from_numpy(np.asarray(total / len(classes), dtype=np.float64)))
 
@@ -144,8 +165,10 @@ def product_method(phases: bool = False) -> str:
         (f" times s^2 / (s^2 + {NORMAL_FADE:g}^2))" if NORMAL_FADE > 0 else ")")
     if phases:
         return f"geometric mean of the planes' phase probabilities, each plane's log p {smoothing}, " \
-            "each phase's share fixed to the 2D samples'"
-    return f"evidence {EVIDENCE:g}, {smoothing}, rank-mapped onto 2D levels per step"
+            "each phase's share fixed to the 2D samples' (of the mean probabilities at every step, " \
+            "of the arg-max labels at the end)"
+    return f"evidence {EVIDENCE:g}, {smoothing}, rank-mapped onto 2D levels per step, " \
+        "drawn fractions quasi-random by volume index"
 
 
 def volume_axes(pipe, s: VolumeSettings) -> tuple[str, str, str]:
@@ -226,16 +249,17 @@ class VolumeProducer:
 
     def fraction(self, item: Item) -> float:
         """The bright phase's share drawn for a volume: the class's, plus the predicted scatter of
-        volumes of this shape times a normal number from the volume's seed (``STREAM_FRACTION``)."""
-        from ..core.seeding import STREAM_FRACTION, derive_seed
+        volumes of this shape times the volume's normal number (``scatter_normal`` of the run's
+        seed and the volume's index)."""
         prior = self.planes.prior
-        z = float(np.random.default_rng(derive_seed(item.seed, STREAM_FRACTION)).standard_normal())
+        z = scatter_normal(self.run.seed, item.index)
         return float(np.clip(prior.fraction + self.std * z, 0.005, 0.995))
 
     def annotate(self, item: Item, volume: Tensor, seconds: float) -> dict:
         out: dict = {"seconds": round(seconds, 2)}
         if isinstance(self.planes.prior, PhasePrior):
-            out["phase_prior"] = [round(float(f), 6) for f in self.planes.prior.fractions]
+            out["phase_prior"] = {"samples_per_axis": PHASE_MARGINAL_SAMPLES,
+                                  "fractions": [round(float(f), 6) for f in self.planes.prior.fractions]}
         elif self.planes.prior is not None:
             from ..denoise.volume import EVIDENCE
             prior = self.planes.prior
@@ -249,6 +273,24 @@ class VolumeProducer:
         if self.targets:
             out["targets"] = self.targets.measure(volume[0].numpy())
         return out
+
+
+def scatter_normal(run_seed: int, index: int) -> float:
+    """Volume ``index``'s normal number for its drawn fraction: z = Phi^-1(u), u = frac(u_0 +
+    (index + 1/2) g) with g = (sqrt 5 - 1) / 2 (the golden-ratio Kronecker sequence) and u_0
+    uniform from the run's seed (``STREAM_FRACTION``). Quasi-random rather than independent
+    draws so that a handful of volumes already shows the spread they are meant to: every run of
+    consecutive volumes covers the normal evenly, so the sample standard deviation of 8 of them
+    stays close to 1 whatever u_0, where that of 8 independent ones often misses by a third
+    (BENCHMARKS.md, "Real micro-CT"). Each volume's
+    number still depends on the run's seed and its own index only, not on the count, the batch
+    or the process that makes it."""
+    from statistics import NormalDist
+
+    from ..core.seeding import STREAM_FRACTION, derive_seed
+    u0 = derive_seed(int(run_seed), STREAM_FRACTION) / 2.0 ** 63
+    u = (u0 + (int(index) + 0.5) * GOLDEN) % 1.0
+    return NormalDist().inv_cdf(min(max(u, 1e-9), 1 - 1e-9))
 
 
 def sample3d_to_folder(pipe, out_dir: str | Path, settings: VolumeSettings | None = None, overwrite: bool = False,
