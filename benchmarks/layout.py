@@ -14,6 +14,7 @@ condition), one without (a stationary texture model, today's). Then:
   source (layout model), their mean intensity against true crops centred there.
 
     python benchmarks/layout.py --out /tmp/layout --steps 1500 --num 16
+    python benchmarks/layout.py --out /tmp/layout3k --steps 3000 --num 16 --models layout
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500, help="training steps of each model")
     ap.add_argument("--num", type=int, default=16, help="samples per measurement")
     ap.add_argument("--size", type=int, default=32, help="training crop side (sources are 3 x 4 crops)")
+    ap.add_argument("--models", default="layout,stationary", help="which of the two models to train and measure")
     a = ap.parse_args()
 
     from microdiff.config import apply_overrides, get_preset
@@ -77,7 +79,10 @@ def main() -> None:
                         "surface_depth_sd": float(surface_depth(truth).std()),
                         "profile_rms_floor": [float(min(floor)), float(np.median(floor)), float(max(floor))]},
               "models": {}}
-    for layout in (True, False):
+    tags = [t.strip() for t in a.models.split(",")]
+    if not tags or set(tags) - {"layout", "stationary"}:
+        ap.error(f"--models {a.models}: give layout, stationary or both (comma-separated)")
+    for layout in [t == "layout" for t in tags]:
         tag = "layout" if layout else "stationary"
         run = out / tag
         cfg = apply_overrides(get_preset("cpu"), [f"model.image_size={a.size}", f"train.steps={a.steps}",
