@@ -153,7 +153,7 @@ def test_phase_product_combines_the_planes_and_fixes_each_phases_share():
     flat = torch.zeros_like(x0) - 1 / 3                                        # p = 1/3 each
     assert (phase_product([sure, flat, flat]).argmax(1) == 2).all()            # one sure plane, two unsure
     # with the fractions given, every volume's mean probabilities are those fractions
-    from microdiff.denoise.volume import match_fractions
+    from microdiff.denoise.shares import match_fractions
     logp = torch.randn(2, 3, 6, 6, 6, dtype=torch.float64) * 3
     want = torch.tensor([0.5, 0.13, 0.37])
     got = torch.softmax(match_fractions(logp, want), 1).mean((2, 3, 4))
@@ -186,7 +186,7 @@ def test_phase_product_smooths_each_planes_log_p_along_its_normal():
 
 
 def test_match_label_shares_fixes_each_phases_share_of_the_arg_max_labels():
-    from microdiff.denoise.volume import match_label_shares
+    from microdiff.denoise.shares import match_label_shares
     from microdiff.generate.volumes import label_shares_fixed
     g = torch.Generator().manual_seed(3)
     # two phases: the closed form is a threshold on the log-odds, the round(f N) largest win

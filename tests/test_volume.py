@@ -109,6 +109,33 @@ def test_synth_3d_cli_writes_sections_and_truth(tmp_path):
     again = tmp_path / "g"
     main(["synth", "fiber3d", "--out", str(again), "--size", "32", "--per-class", "6", "--volumes", "2"])
     assert np.array_equal(np.load(again / "volumes" / "0001_labels.npy"), lab)
+    # the fibres' sections keep their orientation (bands along z): training takes no quarter turns
+    from microdiff.config import apply_overrides, get_preset
+    from microdiff.train.runs import adopt_orientation
+    assert json.loads((out / "slices" / "dataset.json").read_text())["orientation"] == "fixed"
+    cfg, note = adopt_orientation(get_preset("cpu"), out / "slices")
+    assert cfg.train.augment == "flips" and "flips" in note
+    kept = apply_overrides(get_preset("cpu"), ["train.augment=none"])
+    assert adopt_orientation(kept, out / "slices") == (kept, None)              # a choice of no augmentation stays
+
+
+def test_flips_keep_an_images_rows_as_rows():
+    """train.augment = flips: the elements drawn are the identity, the half turn and the two
+    mirrors, under which bands along the rows stay along the rows (a quarter turn lays them across)."""
+    from microdiff.config.settings import AUGMENTS
+    from microdiff.data.transforms import AUGMENT_ELEMENTS, dihedral
+    from microdiff.train.steps import step_randomness
+    assert tuple(AUGMENT_ELEMENTS) == AUGMENTS
+    bands = np.zeros((8, 8))
+    bands[:, ::3] = 1                                                          # bands down the columns
+    drawn = step_randomness(0, 5, 4096, (1, 2, 2), 10, 0.0, "flips")["dihedral"]
+    assert set(drawn.tolist()) == {0, 2, 4, 6}
+    for k in range(8):
+        along = dihedral(bands, k).std(0).sum() == 0 and dihedral(bands, k).std(1).sum() > 0
+        assert along == (k in AUGMENT_ELEMENTS["flips"])
+    every = step_randomness(0, 5, 4096, (1, 2, 2), 10, 0.0, "dihedral")["dihedral"]
+    assert set(every.tolist()) == set(range(8))
+    assert set(step_randomness(0, 5, 64, (1, 2, 2), 10, 0.0, "none")["dihedral"].tolist()) == {0}
 
 
 # ----------------------------------------------------------------------------- the sampler, analytic

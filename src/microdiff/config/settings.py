@@ -15,6 +15,7 @@ from ..core.errors import ConfigError
 
 SAMPLER_NAMES = ("ancestral", "ddim", "dpmpp")     # diffusion.samplers.SAMPLERS (a test keeps them equal)
 SCHEDULES = ("linear", "cosine")
+AUGMENTS = ("dihedral", "flips", "none")            # data.transforms.AUGMENT_ELEMENTS (a test keeps them equal)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     label_dropout: float = 0.1       # probability of the null class (classifier-free guidance)
-    augment: str = "dihedral"        # "dihedral" (8 rotations/mirrors) or "none"
+    augment: str = "dihedral"        # "dihedral" (8 rotations/mirrors), "flips" (4: no quarter turns) or "none"
     seed: int = 0
     checkpoint_every: int = 500
     sample_every: int = 500          # 0: no preview grids
@@ -199,7 +200,7 @@ class TrainConfig:
         check_float(n + "ema_decay", self.ema_decay, 0.0, 1.0, hi_open=True)
         check_float(n + "grad_clip", self.grad_clip, 0.0)
         check_float(n + "label_dropout", self.label_dropout, 0.0, 1.0)
-        check_choice(n + "augment", self.augment, ("dihedral", "none"))
+        check_choice(n + "augment", self.augment, AUGMENTS)
         check_int(n + "seed", self.seed, 0, 2 ** 63 - 1)
         check_int(n + "checkpoint_every", self.checkpoint_every, 1, 10 ** 9)
         check_int(n + "sample_every", self.sample_every, 0, 10 ** 9)

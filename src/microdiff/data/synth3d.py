@@ -135,6 +135,7 @@ def _ball_distances(rng: np.random.Generator, size: int, fraction: float, r_lo: 
 KINDS = {"grf": grf_volume, "fiber": fiber_volume, "electrode": electrode_volume}
 DEFAULT_FRACTION = {"grf": 0.4, "fiber": 0.5, "electrode": 0.4}
 PHASE_NAMES = {"electrode": ["pore", "binder", "particle"]}   # the kinds with more than two phases, id order
+ORIENTED_KINDS = ("fiber",)       # sections with a preferred direction (bands along z): no quarter turns in training
 
 
 def section_classes(kind: str) -> dict[str, tuple[int, ...]]:
@@ -224,8 +225,9 @@ def _write_sections(out: Path, kind: str, size: int, per_class: int, fraction: f
                           normal=AXES[axis], index=index, **true, seed=f"{seed}:0:{ci}:{v}")
                     bar.update()
         bar.close()
+        oriented = {"orientation": "fixed"} if kind in ORIENTED_KINDS else {}      # train.augment: flips
         w.commit({**info, "kind": f"synthetic 3D {kind}: planar sections", "classes_normal_to":
-                  {k: [AXES[a] for a in v] for k, v in classes.items()}})
+                  {k: [AXES[a] for a in v] for k, v in classes.items()}, **oriented})
 
 
 def _true_fractions(vol: Phases3D, kind: str) -> dict[str, str]:

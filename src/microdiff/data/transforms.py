@@ -7,6 +7,13 @@ import numpy as np
 DIHEDRAL_NAMES = ("identity", "rot90", "rot180", "rot270", "flip", "rot90+flip", "rot180+flip", "rot270+flip")
 
 
+AUGMENT_ELEMENTS = {                 # train.augment: the dihedral elements a training image is drawn from
+    "dihedral": tuple(range(8)),     # every turn and mirror: for images with no preferred direction
+    "flips": (0, 2, 4, 6),           # identity, half turn, the two mirrors: rows stay rows (oriented sections)
+    "none": (0,),
+}
+
+
 def dihedral(x, k: int):
     """Element k of D4 on the last two axes: rot90^(k mod 4) (counter-clockwise), then a mirror
     of the last axis if k >= 4. NumPy arrays stay NumPy (contiguous), tensors stay tensors."""

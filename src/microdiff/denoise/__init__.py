@@ -7,6 +7,7 @@
   ``WindowedDenoiser`` (overlapping windows, tori), ``ChunkedDenoiser``.
 - ``mask``: ``KnownImage`` and ``MaskedDenoiser`` (inpainting: known pixels kept).
 - ``volume``: ``PlanarVolumeDenoiser`` (a 2D model on 3D volumes), ``VoxelPrior``, ``rank_map``.
+- ``shares``: ``match_fractions``, ``match_label_shares`` (a phase volume's shares fixed).
 - ``guidance``: ``GradientGuidance`` (DPS), ``X0Guidance``, ``ClassMixture``.
 - ``layout``: a layout model's condition (class, region in the source, dihedral element) and
   its coordinate channels; how a canvas's windows share it.

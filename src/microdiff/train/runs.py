@@ -84,6 +84,15 @@ def export_pipeline(ema, config: Config, class_names, path: Path, step: int) -> 
     return path
 
 
+def adopt_data(config, data_dir, images) -> tuple:
+    """The config following the data set (``adopt_encoding``, ``adopt_layout``,
+    ``adopt_orientation``), the layout condition (or None) and the lines saying what changed."""
+    config, note = adopt_encoding(config, images.encoding, data_dir)
+    config, layout, where = adopt_layout(config, data_dir, images.files)
+    config, turned = adopt_orientation(config, data_dir)
+    return config, layout, [line for line in (note, where, turned) if line]
+
+
 def adopt_encoding(config, enc, data_dir) -> tuple:
     """The config with the model's channels following the data (K one-hot phases for label maps,
     3 for colour) and a line saying so (None when nothing changed)."""
@@ -99,6 +108,24 @@ def adopt_encoding(config, enc, data_dir) -> tuple:
     model = dataclasses.replace(mc, phases=enc.phases, image_channels=enc.channels)
     what = f"label maps of {enc.phases} phases (one-hot)" if enc.kind == "phases" else "colour (RGB)"
     return dataclasses.replace(config, model=model), f"data: {what}: model.image_channels = {enc.channels}"
+
+
+def adopt_orientation(config, data_dir) -> tuple:
+    """The config with ``train.augment`` = flips where the data set says its images keep their
+    orientation (``"orientation": "fixed"`` in dataset.json: sections along a fibre axis, say,
+    whose rows are that axis) and augmentation would turn them by quarter turns, which would
+    teach the model the crosswise structure too; and a line saying so (None when nothing changed)."""
+    import dataclasses
+    import json
+
+    from ..data.dataset import DATASET_JSON
+    meta_file = Path(data_dir) / DATASET_JSON
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    if meta.get("orientation") != "fixed" or config.train.augment != "dihedral":
+        return config, None
+    note = (f"data: {meta_file} keeps its images' orientation: train.augment = flips (mirrors and half "
+            "turns, no quarter turns)")
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, augment="flips")), note
 
 
 def adopt_layout(config, data_dir, files) -> tuple:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..core.seeding import STREAM_DATA_ORDER, STREAM_STEP, derive_seed
+from ..data.transforms import AUGMENT_ELEMENTS
 
 
 class DataOrder:
@@ -34,15 +35,18 @@ class DataOrder:
 
 
 def step_randomness(seed: int, step: int, batch: int, shape: tuple[int, ...], timesteps: int,
-                    label_dropout: float, augment: bool, draw_t=None) -> dict[str, torch.Tensor]:
+                    label_dropout: float, augment: str, draw_t=None) -> dict[str, torch.Tensor]:
     """All random draws of one global batch, a pure function of (seed, step). Timesteps are
-    uniform, or ``draw_t(generator, batch)`` (the recipe's log-normal noise levels, say)."""
+    uniform, or ``draw_t(generator, batch)`` (the recipe's log-normal noise levels, say). The
+    dihedral element of each image (``data.transforms.dihedral``) is drawn from ``AUGMENT_ELEMENTS``
+    of ``augment`` (``train.augment``)."""
     g = torch.Generator().manual_seed(derive_seed(seed, STREAM_STEP, step))
+    elements = torch.tensor(AUGMENT_ELEMENTS[augment])
     return {
         "t": torch.randint(0, timesteps, (batch,), generator=g) if draw_t is None else draw_t(g, batch),
         "noise": torch.randn((batch, *shape), generator=g),
         "drop": torch.rand(batch, generator=g) < label_dropout,
-        "dihedral": torch.randint(0, 8 if augment else 1, (batch,), generator=g),
+        "dihedral": elements[torch.randint(0, len(elements), (batch,), generator=g)],
     }
 
 

@@ -30,7 +30,7 @@ from ..core.files import RunLock, write_text_atomic
 from ..model.network import build_unet
 from ..core.seeding import STREAM_INIT, derive_seed
 from ..data.encoding import Encoding
-from .runs import adopt_encoding, adopt_layout, export_pipeline, mixed_precision, prepare_run_dir, switch
+from .runs import adopt_data, export_pipeline, mixed_precision, prepare_run_dir, switch
 from .logs import TrainLog, write_sample_grid
 from .steps import DataOrder, ema_decay_at, lr_at, step_randomness
 
@@ -94,11 +94,9 @@ class Trainer:
     def _load_data(self) -> None:
         from ..data.channels import load_class_images
         images = load_class_images(self.data_dir, self.config.model.image_size)
-        self.config, note = adopt_encoding(self.config, images.encoding, self.data_dir)
-        self.config, self.layout, where = adopt_layout(self.config, self.data_dir, images.files)
-        for line in [f"skipped: {s}" for s in images.skipped] + [note, where] if self.acc.is_main_process else ():
-            if line:
-                self.log(line)
+        self.config, self.layout, notes = adopt_data(self.config, self.data_dir, images)
+        for line in [f"skipped: {s}" for s in images.skipped] + notes if self.acc.is_main_process else ():
+            self.log(line)
         self.encoding = images.encoding if images.encoding.kind != "gray" else Encoding.of_model(self.config.model)
         data = torch.from_numpy(images.images)                          # (N, C, S, S) uint8, decoded once
         if images.encoding.kind == "gray" and self.config.model.image_channels != 1:
@@ -196,7 +194,7 @@ class Trainer:
         idx = self.order.batch(self.step_count)
         shape = (self.config.model.image_channels, *self.data.shape[2:])
         rnd = step_randomness(tc.seed, self.step_count, tc.batch_size, shape, dc.timesteps,
-                              tc.label_dropout, tc.augment == "dihedral", self.draw_t)
+                              tc.label_dropout, tc.augment, self.draw_t)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step_count, tc)
         self.opt.zero_grad(set_to_none=True)
