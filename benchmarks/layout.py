@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32, help="training crop side (sources are 3 x 4 crops)")
     ap.add_argument("--models", default="layout,stationary", help="which of the two models to train and measure")
     a = ap.parse_args()
+    from microdiff.core.launch import keep_freed_memory
+    keep_freed_memory()                      # as the command line does: large blocks reused, not re-zeroed
 
     from microdiff.config import apply_overrides, get_preset
     from microdiff.data.layers import LayerSettings, layered_image, profile_error, row_profile

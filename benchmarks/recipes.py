@@ -287,6 +287,8 @@ def main():
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--max-step", type=int, default=None, help="evaluate: only checkpoints up to this step")
     a = ap.parse_args()
+    from microdiff.core.launch import keep_freed_memory
+    keep_freed_memory()                      # as the command line does: large blocks reused, not re-zeroed
     if a.threads:
         torch.set_num_threads(a.threads)
         os.environ["OMP_NUM_THREADS"] = str(a.threads)

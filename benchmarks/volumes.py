@@ -198,6 +198,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,96,128")
     ap.add_argument("--threads", type=int, default=None)
     a = ap.parse_args()
+    from microdiff.core.launch import keep_freed_memory
+    keep_freed_memory()                      # as the command line does: large blocks reused, not re-zeroed
     if a.threads:
         import torch
         torch.set_num_threads(a.threads)
