@@ -76,7 +76,7 @@ def generate_volumes(pipe, classes: Sequence[tuple[int, int, int]], seeds: Seque
 def label_shares_fixed(volumes: Tensor, fractions: Tensor, floor: float = 1e-4) -> Tensor:
     """A phase model's finished volumes (N, K, Z, Y, X), probabilities in [0, 1], shifted by one
     log-odds offset per volume and phase so that each phase's share of the arg-max labels is
-    ``fractions`` (``denoise.volume.match_label_shares``): during sampling ``phase_product`` fixes
+    ``fractions`` (``denoise.shares.match_label_shares``): during sampling ``phase_product`` fixes
     the shares of the mean probabilities, which the labels a volume is read as do not keep."""
     import torch
 
