@@ -10,7 +10,7 @@ from PIL import Image
 
 from helpers import tiny_config
 from microdiff.cli import main
-from microdiff.data.channels import data_encoding, load_class_images, resample_labels
+from microdiff.data.channels import class_shares, data_encoding, load_class_images, resample_labels, value_counts
 from microdiff.data.dataset import read_manifest
 from microdiff.data.encoding import Encoding, argmax_labels, levels_to_labels, probabilities
 from microdiff.data.io import read_label_stack
@@ -135,12 +135,42 @@ def test_phase_model_volumes_are_label_volumes(phase_model, tmp_path):
     rec = json.loads((v / "volume.json").read_text())
     prior = rec["phase_prior"]["fractions"]
     assert rec["phases"] == 3 and len(prior) == 3 and abs(sum(prior) - 1) < 1e-5
+    ids = load_class_images(phase_model.parent.parent / "data", 16)           # the training images of class a
+    want = np.bincount(ids.images[ids.labels == 0].ravel(), minlength=3) / ids.images[ids.labels == 0].size
+    assert rec["phase_prior"]["from"] == "training data"
+    np.testing.assert_allclose(prior, want, atol=1e-6)                         # the data's shares, not the samples'
     np.testing.assert_allclose(rec["phase_fractions"], np.bincount(lab.ravel(), minlength=3) / lab.size, atol=1e-6)
     np.testing.assert_allclose(rec["phase_fractions"], prior, atol=3 / lab.size + 1e-5)    # the labels' shares fixed
     assert (np.argmax(probs, 0) == lab).mean() > 0.99
     assert (v / "labels.inp").is_file()
     assert main(["sample3d", "--model", str(phase_model), "--class", "a", "--fractions", "scatter",
                  "--out", str(tmp_path / "w")]) == 2
+
+
+def test_a_model_keeps_its_training_datas_value_counts(phase_model, tmp_path):
+    """The model folder keeps each class's phase-id counts of its training images (what volumes
+    take their shares from), through checkpoints and the saved folder; a corrupt entry is one line."""
+    from microdiff.core.errors import ModelDirError
+    from microdiff.train.runs import checkpoint_pipeline
+    from microdiff.model.checkpoint import list_checkpoints
+    ids = load_class_images(phase_model.parent.parent / "data", 16)
+    want = value_counts(ids)
+    pipe = load_pipeline(phase_model)
+    assert pipe.data_statistics == want and want["kind"] == "phases"
+    for i, c in enumerate(ids.class_names):
+        assert want["counts"][c] == np.bincount(ids.images[ids.labels == i].ravel(), minlength=3).tolist()
+    assert checkpoint_pipeline(list_checkpoints(phase_model.parent)[-1]).data_statistics == want
+    a, b = (np.asarray(want["counts"][c], float) for c in ("a", "b"))
+    np.testing.assert_allclose(class_shares(want, ["a", "b", "b"]), (a / a.sum() + 2 * b / b.sum()) / 3)
+    assert class_shares(None, ["a"]) is None
+    meta = json.loads((phase_model / "microdiff.json").read_text())
+    meta["data_statistics"]["counts"]["a"] = [1, 2]                           # 2 counts for 3 phases
+    bad = tmp_path / "model"
+    import shutil
+    shutil.copytree(phase_model, bad)
+    (bad / "microdiff.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelDirError, match="data_statistics is corrupt.*expected 3"):
+        load_pipeline(bad)
 
 
 def test_phase_product_combines_the_planes_and_fixes_each_phases_share():

@@ -574,6 +574,39 @@ def test_sample3d_scatters_the_fraction_or_keeps_it_representative(tiny, tmp_pat
     assert json.loads((r / "sample3d.json").read_text())["fractions"] == "representative"
 
 
+def test_volumes_are_centred_on_the_training_datas_fraction(tiny, tmp_path):
+    """A model that keeps its training data's gray-level counts: volumes take the data's bright
+    share above the 2D samples' cut (here 30 % at level 255, 70 % at 0: any cut gives 0.3), not the
+    samples' own; representative volumes sit at it, drawn ones scatter around it."""
+    import shutil
+
+    from microdiff.data.channels import share_above
+    model = tmp_path / "model"
+    shutil.copytree(tiny, model)
+    meta = json.loads((model / "microdiff.json").read_text())
+    counts = [0] * 256
+    counts[0], counts[255] = 7000, 3000
+    meta["data_statistics"] = {"kind": "gray", "counts": {"a": counts, "b": [1] * 256}}
+    (model / "microdiff.json").write_text(json.dumps(meta))
+    assert share_above(meta["data_statistics"], ["a"], 0.4) == pytest.approx(0.3)
+    assert share_above(meta["data_statistics"], ["b", "a"], 0.5) == pytest.approx((0.3 + 128 / 256) / 2)
+    r, s = tmp_path / "r", tmp_path / "s"
+    assert _sample3d(model, r, "--class", "a", "--num", "1", "--fractions", "representative") == 0
+    assert _sample3d(model, s, "--class", "a", "--num", "2") == 0
+    rec = json.loads((r / "0000" / "volume.json").read_text())
+    assert rec["class_fraction"] == {"value": 0.3, "from": "training data"}
+    assert rec["voxel_marginal"]["bright_fraction"] != 0.3                       # the samples' own share differs
+    cut = json.loads((s / "0000" / "volume.json").read_text())["fraction"]["cut"]     # the same prior: seed 0
+    assert abs(float(np.mean(np.load(r / "0000" / "volume.npy") > cut)) - 0.3) < 0.01
+    from microdiff.generate.volumes import scatter_normal
+    for i in range(2):
+        f = json.loads((s / f"{i:04d}" / "volume.json").read_text())["fraction"]
+        assert f["drawn"] == pytest.approx(0.3 + f["predicted_std"] * scatter_normal(0, i), abs=2e-6)
+    assert "data_statistics" not in json.loads((tiny / "microdiff.json").read_text())   # the samples' share
+    assert _sample3d(tiny, tmp_path / "o", "--class", "a", "--num", "1", "--fractions", "representative") == 0
+    assert json.loads((tmp_path / "o" / "0000" / "volume.json").read_text())["class_fraction"]["from"] == "2D samples"
+
+
 def test_scatter_normal_covers_the_normal_evenly_from_the_first_volumes():
     """Volume i's normal number (its drawn fraction's): quasi-random, so that a few volumes already
     scatter as predicted; fixed by the run's seed and the index alone."""

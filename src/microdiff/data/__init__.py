@@ -3,7 +3,9 @@
 - ``io``: the one image path (read PNG/TIFF/JPEG/BMP/NPY and label maps; crop,
   resample, write atomically; class folders); ``volumes``: volume files (3-D .npy, TIFF stacks).
 - ``encoding``: how images become the network's channels (gray, RGB, one-hot phases) and back;
-  ``channels``: a training set in memory in its data set's encoding (``load_class_images``).
+  ``channels``: a training set in memory in its data set's encoding (``load_class_images``) and
+  the value counts per class that a model keeps of it (``value_counts``, ``class_shares``,
+  ``share_above``).
 - ``transforms``: the dihedral group D4 for prepare and training.
 - ``dataset``: ``DatasetWriter`` (a data set written into a partial folder, then renamed) and
   ``read_manifest``.

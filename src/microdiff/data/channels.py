@@ -5,6 +5,8 @@ label data set: ``<class>/<name>_labels.png|npy``) or ``color`` (RGB images), el
 folder that no microdiff command made, label maps when it holds only ``*_labels.*`` files, gray
 otherwise. ``load_class_images`` reads every class at the training size as uint8 (N, C, S, S):
 gray levels, RGB, or phase ids (resampled by nearest neighbour, so ids stay exact).
+``value_counts`` counts each class's stored values (gray levels or phase ids): what a trained
+model keeps of its data's phase fractions.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..core.errors import DataError, ImageError
 from .encoding import MAX_PHASES, Encoding
 from .io import center_box, crop, crop_resample, list_class_images, list_images, read_label_stack, read_raw, to_uint8, to_unit_float
 
-__all__ = ["data_encoding", "ImageSet", "load_class_images", "resample_labels"]
+__all__ = ["data_encoding", "ImageSet", "load_class_images", "resample_labels", "value_counts", "class_shares", "share_above"]
 
 
 def data_encoding(root: str | Path) -> Encoding:
@@ -105,3 +107,39 @@ def load_class_images(root: str | Path, image_size: int, encoding: Encoding | No
             raise DataError(f"class folder {Path(root) / name} has no readable images{why}; fix what the reason says, "
                             "add images, or remove the folder")
     return ImageSet(np.stack(images), np.asarray(labels, dtype=np.int64), list(classes), enc, skipped, read)
+
+
+def value_counts(images: ImageSet) -> dict | None:
+    """How often each stored value occurs in each class's images, ``{"kind": "gray" | "phases",
+    "counts": {class: [n_0, n_1, ...]}}`` (256 gray levels, or the K phase ids); None for colour.
+    A model keeps it (``microdiff.json``) so that what is generated from it can be held to the
+    training data's phase fractions rather than to its own samples' (``generate.volumes``)."""
+    enc = images.encoding
+    if enc.kind == "rgb":
+        return None
+    bins = 256 if enc.kind == "gray" else enc.phases
+    return {"kind": enc.kind,
+            "counts": {name: np.bincount(images.images[images.labels == i, 0].ravel(), minlength=bins).tolist()
+                       for i, name in enumerate(images.class_names)}}
+
+
+def _weighted(statistics: dict | None, kind: str, classes) -> np.ndarray | None:
+    """The value distribution of ``classes`` (each counting once per use), or None without counts."""
+    if not statistics or statistics.get("kind") != kind:
+        return None
+    dists = [np.asarray(statistics["counts"][c], dtype=np.float64) for c in classes]
+    return np.mean([d / d.sum() for d in dists], axis=0)
+
+
+def class_shares(statistics: dict | None, classes) -> np.ndarray | None:
+    """The phases' shares (K,) in the training images of ``classes`` (a class counted once per
+    time it is named: the classes of a volume's three axes), from ``value_counts``; None when the
+    model keeps no phase counts."""
+    return _weighted(statistics, "phases", classes)
+
+
+def share_above(statistics: dict | None, classes, cut: float) -> float | None:
+    """The share of the training images of ``classes`` (weighted as ``class_shares``) brighter than
+    ``cut`` (a gray level in [0, 1]), from ``value_counts``; None when the model keeps no gray counts."""
+    dist = _weighted(statistics, "gray", classes)
+    return None if dist is None else float(dist[np.arange(256) / 255.0 > cut].sum())

@@ -53,8 +53,10 @@ class VoxelPrior:
 @dataclass(frozen=True, eq=False)
 class PhasePrior:
     """What ``product`` knows of one voxel of a phase model (one-hot channels): the phases'
-    shares ``fractions`` (K,), from the model's 2D samples (``generate.volumes.phase_marginal``)."""
+    shares ``fractions`` (K,), from ``source``: the training data or the model's 2D samples
+    (``generate.volumes.phase_marginal``)."""
     fractions: Tensor
+    source: str = "2D samples"
 
 
 def phase_product(x0s: Sequence[Tensor], fractions: Tensor | None = None,

@@ -3,7 +3,8 @@
     model/model_index.json          (diffusers) pipeline class and components
     model/unet/                     UNet2DModel config + safetensors weights
     model/scheduler/                DDPMScheduler (learned-range variance, the same betas)
-    model/microdiff.json            microdiff's full config and the class names
+    model/microdiff.json            microdiff's full config, the class names and the training
+                                    data's value counts per class (``data.channels.value_counts``)
 
 ``MicrodiffPipeline.from_pretrained(dir)`` loads it in one line; a plain diffusers user gets the
 network with ``UNet2DModel.from_pretrained(dir, subfolder="unet")``. diffusers is imported only
@@ -57,6 +58,30 @@ def read_model_meta(path: Path) -> tuple[Config, list[str]]:
                             "re-export the model") from None
 
 
+def read_data_statistics(path: Path, names: Sequence[str], config: Config) -> dict | None:
+    """The training data's value counts per class that a model folder keeps
+    (``data.channels.value_counts``), checked against its classes and channels; None for a model
+    trained before they were kept (or on colour images)."""
+    meta_path = path / MICRODIFF_JSON
+    stats = json.loads(meta_path.read_text(encoding="utf-8")).get("data_statistics")
+    if stats is None:
+        return None
+    phases = config.model.phases
+    try:
+        kind, counts = stats["kind"], stats["counts"]
+        if kind != ("phases" if phases >= 2 else "gray") or sorted(counts) != sorted(names):
+            raise ValueError(f"kind {kind!r} for the classes {sorted(counts)[:8]}")
+        bins = phases if phases >= 2 else 256
+        for name, c in counts.items():
+            if len(c) != bins or not all(isinstance(n, int) and n >= 0 for n in c) or not sum(c):
+                raise ValueError(f"class {name!r}: expected {bins} non-negative counts")
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelDirError(f"{meta_path}: data_statistics is corrupt ({' '.join(str(e).split())[:200]}); "
+                            "remove the entry (volumes then take their fractions from the model's own "
+                            "samples) or re-export the model") from None
+    return {"kind": kind, "counts": {n: list(c) for n, c in counts.items()}}
+
+
 def weights_fingerprint(net) -> str:
     """SHA-256 of a network's weights (in float32, by parameter name)."""
     import hashlib
@@ -86,6 +111,22 @@ def model_encoding(config: Config):
     return Encoding.of_model(config.model)
 
 
+def _attach_meta(pipe, config: Config, class_names: Sequence[str], data_statistics: dict | None):
+    """``pipe`` with microdiff's config, class names and training data's value counts."""
+    pipe.microdiff_config = config
+    pipe.class_names = list(class_names)
+    pipe.data_statistics = data_statistics
+    return pipe
+
+
+def _meta_of(pipe) -> dict:
+    """What ``microdiff.json`` holds for ``pipe``."""
+    meta = {"class_names": pipe.class_names, "config": pipe.microdiff_config.to_dict()}
+    if pipe.data_statistics is not None:
+        meta["data_statistics"] = pipe.data_statistics
+    return meta
+
+
 def _make_pipeline_class():
     from diffusers import DiffusionPipeline
 
@@ -99,29 +140,26 @@ def _make_pipeline_class():
             self.register_modules(unet=unet, scheduler=scheduler)
             self.microdiff_config: Config | None = None
             self.class_names: list[str] = []
+            self.data_statistics: dict | None = None     # the training data's value counts per class
 
         @classmethod
-        def create(cls, config: Config, class_names: Sequence[str], unet=None) -> "MicrodiffPipeline":
-            """A pipeline around ``unet`` (default: a freshly initialised one for ``config``)."""
+        def create(cls, config: Config, class_names: Sequence[str], unet=None,
+                   data_statistics: dict | None = None) -> "MicrodiffPipeline":
+            """A pipeline around ``unet`` (default: a freshly initialised one for ``config``);
+            ``data_statistics``: its training data's value counts (``data.channels.value_counts``)."""
             unet = unet if unet is not None else build_unet(config.model, len(class_names))
-            pipe = cls(unet=unet, scheduler=scheduler_for(config))
-            pipe.microdiff_config = config
-            pipe.class_names = list(class_names)
-            return pipe
+            return _attach_meta(cls(unet=unet, scheduler=scheduler_for(config)), config, class_names, data_statistics)
 
         def save_pretrained(self, save_directory, **kwargs):
             super().save_pretrained(save_directory, safe_serialization=True, **kwargs)
-            meta = {"class_names": self.class_names, "config": self.microdiff_config.to_dict()}
-            (Path(save_directory) / MICRODIFF_JSON).write_text(json.dumps(meta, indent=2))
+            (Path(save_directory) / MICRODIFF_JSON).write_text(json.dumps(_meta_of(self), indent=2))
 
         @classmethod
         def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
             path = Path(pretrained_model_name_or_path)
             config, names = read_model_meta(path)
-            pipe = cls(*load_components(path, **kwargs))
-            pipe.microdiff_config = config
-            pipe.class_names = names
-            return pipe
+            return _attach_meta(cls(*load_components(path, **kwargs)), config, names,
+                                read_data_statistics(path, names, config))
 
         def class_index(self, name: str) -> int:
             if name not in self.class_names:

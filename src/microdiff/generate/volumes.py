@@ -138,7 +138,10 @@ def voxel_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
 
 def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=None):
     """What ``product`` knows of one voxel of a phase model (``denoise.volume.PhasePrior``): the
-    phases' shares in PHASE_MARGINAL_SAMPLES 2D samples per distinct axis class (seeds and class
+    phases' shares in the training images of the axes' classes, which the model keeps
+    (``data.channels.class_shares``), so that a model whose samples are a few points off its data
+    does not pass that on to every volume. A model trained before it kept them: the shares in
+    PHASE_MARGINAL_SAMPLES 2D samples per distinct axis class (seeds and class
     weights as ``voxel_marginal``), averaged over their per-phase probabilities. More samples than
     a gray model's marginal: the shares are what every volume's labels are fixed to, and the
     fraction of one training-size sample scatters by several points where the phases' regions
@@ -146,8 +149,12 @@ def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
     import torch
 
     from ..core.seeding import STREAM_MARGINAL, derive_seed
+    from ..data.channels import class_shares
     from ..data.encoding import probabilities
     from ..denoise.volume import PhasePrior
+    shares = class_shares(getattr(pipe, "data_statistics", None), [pipe.class_names[int(c)] for c in classes])
+    if shares is not None and not targets:
+        return PhasePrior(torch.from_numpy(shares), source="training data")
     s = sampling_settings(pipe.microdiff_config, sampling.steps, sampling.sampler, sampling.guidance, None)
     total = 0
     for c in sorted({int(c) for c in classes}):
@@ -157,18 +164,19 @@ def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
     return PhasePrior(torch.from_numpy(np.asarray(total / len(classes), dtype=np.float64)))
 
 
-def product_method(phases: bool = False) -> str:
+def product_method(phases: bool = False, from_data: bool = False) -> str:
     """What ``product`` does, recorded so that resuming refuses a folder of volumes made by an
-    earlier version of it."""
+    earlier version of it; ``from_data``: the phases' shares are the training data's."""
     from ..denoise.volume import EVIDENCE, NORMAL_FADE, NORMAL_STD
     smoothing = f"smoothed along each plane's normal (std {NORMAL_STD:g}" + \
         (f" times s^2 / (s^2 + {NORMAL_FADE:g}^2))" if NORMAL_FADE > 0 else ")")
+    source = "training data" if from_data else "2D samples"
     if phases:
         return f"geometric mean of the planes' phase probabilities, each plane's log p {smoothing}, " \
-            "each phase's share fixed to the 2D samples' (of the mean probabilities at every step, " \
+            f"each phase's share fixed to the {source}' (of the mean probabilities at every step, " \
             "of the arg-max labels at the end)"
     return f"evidence {EVIDENCE:g}, {smoothing}, rank-mapped onto 2D levels per step, " \
-        "drawn fractions quasi-random by volume index"
+        f"fractions centred on the {source}', drawn quasi-random by volume index"
 
 
 def volume_axes(pipe, s: VolumeSettings) -> tuple[str, str, str]:
@@ -209,7 +217,8 @@ def volume_run(pipe, s: VolumeSettings, targets: dict | None = None) -> VolumeRu
     sampling = sampling_settings(cfg, s.steps, s.sampler, s.guidance, 1)
     canvas = Canvas.of(s.size, cfg.model.image_size, 3, s.periodic, s.overlap)
     check_memory(canvas, cfg.model.image_channels, str(pipe.unet.device))
-    method = product_method(bool(phases)) if s.planes == "product" else ""
+    from_data = getattr(pipe, "data_statistics", None) is not None and not targets
+    method = product_method(bool(phases), from_data) if s.planes == "product" else ""
     return VolumeRun(volume_axes(pipe, s), s.num, s.seed, sampling.sampler, sampling.steps, sampling.guidance,
                      canvas.shape, canvas.periodic, canvas.overlap, s.planes, s.segment or "", pipe.fingerprint(),
                      str(getattr(pipe, "model_dir", "")), targets, method, s.abaqus,
@@ -228,22 +237,43 @@ class VolumeProducer:
         self.units = run.steps
         self.label = f"volumes ({run.canvas.text()}, {run.sampler}, {run.steps} steps)"
         self.std: float | None = None
+        self.center: tuple[float, str] | None = None   # the class's bright fraction and where it is from
 
     def prepare(self) -> None:
-        """Before the first volume (untimed): the voxels' prior for ``product``, and with scatter
-        the fraction's predicted standard deviation (also for a prior given in advance)."""
+        """Before the first volume (untimed): the voxels' prior for ``product``, the class's bright
+        fraction (``class_fraction``), and with scatter the fraction's predicted standard deviation
+        (also for a prior given in advance)."""
         if self.planes.mode == "product" and self.planes.prior is None:
             prior = voxel_marginal(self.pipe, self.run.class_indices(self.pipe), self.run.seed, self.sampling,
                                    self.targets)
             self.planes = dataclasses.replace(self.planes, prior=prior)
-        if self.run.fractions == "scatter" and self.std is None and isinstance(self.planes.prior, VoxelPrior):
-            self.std = self.planes.prior.fraction_std(self.run.canvas.shape)
+        prior = self.planes.prior
+        if self.center is None and isinstance(prior, VoxelPrior) and prior.fraction is not None:
+            self.center = self.class_fraction(prior)
+        if self.run.fractions == "scatter" and self.std is None and isinstance(prior, VoxelPrior):
+            self.std = prior.fraction_std(self.run.canvas.shape)
+
+    def class_fraction(self, prior: VoxelPrior) -> tuple[float, str]:
+        """The bright phase's share that volumes are centred on: that of the training images of the
+        axes' classes above the 2D samples' Otsu cut, which the model keeps
+        (``data.channels.share_above``), so that a model whose samples are a few points off its data
+        does not pass that on to every volume; the 2D samples' own share for a model trained before
+        it kept them, or where a volume-fraction target sets the fraction."""
+        from ..data.channels import share_above
+        names = [self.pipe.class_names[c] for c in self.run.class_indices(self.pipe)]
+        data = None if self.targets or prior.cut is None else \
+            share_above(getattr(self.pipe, "data_statistics", None), names, (prior.cut + 1) / 2)
+        if data is None:
+            return prior.fraction, "2D samples"
+        return float(np.clip(data, 0.005, 0.995)), "training data"
 
     def __call__(self, items: Sequence[Item], tick: Callable[[], None]) -> Tensor:
         self.prepare()
         planes = self.planes
         if self.run.fractions == "scatter":
             planes = dataclasses.replace(planes, fractions=tuple(self.fraction(it) for it in items))
+        elif self.center is not None and self.center[0] != planes.prior.fraction:
+            planes = dataclasses.replace(planes, fractions=(self.center[0],) * len(items))
         return generate_volumes(self.pipe, [it.label for it in items], [it.seed for it in items], self.run.canvas,
                                 self.sampling, planes, self.targets, tick)
 
@@ -251,21 +281,24 @@ class VolumeProducer:
         """The bright phase's share drawn for a volume: the class's, plus the predicted scatter of
         volumes of this shape times the volume's normal number (``scatter_normal`` of the run's
         seed and the volume's index)."""
-        prior = self.planes.prior
         z = scatter_normal(self.run.seed, item.index)
-        return float(np.clip(prior.fraction + self.std * z, 0.005, 0.995))
+        return float(np.clip(self.center[0] + self.std * z, 0.005, 0.995))
 
     def annotate(self, item: Item, volume: Tensor, seconds: float) -> dict:
         out: dict = {"seconds": round(seconds, 2)}
         if isinstance(self.planes.prior, PhasePrior):
-            out["phase_prior"] = {"samples_per_axis": PHASE_MARGINAL_SAMPLES,
-                                  "fractions": [round(float(f), 6) for f in self.planes.prior.fractions]}
+            prior = self.planes.prior
+            out["phase_prior"] = {"from": prior.source, "fractions": [round(float(f), 6) for f in prior.fractions]}
+            if prior.source == "2D samples":
+                out["phase_prior"]["samples_per_axis"] = PHASE_MARGINAL_SAMPLES
         elif self.planes.prior is not None:
             from ..denoise.volume import EVIDENCE
             prior = self.planes.prior
             out["voxel_marginal"] = {"samples_per_axis": MARGINAL_SAMPLES, "bins": MARGINAL_BINS,
                                      "rank_mapped_steps": len(prior.levels), "evidence": round(EVIDENCE, 6),
                                      "bright_fraction": round(prior.fraction, 6)}
+            if self.center is not None:
+                out["class_fraction"] = {"value": round(self.center[0], 6), "from": self.center[1]}
             if self.run.fractions == "scatter":
                 out["fraction"] = {"mode": "scatter", "drawn": round(self.fraction(item), 6),
                                    "predicted_std": round(self.std, 6),

@@ -58,12 +58,13 @@ def checkpoint_pipeline(checkpoint_dir: str | Path):
     names = list(ck["meta"]["class_names"])
     unet = build_unet(config.model, len(names))
     unet.load_state_dict(ck["ema"])
-    return pipeline_class().create(config, names, unet.eval())
+    return pipeline_class().create(config, names, unet.eval(), ck["meta"].get("data_statistics"))
 
 
-def export_pipeline(ema, config: Config, class_names, path: Path, step: int) -> Path:
-    """The EMA network ``ema`` as a pipeline folder at ``path``, written atomically; a full disk
-    ends with one line naming the space needed, the checkpoint of ``step`` intact."""
+def export_pipeline(ema, config: Config, class_names, path: Path, step: int, data_statistics=None) -> Path:
+    """The EMA network ``ema`` as a pipeline folder at ``path`` (with its training data's
+    ``data_statistics``), written atomically; a full disk ends with one line naming the space
+    needed, the checkpoint of ``step`` intact."""
     import copy
 
     from ..core.files import atomic_path, free_bytes, is_disk_full, mb
@@ -72,7 +73,7 @@ def export_pipeline(ema, config: Config, class_names, path: Path, step: int) -> 
     unet = copy.deepcopy(ema).to("cpu").float()
     try:
         with atomic_path(path) as tmp:
-            pipeline_class().create(config, class_names, unet).save_pretrained(tmp)
+            pipeline_class().create(config, class_names, unet, data_statistics).save_pretrained(tmp)
     except Exception as e:
         if not is_disk_full(e) and not isinstance(e, OSError):
             raise

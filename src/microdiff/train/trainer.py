@@ -71,7 +71,8 @@ class Trainer:
         if resume:
             self.resume()
         if self.acc.is_main_process:
-            run = {**self.meta, "argv": sys.argv, "processes": self.acc.num_processes}
+            run = {**self.meta, "data_statistics": "in model/microdiff.json", "argv": sys.argv,
+                   "processes": self.acc.num_processes}
             write_text_atomic(self.run_dir / "run.json", json.dumps(run, indent=2))
         self._prepare_devices()
 
@@ -92,7 +93,7 @@ class Trainer:
                              f"{tc.grad_accum} accumulation step(s); choose a multiple of {world * tc.grad_accum}")
 
     def _load_data(self) -> None:
-        from ..data.channels import load_class_images
+        from ..data.channels import load_class_images, value_counts
         images = load_class_images(self.data_dir, self.config.model.image_size)
         self.config, self.layout, notes = adopt_data(self.config, self.data_dir, images)
         for line in [f"skipped: {s}" for s in images.skipped] + notes if self.acc.is_main_process else ():
@@ -104,7 +105,8 @@ class Trainer:
         self.data = data.pin_memory() if self.acc.device.type == "cuda" else data
         self.labels = torch.from_numpy(images.labels)
         self.class_names = images.class_names
-        self.meta = {"class_names": self.class_names, "config": self.config.to_dict(), "data_dir": str(self.data_dir)}
+        self.meta = {"class_names": self.class_names, "config": self.config.to_dict(), "data_dir": str(self.data_dir),
+                     "data_statistics": value_counts(images)}
 
     def _build_networks(self) -> None:
         tc = self.config.train
@@ -248,7 +250,7 @@ class Trainer:
     def export(self, path: Path | None = None) -> Path:
         """The EMA network as a pipeline folder, written atomically (main process)."""
         return export_pipeline(self.ema, self.config, self.class_names, Path(path or self.run_dir / "model"),
-                               self.step_count)
+                               self.step_count, self.meta["data_statistics"])
 
     def sample_grid(self) -> Path | None:
         """A preview grid from the EMA weights (main process); a failure never ends the run."""
