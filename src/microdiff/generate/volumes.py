@@ -175,8 +175,9 @@ def product_method(phases: bool = False, from_data: bool = False) -> str:
         return f"geometric mean of the planes' phase probabilities, each plane's log p {smoothing}, " \
             f"each phase's share fixed to the {source}' (of the mean probabilities at every step, " \
             "of the arg-max labels at the end)"
-    return f"evidence {EVIDENCE:g}, {smoothing}, rank-mapped onto 2D levels per step, " \
-        f"fractions centred on the {source}', drawn quasi-random by volume index"
+    centred = ", fractions centred on the training data's" if from_data else ""
+    return f"evidence {EVIDENCE:g}, {smoothing}, rank-mapped onto 2D levels per step{centred}, " \
+        "drawn fractions quasi-random by volume index"
 
 
 def volume_axes(pipe, s: VolumeSettings) -> tuple[str, str, str]:
