@@ -11,7 +11,8 @@ condition), one without (a stationary texture model, today's). Then:
   profiles; the floor: the same RMS of ``--num`` further true sources; and the surface band's
   depth (the first row brighter than 0.44 in each column, averaged) against the truth's;
 - *crops at a position*: ``--num`` training-size crops centred at rows 0.1, 0.3, 0.5, 0.8 of the
-  source (layout model), their mean intensity against true crops centred there.
+  source (layout model), their mean intensity against true crops centred there (a crop that
+  would leave the source is moved inside it, the generated one to the same rows).
 
     python benchmarks/layout.py --out /tmp/layout --steps 1500 --num 16
     python benchmarks/layout.py --out /tmp/layout3k --steps 3000 --num 16 --models layout
@@ -36,13 +37,23 @@ def surface_depth(images: np.ndarray) -> np.ndarray:
     return first.mean(1)
 
 
+def crop_top(row: float, size: int, height: int) -> int:
+    """The top pixel of a crop of ``size`` centred at ``row`` (a fraction of ``height``), kept inside the source."""
+    return min(max(int(round(row * height - size / 2)), 0), height - size)
+
+
+def crop_centre(row: float, size: int, height: int) -> float:
+    """The centre (a fraction of the height) of the crop ``crop_top`` cuts: where a sample is asked for,
+    so that generated and true crops show the same rows of the source."""
+    return (crop_top(row, size, height) + size / 2) / height
+
+
 def true_crops(rng, layers, size: int, row: float, n: int) -> np.ndarray:
     from microdiff.data.layers import layered_image
     out = []
     for _ in range(n):
         src = layered_image(rng, layers)
-        top = int(round(row * layers.height - size / 2))
-        top = min(max(top, 0), layers.height - size)
+        top = crop_top(row, size, layers.height)
         left = int(rng.integers(0, layers.width - size + 1))
         out.append(src[top:top + size, left:left + size])
     return np.stack(out)
@@ -55,6 +66,8 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=16, help="samples per measurement")
     ap.add_argument("--size", type=int, default=32, help="training crop side (sources are 3 x 4 crops)")
     ap.add_argument("--models", default="layout,stationary", help="which of the two models to train and measure")
+    ap.add_argument("--augment", choices=("dihedral", "flips", "none"), default=None,
+                    help="train.augment of the models (default: the preset's)")
     a = ap.parse_args()
     from microdiff.core.launch import keep_freed_memory
     keep_freed_memory()                      # as the command line does: large blocks reused, not re-zeroed
@@ -88,7 +101,8 @@ def main() -> None:
         tag = "layout" if layout else "stationary"
         run = out / tag
         cfg = apply_overrides(get_preset("cpu"), [f"model.image_size={a.size}", f"train.steps={a.steps}",
-                                                   "train.sample_every=0", f"model.layout={str(layout).lower()}"])
+                                                   "train.sample_every=0", f"model.layout={str(layout).lower()}",
+                                                   *([f"train.augment={a.augment}"] if a.augment else [])])
         t = time.perf_counter()
         if not (run / "model").exists():
             train_model(data, run, cfg, overwrite=True, show_progress=False)
@@ -105,7 +119,7 @@ def main() -> None:
                "profile": row_profile(whole).mean(0).round(4).tolist()}
         crops = {}
         for p in POSITIONS:
-            pos = (p, 0.5) if layout else None
+            pos = (crop_centre(p, a.size, layers.height), 0.5) if layout else None
             gen = sample_images(pipe, SampleSettings(num=a.num, seed=2, position=pos))[:, 0].numpy()
             tru = true_crops(rng, layers, a.size, p, 64)
             crops[str(p)] = {"generated_mean": float(gen.mean()), "generated_sd": float(gen.mean((1, 2)).std()),
