@@ -308,3 +308,40 @@ def test_one_micrograph_becomes_crops_at_its_own_resolution(tmp_path):
     rows = read_manifest(res.out)
     assert {int(r["crop_size"]) for r in rows} == {16}                                  # nothing resampled
     assert any("one micrograph" in n for n in res.report.notes)
+
+
+def test_targets_of_a_phase_model_name_its_phase_ids(phase_model, tmp_path, capsys):
+    """On a phase model a target is of a phase id: its soft field is that phase's probability, the
+    value achieved is the share of the arg-max labels written; a missing or unknown phase and an
+    MCRpy descriptor (which reads a gray image) stop with one line."""
+    from microdiff.core.errors import SettingError
+    from microdiff.targets import make_targets
+    ids = np.zeros((8, 8), np.uint8)
+    ids[:, 6:], ids[:2, :6] = 2, 1                                         # shares 36, 12, 16 of 64
+    unit = (np.arange(3)[:, None, None] == ids[None]).astype(np.float32)   # one-hot in [0, 1]
+    x0 = torch.from_numpy(2 * unit - 1)[None]
+    goal = make_targets({"vf": 0.3, "phase": 2}, labels=3)
+    x = goal.field(x0)
+    assert x.shape == (1, 3, 8, 8)
+    np.testing.assert_allclose(x.sum(1).numpy(), 1, atol=1e-6)
+    vf = goal.items[0]
+    assert abs(float(vf.fraction(x)[0]) - 16 / 64) < 1e-3
+    assert vf.achieved(goal.reading(unit)) == 16 / 64
+    assert goal.measure(unit)[0] | {"phase": 2, "phases": 3} == goal.measure(unit)[0]
+    np.save(tmp_path / "ref.npy", ids)
+    s2 = make_targets({"s2": str(tmp_path / "ref.npy"), "phase": 1}, labels=3, size=(8, 8))
+    assert s2.items[0].rmse(s2.reading(unit)) == 0 and float(s2.loss(x0)[0]) < 1e-2
+    with pytest.raises(SettingError, match="reads a gray image"):
+        make_targets({"correlations": str(tmp_path / "ref.npy")}, labels=3)
+    with pytest.raises(SettingError, match="phases: say which phase 0..2"):
+        make_targets({"vf": 0.3}, labels=3)
+    # the command line: the record names the phase id, and achieved is the written labels' share
+    assert main(["sample", "--model", str(phase_model), "--num", "2", "--steps", "3", "--target-vf", "0.4",
+                 "--target-phase", "1", "--out", str(tmp_path / "s")]) == 0
+    rec = json.loads((tmp_path / "s" / "a" / "0000.json").read_text())["targets"][0]
+    lab = np.load(tmp_path / "s" / "a" / "0000_labels.npy")
+    assert (rec["phase"], rec["phases"]) == (1, 3)
+    assert abs(rec["achieved"] - (lab == 1).mean()) < 1e-6
+    capsys.readouterr()
+    assert "--target-phase" in _err(capsys, ["sample", "--model", str(phase_model), "--num", "1", "--steps", "2",
+                                             "--target-vf", "0.4", "--out", str(tmp_path / "t")])

@@ -81,8 +81,9 @@ def model_targets(pipe, s: SampleSettings, size: Sequence[int]):
     if not s.targets:
         return None
     from ..targets import make_targets
+    labels = pipe.encoding.phases if pipe.encoding.kind == "phases" else 0
     goal = make_targets(s.targets, s.strength, tuple(size), pipe.class_names, s.target_candidates,
-                        s.segment)
+                        s.segment, labels)
     mixed = goal.mixed()
     if mixed is not None:
         own = {pipe.class_index(c) for c in (s.classes or pipe.class_names)}
@@ -130,4 +131,4 @@ class ImageProducer:
         return images if self.finish is None else self.finish(images)
 
     def annotate(self, item: Item, image: Tensor, seconds: float) -> dict:
-        return {"targets": self.targets.measure(image[0].numpy())} if self.targets else {}
+        return {"targets": self.targets.measure(image.numpy())} if self.targets else {}

@@ -305,7 +305,7 @@ class VolumeProducer:
                                    "predicted_std": round(self.std, 6),
                                    "cut": round((prior.cut + 1) / 2, 6)}
         if self.targets:
-            out["targets"] = self.targets.measure(volume[0].numpy())
+            out["targets"] = self.targets.measure(volume.numpy())
         return out
 
 

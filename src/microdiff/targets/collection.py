@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..core.checks import check_float, check_int
 from ..core.errors import NO_VALUE, SettingError
-from .base import Target
+from .base import Target, phase_probabilities
 from .vf import MIX_REACH, VolumeFraction
 
 X0_KINDS = frozenset({"s2"})       # targets steered by descent on x_0 (see Targets.guide)
@@ -55,15 +55,31 @@ class Targets:
             t.check(size)
         return self
 
+    @property
+    def labels(self) -> int:
+        """The phases of a phase model the targets read (0: a gray model's targets)."""
+        return max((t.labels for t in self.items), default=0)
+
+    def field(self, x0: Tensor) -> Tensor:
+        """The field the targets read from a predicted x_0 in [-1, 1] (B, C, H, W): the first
+        channel in [0, 1], or on a phase model the phases' probabilities (B, K, H, W)."""
+        x = (x0 + 1) / 2
+        return phase_probabilities(x) if self.labels else x[:, 0]
+
+    def reading(self, image: np.ndarray) -> np.ndarray:
+        """What the targets read in a finished image (C, H, W) in [0, 1]: the first channel, or on a
+        phase model all K (``Target.hard`` takes their arg-max)."""
+        return np.asarray(image) if self.labels else np.asarray(image)[0]
+
     def loss(self, x0: Tensor, kinds: Sequence[str] | None = None) -> Tensor:
-        """Per-sample loss of a predicted x_0 in [-1, 1], (B, C, H, W): the first channel as a
-        field; only the targets of ``kinds`` when given."""
-        x = (x0[:, 0] + 1) / 2
+        """Per-sample loss of a predicted x_0 in [-1, 1], (B, C, H, W), read as ``field``; only the
+        targets of ``kinds`` when given."""
+        x = self.field(x0)
         return sum(t.loss(x) for t in self.items if kinds is None or t.kind in kinds)
 
     def measure(self, image: np.ndarray) -> list[dict]:
-        """Each target with what the finished image (gray, [0, 1]) achieved."""
-        return [{**t.record(), **t.measure(image)} for t in self.items]
+        """Each target with what the finished image (C, H, W) in [0, 1] achieved (read by ``reading``)."""
+        return [{**t.record(), **t.measure(self.reading(image))} for t in self.items]
 
     def record(self) -> dict:
         return {"strength": self.strength, "targets": [t.record() for t in self.items],
@@ -75,9 +91,9 @@ class Targets:
         return float(sum(t.penalty(image) for t in self.items))
 
     def penalties(self, images: Tensor) -> Tensor:
-        """``penalty`` of each of ``images`` (N, C, H, W) in [0, 1], its first channel the field
-        (as in ``loss``): (N,) float64. ``generate.sampling.generate`` keeps each sample's draw of least penalty."""
-        return torch.tensor([self.penalty(im[0].numpy()) for im in images], dtype=torch.float64)
+        """``penalty`` of each of ``images`` (N, C, H, W) in [0, 1], read as in ``measure``: (N,)
+        float64. ``generate.sampling.generate`` keeps each sample's draw of least penalty."""
+        return torch.tensor([self.penalty(self.reading(im.numpy())) for im in images], dtype=torch.float64)
 
     def mixed(self) -> "VolumeFraction | None":
         """The volume-fraction target reached by class mixture, if any."""
@@ -97,7 +113,7 @@ class Targets:
             raise SettingError("targets.mix", NO_VALUE, "a class mixture needs the model's class names (sample with "
                                "a pipeline)")
         from ..denoise.guidance import ClassMixture
-        return ClassMixture(denoiser, vf.mix_labels(self.class_names), lambda x0: vf.fraction((x0[:, 0] + 1) / 2),
+        return ClassMixture(denoiser, vf.mix_labels(self.class_names), lambda x0: vf.fraction(self.field(x0)),
                             vf.value, MIX_REACH)
 
     def pooled_loss(self, x0: Tensor, kinds: Sequence[str] | None = None) -> Tensor:

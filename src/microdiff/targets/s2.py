@@ -12,7 +12,7 @@ from torch import Tensor
 from ..core.errors import SettingError, setting
 from ..metrics.registry import get
 from ..metrics.segmentation import Segmentation
-from .base import Target, hard_phase, soft_phase
+from .base import Target, hard_phase
 
 S2 = get("s2")
 
@@ -27,13 +27,23 @@ class TwoPoint(Target):
     kind: str = field(default="s2", init=False)
 
     @classmethod
-    def from_image(cls, path, weight: float = 1.0, segment: str = "otsu", phase: int = -1) -> "TwoPoint":
+    def from_image(cls, path, weight: float = 1.0, segment: str = "otsu", phase: int = -1,
+                   labels: int = 0) -> "TwoPoint":
+        """The S2 of ``phase`` in the reference ``path``: a gray micrograph read by ``segment``, or
+        for a phase model of ``labels`` phases a label map of its phase ids."""
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        if labels:
+            probe = cls(weight, phase=phase, labels=labels)
+            probe.check_common()
+            ids = read_label_reference(path, labels)
+            curve = S2.hard_form()((ids == phase).astype(np.float64))
+            return cls(weight, phase=phase, labels=labels, curve=tuple(float(v) for v in curve), source=str(path),
+                       sha256=digest)
         image = read_reference(path, "targets.s2")
         seg = Segmentation.parse(segment)
         ph = phase if phase >= 0 else seg.phases - 1
         curve = hard_s2(image, seg, ph)
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        return cls(weight, str(seg), phase, tuple(float(v) for v in curve), str(path), digest)
+        return cls(weight, str(seg), phase, curve=tuple(float(v) for v in curve), source=str(path), sha256=digest)
 
     def check(self, size) -> "TwoPoint":
         self.check_common()
@@ -46,7 +56,7 @@ class TwoPoint(Target):
         return self
 
     def loss(self, x: Tensor) -> Tensor:
-        s2 = S2.soft_form()(soft_phase(x, self.seg(), self.phase_index()))
+        s2 = S2.soft_form()(self.soft(x))
         ref = torch.tensor(self.curve, dtype=s2.dtype, device=s2.device)
         err2 = (s2 - ref) ** 2
         err2 = err2[:, 1:].mean(dim=1) + err2[:, 0]        # S2(0) = the phase's fraction weighs as all r > 0
@@ -56,7 +66,7 @@ class TwoPoint(Target):
         return {"rmse": round(self.rmse(image), 6)}
 
     def rmse(self, image: np.ndarray) -> float:
-        s2 = hard_s2(image, self.seg(), self.phase_index())
+        s2 = np.asarray(S2.hard_form()(self.hard(image)))
         return float(np.sqrt(np.mean((s2 - np.asarray(self.curve)) ** 2)))
 
     def penalty(self, image: np.ndarray) -> float:
@@ -65,8 +75,8 @@ class TwoPoint(Target):
         return self.weight * self.rmse(image) ** 2 / (2 * self.tol ** 2)
 
     def record(self) -> dict:
-        return {"kind": "s2", "image": self.source, "sha256": self.sha256, "phase": self.phase_index(),
-                "segment": self.segment, "weight": self.weight}
+        return {"kind": "s2", "image": self.source, "sha256": self.sha256, **self.phase_record(),
+                "weight": self.weight}
 
 
 def hard_s2(image: np.ndarray, seg: Segmentation, phase: int) -> np.ndarray:
@@ -84,3 +94,19 @@ def read_reference(path, name: str) -> np.ndarray:
         reason = getattr(e, "reason", None) or str(e)
         raise SettingError(name, str(path), f"{reason}; give a grayscale micrograph (PNG, TIFF, JPEG, BMP or "
                            "a 2-D .npy) of the samples' size") from None
+
+
+def read_label_reference(path, phases: int) -> np.ndarray:
+    """A reference label map (phase ids) of a phase model with ``phases`` phases, or one line naming the setting."""
+    from ..core.errors import MicrodiffError
+    from ..data.io import read_labels
+    try:
+        ids = read_labels(path, phases)
+    except MicrodiffError as e:
+        reason = getattr(e, "reason", None) or str(e)
+        raise SettingError("targets.s2", str(path), f"{reason}; give a label map of this model's phase ids "
+                           "(.npy or a label PNG) of the samples' size") from None
+    if int(ids.max()) >= phases:
+        raise SettingError("targets.s2", str(path), f"it holds phase id {int(ids.max())}; this model has {phases} "
+                           f"phases (0..{phases - 1})")
+    return ids

