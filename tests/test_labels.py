@@ -308,6 +308,18 @@ def test_one_micrograph_becomes_crops_at_its_own_resolution(tmp_path):
     rows = read_manifest(res.out)
     assert {int(r["crop_size"]) for r in rows} == {16}                                  # nothing resampled
     assert any("one micrograph" in n for n in res.report.notes)
+    assert {r["transform"] for r in rows} == set(DIHEDRAL_NAMES)                        # every turn by default
+    # a micrograph with a direction: mirrors and half turns only, and training follows (flips)
+    from microdiff.config import get_preset
+    from microdiff.train.runs import adopt_orientation
+    kept = prepare_folder(tmp_path / "src", tmp_path / "kept", PrepareSettings(size=16, channels="labels",
+                                                                               keep_orientation=True), **Q)
+    turns = {r["transform"] for r in read_manifest(kept.out)}
+    assert turns == {"identity", "rot180", "flip", "rot180+flip"}
+    meta = json.loads((kept.out / "dataset.json").read_text())
+    assert meta["orientation"] == "fixed" and "half turn" in meta["crop_policy"]["augmented"]
+    assert adopt_orientation(get_preset("cpu"), kept.out)[0].train.augment == "flips"
+    assert "orientation" not in json.loads((res.out / "dataset.json").read_text())
 
 
 def test_targets_of_a_phase_model_name_its_phase_ids(phase_model, tmp_path, capsys):

@@ -57,6 +57,9 @@ def _prepare_common(q) -> None:
     option(q, "holdout", type=float_arg(0.0, 1.0, lo_open=True, hi_open=True), default=0.0,
            help="hold out this fraction of each class's source images (whole micrographs) as OUT-heldout, the "
            "real floor for `evaluate --reference`")
+    option(q, "keep_orientation", action="store_true",
+           help="the micrographs have a direction (rolled, layered, elongated grains): augment by mirrors and half "
+           "turns only, and train so (dataset.json orientation fixed)")
     option(q, "seed", type=SEED, default=0)
     q.add_argument("--classes", help="comma-separated classes to keep")
     q.add_argument("--no-bar-detect", action="store_true", help="do not look for an SEM data bar")
@@ -138,7 +141,7 @@ def cmd_prepare(args) -> int:
                                  crop_fraction=args.crop_fraction, detect_bar=not args.no_bar_detect,
                                  strict=args.strict, overwrite=args.overwrite, crop_size=args.crop_size,
                                  channels="labels" if args.labels else "color" if args.color else "gray",
-                                 holdout=args.holdout)
+                                 holdout=args.holdout, keep_orientation=args.keep_orientation)
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
     if args.classes is not None and not classes:
         raise UsageError(f"--classes {args.classes!r}: name the classes to keep, comma-separated")

@@ -32,6 +32,7 @@ FLAGS = {
     # data (data.synth, data.synth3d, data.prepare)
     "per_class": "--per-class", "volumes": "--volumes", "sources": "--sources", "fraction": "--fraction", "radius": "--radius",
     "crop_fraction": "--crop-fraction", "crop_size": "--crop-size", "channels": "--labels/--color",
+    "keep_orientation": "--keep-orientation",
     "strict": "--strict", "prepare:classes": "--classes",
     "regions_per_image": "--regions-per-image", "region_px": "--region-px", "region_um": "--region-um",
     "pixel_size": "--pixel-size", "exclude": "--exclude",

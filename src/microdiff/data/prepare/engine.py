@@ -4,8 +4,8 @@
    with ``strict``), cut off the SEM data bar at the bottom (detected, not hard-coded), and keep
    only its bar-free size;
 2. *plan*: per class, up to ``per_class`` items; classes with more sources are subsampled,
-   classes with fewer are filled by augmentation -- random square crops and the 8
-   rotations/mirrors -- never repeating a (source, crop, transform);
+   classes with fewer are filled by augmentation -- random square crops and the 8 rotations/mirrors
+   -- never repeating a (source, crop, transform);
 3. *render*: crop, transform, resample to ``size`` (``data.io.crop_resample``: area averaging
    when shrinking, bicubic when enlarging), and
 4. *write* through ``DatasetWriter`` (a temporary folder, moved into place at the end).
@@ -17,8 +17,9 @@ fraction), so that no micrograph gives crops to both sides. A class of one micro
 nothing to hold out and is left out of the held-out set (a note says so).
 
 Crop policy: an *original* is the centred square of the whole shorter side (or, for fiber
-images, a random ``region`` square); an *augmented* item is a random square of
-``crop_fraction`` x the shorter side at a random position, with a random dihedral transform.
+images, a random ``region`` square); an *augmented* item is a random square of ``crop_fraction``
+x the shorter side at a random position, with a random dihedral transform (``keep_orientation``: a
+mirror or half turn, so a direction along rows or columns stays; training then does the same).
 """
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ from ...core.checks import check_choice, check_float, check_int
 from ...core.errors import ImageError, PrepareError, SettingError, setting
 from ..dataset import DatasetWriter
 from ..io import center_box
-from ..transforms import DIHEDRAL_NAMES
+from ..transforms import AUGMENT_ELEMENTS, DIHEDRAL_NAMES
 from .kinds import CHANNELS, check_phase_counts, crop_side, gray_view, read_source, render_crop, single_image_note
 from .sem_bar import detect_bar
 
+FLIPS = AUGMENT_ELEMENTS["flips"]   # keep_orientation: identity, half turn, the two mirrors (rows stay rows)
 SINGLE_IMAGE_ITEMS = 500     # crops made from a class of one micrograph unless per_class says otherwise
 
 
@@ -51,6 +53,7 @@ class PrepareSettings:
     channels: str = "gray"              # gray | color (RGB) | labels (phase-label maps), see kinds
     crop_size: int | None = None        # crops of this side in source pixels (None: the crop policy below)
     holdout: float = 0.0                # fraction of each class's source images written to <OUT>-heldout
+    keep_orientation: bool = False      # augment by mirrors and half turns only (rows stay rows), see _fill
 
     def __post_init__(self):
         check_int("size", self.size, 8, 65536, SettingError)
@@ -110,8 +113,7 @@ class ClassCount:
 
 @dataclass
 class PrepareResult:
-    """What ``prepare_*`` wrote: the data set folder, per-class counts, skipped files and notes
-    (``importing.summary_table`` prints them)."""
+    """What ``prepare_*`` wrote: the data set folder, per-class counts, skipped files, notes (``summary_table``)."""
     out: Path
     counts: dict[str, ClassCount]
     report: Report
@@ -142,8 +144,7 @@ def scan(files: Iterable[tuple[str, Path, dict]], settings: PrepareSettings, rep
         bar = detect_bar(gray) if settings.detect_bar and gray is not None else 0
         h, w = img.shape[0] - bar, img.shape[1]
         if min(h, w) < min_side:
-            report.skip(path, f"{w}x{h} px (without the data bar) is smaller than the {min_side} px crop",
-                        settings.strict)
+            report.skip(path, f"{w}x{h} px (without the data bar) is smaller than the {min_side} px crop", settings.strict)
             continue
         phases = int(img.max()) + 1 if settings.channels == "labels" else 0
         out.append(Source(cls, Path(path), h, w, bar, dict(meta), phases=phases))
@@ -171,8 +172,7 @@ def _originals(sources: list[Source], idx: list[int], cls: str, side: int | None
     return out
 
 
-def _augment_box(rng: np.random.Generator, s: Source, base: Item, fraction: float,
-                 side: int | None = None) -> tuple[int, int, int]:
+def _augment_box(rng: np.random.Generator, s: Source, base: Item, fraction: float, side: int | None = None) -> tuple:
     """A random square of ``fraction`` x the shorter side (inside the region for fiber regions),
     or of the crop ``side``."""
     if side is not None and s.regions is None:
@@ -200,7 +200,8 @@ def _fill(rng: np.random.Generator, sources: list[Source], originals: list[Item]
         base = originals[k % len(originals)]
         k += 1
         box = _augment_box(rng, sources[base.source], base, settings.crop_fraction, side)
-        key = (base.source, box, int(rng.integers(0, 8)))
+        turn = FLIPS[int(rng.integers(0, 4))] if settings.keep_orientation else int(rng.integers(0, 8))
+        key = (base.source, box, turn)
         if key in seen:
             continue
         seen.add(key)
@@ -225,7 +226,7 @@ def plan(sources: list[Source], classes: list[str], settings: PrepareSettings, r
         if single_image and len(idx) == 1 and side is not None and settings.crop_size is None:
             target = settings.per_class or SINGLE_IMAGE_ITEMS
             if report is not None:
-                report.notes.append(single_image_note(c, sources[idx[0]], side, target))
+                report.notes.append(single_image_note(c, sources[idx[0]], side, target, settings.keep_orientation))
         if n_avail >= target:
             chosen = sorted(rng.choice(n_avail, size=target, replace=False).tolist()) if target < n_avail else range(n_avail)
             cls_items = [originals[k] for k in chosen]
@@ -264,10 +265,12 @@ def render(sources: list[Source], items: list[Item], settings: PrepareSettings, 
 
 
 def _dataset_meta(kind: str, settings: PrepareSettings, counts: dict[str, ClassCount], report: Report) -> dict:
+    fixed = settings.keep_orientation
     return {"kind": kind, "size": settings.size, "seed": settings.seed, "per_class": settings.per_class,
             "crop_policy": {"original": "centred square of the shorter side" if kind != "fiber" else
-                            "random square region", "augmented": f"random square of {settings.crop_fraction} "
-                            "x the shorter side, random rotation/mirror", "resampling": "area down, bicubic up"},
+                            "random square region", "augmented": f"random square of {settings.crop_fraction} x the "
+                            f"shorter side, random {'mirror/half turn' if fixed else 'rotation/mirror'}",
+                            "resampling": "area down, bicubic up"}, **({"orientation": "fixed"} if fixed else {}),
             "counts_before": {c: k.originals_available for c, k in counts.items()},
             "counts_after": {c: k.total for c, k in counts.items()},
             "originals": {c: k.originals for c, k in counts.items()},

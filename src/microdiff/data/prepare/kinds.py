@@ -74,10 +74,11 @@ def crop_side(sources, idx: list[int], settings, single_image: bool = True) -> i
     return None
 
 
-def single_image_note(cls: str, s, side: int, target: int) -> str:
+def single_image_note(cls: str, s, side: int, target: int, keep_orientation: bool = False) -> str:
     short = min(s.height, s.width)
+    turns = "mirrors and half turns" if keep_orientation else "rotations and mirrors"
     note = (f"class {cls}: one micrograph ({s.width}x{s.height} px): {target} crops of {side} px at its own "
-            "resolution (tiles, then random crops with rotations and mirrors)")
+            f"resolution (tiles, then random crops with {turns})")
     if short < 4 * side:
         note += (f"; it is less than 4x the crop size, so the crops overlap heavily: a single image of at least "
                  f"{4 * side} px gives the model varied windows")
