@@ -315,3 +315,17 @@ def test_pooled_loss_steers_a_batch_as_one_field():
     mixed = torch.cat([one, -one])                                    # fractions f and about 1 - f
     stacked = goal.items[0].fraction((torch.cat([one[0, 0], -one[0, 0]])[None] + 1) / 2)   # (1, 64, 32)
     torch.testing.assert_close(goal.pooled_loss(mixed), ((stacked - 0.3) ** 2 / (2 * 0.005 ** 2)).expand(2))
+
+
+def test_a_descriptor_file_becomes_a_target_of_that_descriptor(tmp_path):
+    """``Descriptor.from_file`` on what ``characterize`` writes: the same values, name, weight and digest."""
+    import hashlib
+    img = (np.random.default_rng(0).random((40, 40)) > 0.5).astype(np.float64)
+    save_png(tmp_path / "r.png", img)
+    out = tmp_path / "c.npy"
+    assert main(["characterize", str(tmp_path / "r.png"), "--descriptor", "correlations", "--out", str(out)]) == 0
+    t = Descriptor.from_file(out, "correlations", 0.5)
+    assert (t.descriptor, t.weight, t.labels, t.source, t.kind) == ("correlations", 0.5, 0, str(out), "descriptor")
+    np.testing.assert_array_equal(t.array, np.load(out).astype(np.float32).reshape(-1))
+    assert t.record()["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert make_targets({"correlations": str(out)}, size=(64, 64)).items[0].array.size == t.array.size

@@ -51,7 +51,8 @@ class Descriptor(Target):
             raise SettingError(name, str(path), "every value is zero: the descriptor of a uniform image, to which a "
                                f"relative error is undefined; describe a micrograph that shows its phases ({fix})")
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-        return cls(weight, "otsu", -1, descriptor, str(path), arr.astype(np.float32).reshape(-1), digest)
+        return cls(weight, "otsu", -1, descriptor=descriptor, source=str(path), array=arr.astype(np.float32).reshape(-1),
+                   sha256=digest)
 
     def check(self, size) -> "Descriptor":
         self.check_common()
