@@ -31,18 +31,17 @@ class TwoPoint(Target):
                    labels: int = 0) -> "TwoPoint":
         """The S2 of ``phase`` in the reference ``path``: a gray micrograph read by ``segment``, or
         for a phase model of ``labels`` phases a label map of its phase ids."""
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         if labels:
-            probe = cls(weight, phase=phase, labels=labels)
-            probe.check_common()
+            cls(weight, phase=phase, labels=labels).check_common()
             ids = read_label_reference(path, labels)
             curve = S2.hard_form()((ids == phase).astype(np.float64))
             return cls(weight, phase=phase, labels=labels, curve=tuple(float(v) for v in curve), source=str(path),
-                       sha256=digest)
+                       sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest())
         image = read_reference(path, "targets.s2")
         seg = Segmentation.parse(segment)
         ph = phase if phase >= 0 else seg.phases - 1
         curve = hard_s2(image, seg, ph)
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         return cls(weight, str(seg), phase, curve=tuple(float(v) for v in curve), source=str(path), sha256=digest)
 
     def check(self, size) -> "TwoPoint":
