@@ -1,10 +1,18 @@
 """Phases' shares of a volume: one log-odds offset per volume and phase that fixes each phase's
 share, of the mean probabilities (``match_fractions``, at every step of the product of planes)
-or of the arg-max labels (``match_label_shares``, once a volume is finished)."""
+or of the arg-max labels (``match_label_shares``, once a volume is finished); and a phase model's
+channels read as probabilities (``phase_probabilities``)."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+def phase_probabilities(x: Tensor, floor: float = 1e-4) -> Tensor:
+    """A phase model's one-hot channels in [0, 1] (B, K, ...) as probabilities: clipped at
+    ``floor`` and normalised over the K channels (``data.encoding.probabilities``' form)."""
+    p = x.clamp(min=floor)
+    return p / p.sum(1, keepdim=True)
 
 
 def match_fractions(logp: Tensor, fractions: Tensor, iters: int = 50, tol: float = 1e-6) -> Tensor:

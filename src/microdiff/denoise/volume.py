@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .denoiser import DenoiserOutput, DenoiserWrapper
-from .shares import match_fractions
+from .shares import match_fractions, phase_probabilities
 
 
 PLANE_MODES = ("alternate", "fuse", "product")
@@ -85,8 +85,8 @@ def phase_product(x0s: Sequence[Tensor], fractions: Tensor | None = None,
     minority phase (0.5 % binder for 13 %)."""
     logp = 0
     for a, xa in enumerate(x0s):
-        p = ((xa.double() + 1) / 2).clamp_min(floor)
-        logp = logp + smooth_along((p / p.sum(1, keepdim=True)).log(), a, normal_std, periodic) / len(x0s)
+        p = phase_probabilities((xa.double() + 1) / 2, floor)
+        logp = logp + smooth_along(p.log(), a, normal_std, periodic) / len(x0s)
     if fractions is not None:
         logp = match_fractions(logp, fractions)
     return (2 * torch.softmax(logp, dim=1) - 1).to(x0s[0].dtype)

@@ -80,9 +80,8 @@ def label_shares_fixed(volumes: Tensor, fractions: Tensor, floor: float = 1e-4) 
     the shares of the mean probabilities, which the labels a volume is read as do not keep."""
     import torch
 
-    from ..denoise.shares import match_label_shares
-    p = volumes.double().clamp_min(floor)
-    logp = match_label_shares((p / p.sum(1, keepdim=True)).log(), fractions)
+    from ..denoise.shares import match_label_shares, phase_probabilities
+    logp = match_label_shares(phase_probabilities(volumes.double(), floor).log(), fractions)
     return torch.softmax(logp, dim=1).to(volumes.dtype)
 
 

@@ -9,7 +9,7 @@ soft indicator is m = sigmoid((x - t) / TEMPERATURE) between the segmentation's 
 (computed on the detached x_0 by the same method that labels the finished sample).
 
 On a phase model (``labels`` = K phases, one-hot channels) no segmentation is involved: the field
-is the K phases' probabilities (B, K, H, W) (``phase_probabilities``), the soft indicator of
+is the K phases' probabilities (B, K, H, W) (``denoise.shares.phase_probabilities``), the soft indicator of
 phase k is its probability and the hard one the arg-max label, as the written label maps have it.
 """
 from __future__ import annotations
@@ -37,13 +37,6 @@ def soft_phase(x: Tensor, seg: Segmentation, phase: int) -> Tensor:
     ones, zeros = torch.ones_like(x[:, None]), torch.zeros_like(x[:, None])
     levels = torch.cat([ones, above, zeros], dim=1)                                # P(x above t_{k-1}), k = 0..K
     return levels[:, phase] - levels[:, phase + 1]
-
-
-def phase_probabilities(x: Tensor, floor: float = 1e-4) -> Tensor:
-    """A phase model's one-hot channels in [0, 1] (B, K, ...) as probabilities: clipped at
-    ``floor`` and normalised over the K channels (``data.encoding.probabilities``' form)."""
-    p = x.clamp(min=floor)
-    return p / p.sum(1, keepdim=True)
 
 
 def hard_phase(image: np.ndarray, seg: Segmentation, phase: int) -> np.ndarray:

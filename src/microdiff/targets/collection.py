@@ -19,7 +19,8 @@ from torch import Tensor
 
 from ..core.checks import check_float, check_int
 from ..core.errors import NO_VALUE, SettingError
-from .base import Target, phase_probabilities
+from ..denoise.shares import phase_probabilities
+from .base import Target
 from .vf import MIX_REACH, VolumeFraction
 
 X0_KINDS = frozenset({"s2"})       # targets steered by descent on x_0 (see Targets.guide)
