@@ -10,8 +10,9 @@ its own checkout) trains on the same training part for the same wall-clock secon
 compared with the truth cubes by `microdiff evaluate --truth` for the pore phase (phase 0).
 
     python benchmarks/ct.py prepare  --root runs/ct --volume ../shared/data/ct/ketton.tif
-    python benchmarks/ct.py train    --root runs/ct --steps 1750
-    python benchmarks/ct.py sample   --root runs/ct --num 8 [--name vols --extra "--planes product"]
+    python benchmarks/ct.py train    --root runs/ct --steps 1750 [--run run]
+    python benchmarks/ct.py train    --root runs/ct --steps 3500 --run long --resume   # a copy of run, continued
+    python benchmarks/ct.py sample   --root runs/ct --num 8 [--name vols --sample-steps 20 --run run --extra "..."]
     python benchmarks/ct.py slicegan --root runs/ct --slicegan /path/to/SliceGAN [--seconds S] --num 8
     python benchmarks/ct.py compare  --root runs/ct [--names vols,slicegan]   # -> runs/ct/compare.md
 """
@@ -74,16 +75,25 @@ def _run(cmd: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def train(root: Path, steps: int) -> None:
+def _seconds_file(root: Path, run: str) -> Path:
+    return root / ("train_seconds.json" if run == "run" else f"train_seconds_{run}.json")
+
+
+def train(root: Path, steps: int, run: str, resume: bool) -> None:
+    """Train the `cpu` preset to `steps`; with `resume`, continue the run folder from its last checkpoint
+    (the learning rate is constant after warm-up, so a continued run is a longer run) and add the seconds."""
+    before = json.loads(_seconds_file(root, run).read_text())["seconds"] if resume else 0.0
+    flag = "--resume" if resume else "--overwrite"
     seconds = _run([sys.executable, "-m", "microdiff", "train", "--data", str(root / "data"), "--out",
-                    str(root / "run"), "--preset", "cpu", "--steps", str(steps), "--overwrite", "--no-progress"])
-    (root / "train_seconds.json").write_text(json.dumps({"steps": steps, "seconds": round(seconds, 1)}))
+                    str(root / run), "--preset", "cpu", "--steps", str(steps), flag, "--no-progress"])
+    _seconds_file(root, run).write_text(json.dumps({"steps": steps, "seconds": round(before + seconds, 1)}))
 
 
-def sample(root: Path, name: str, num: int, steps: int, extra: str) -> None:
-    _run([sys.executable, "-m", "microdiff", "sample3d", "--model", str(root / "run" / "model"), "--class", "ketton",
+def sample(root: Path, name: str, num: int, steps: int, run: str, extra: str) -> None:
+    _run([sys.executable, "-m", "microdiff", "sample3d", "--model", str(root / run / "model"), "--class", "ketton",
           "--num", str(num), "--size", str(SIDE), "--steps", str(steps), "--segment", "otsu", "--out",
           str(root / name), "--overwrite", *shlex.split(extra)])
+    (root / name / "sampled_from.json").write_text(json.dumps({"run": run, "steps": steps}))
 
 
 def slicegan(root: Path, source: Path, seconds: float | None, num: int) -> None:
@@ -143,9 +153,12 @@ def _seconds(root: Path, name: str) -> str:
         g = json.loads((root / "slicegan_run" / "generate.json").read_text())
         return (f"trained {t['seconds']:.0f} s ({t['iterations']} iterations, {t['generator_updates']} generator "
                 f"updates), {g['mean_seconds_per_volume']:.1f} s per volume")
-    t = json.loads((root / "train_seconds.json").read_text())
+    made = root / name / "sampled_from.json"
+    source = json.loads(made.read_text()) if made.is_file() else {"run": "run", "steps": 20}
+    t = json.loads(_seconds_file(root, source["run"]).read_text())
     secs = [json.loads(f.read_text())["seconds"] for f in sorted((root / name).glob("*/volume.json"))]
-    return f"trained {t['seconds']:.0f} s ({t['steps']} steps), {np.mean(secs):.1f} s per volume"
+    return (f"{source['run']} trained {t['seconds']:.0f} s ({t['steps']} steps), {source['steps']} sampler steps, "
+            f"{np.mean(secs):.1f} s per volume")
 
 
 def main() -> None:
@@ -154,7 +167,10 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=Path("runs/ct"))
     ap.add_argument("--volume", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ct/ketton.tif")
     ap.add_argument("--per-axis", type=int, default=800, help="prepare: training crops per axis")
-    ap.add_argument("--steps", type=int, default=1750, help="train: optimizer steps; sample: sampler steps (20)")
+    ap.add_argument("--steps", type=int, default=1750, help="train: optimizer steps (the total, when resuming)")
+    ap.add_argument("--sample-steps", type=int, default=20, help="sample: DPM-Solver++ steps per volume")
+    ap.add_argument("--run", default="run", help="train, sample: the run folder under --root")
+    ap.add_argument("--resume", action="store_true", help="train: continue --run from its last checkpoint")
     ap.add_argument("--num", type=int, default=8)
     ap.add_argument("--name", default="vols", help="sample: the output folder under --root")
     ap.add_argument("--extra", default="", help="sample: more sample3d flags")
@@ -165,9 +181,9 @@ def main() -> None:
     if a.action == "prepare":
         prepare(a.root, a.volume, a.per_axis)
     elif a.action == "train":
-        train(a.root, a.steps)
+        train(a.root, a.steps, a.run, a.resume)
     elif a.action == "sample":
-        sample(a.root, a.name, a.num, 20 if a.steps == 1750 else a.steps, a.extra)
+        sample(a.root, a.name, a.num, a.sample_steps, a.run, a.extra)
     elif a.action == "slicegan":
         if a.slicegan is None:
             raise SystemExit("slicegan: give --slicegan PATH (a checkout of github.com/stke9/SliceGAN)")
