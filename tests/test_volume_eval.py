@@ -81,3 +81,31 @@ def test_bad_volume_inputs_are_one_line(sets, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert rc == 2 and needle in err and len(err.splitlines()) == 1, (extra, err)
     assert not (tmp_path / "o").exists()
+
+
+def test_volumes_described_in_two_processes_as_in_one(sets):
+    """N processes = 1 process: the same numbers, in the same order, to the byte of metrics.csv
+    (TauFactor included, solved in the workers)."""
+    from microdiff.evaluate.volumes import VolumeEvalSettings, evaluate_volumes
+    root, gen, truth = sets
+    for n in (1, 2):
+        evaluate_volumes(gen, truth, root / f"w{n}", VolumeEvalSettings(workers=n), report=False)
+    one, two = ((root / f"w{n}" / "metrics.csv").read_text() for n in (1, 2))
+    assert one == two and "tortuosity_z" in one.splitlines()[0] and len(one.splitlines()) == 1 + 3 + 4
+
+
+def test_errors_cross_processes_whole():
+    """A setting's error raised in a worker reads the same in the parent (its setting, value,
+    problem, and a missing value stays missing; `evaluate --phase 3` above raises it in a worker),
+    and a bad worker count is one setting's error."""
+    import pickle
+    from microdiff.core.errors import NO_VALUE, SettingError
+    from microdiff.core.launch import resolve_workers
+    for value in (3, NO_VALUE, None):
+        e = pickle.loads(pickle.dumps(SettingError("phase", value, "holds phases 0..1")))
+        assert type(e) is SettingError and e.setting == "phase" and e.problem == "holds phases 0..1"
+        assert (e.value is NO_VALUE) == (value is NO_VALUE) and str(e) == str(SettingError("phase", value,
+                                                                                         "holds phases 0..1"))
+    with pytest.raises(SettingError, match="workers = -1"):
+        resolve_workers(-1, 4)
+    assert resolve_workers(5, 2) == 2 and resolve_workers(0, 1) == 1

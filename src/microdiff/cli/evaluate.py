@@ -60,6 +60,8 @@ def register(sub) -> None:
     option(p, "phase", type=int_arg(0, 255), help="volumes: the phase described (default: 1 of label volumes, the "
            "brightest of --segment for gray ones)")
     p.add_argument("--no-transport", action="store_true", help="volumes: skip the tortuosity factor (TauFactor)")
+    option(p, "workers", type=int_arg(0, 1024), default=0, help="volumes: processes describing volumes side by "
+           "side (default 0: one per CPU core; 1: in this process)")
     add_max_pixels(p)
     p.set_defaults(handler=cmd_evaluate)
 
@@ -92,8 +94,10 @@ def cmd_evaluate(args) -> int:
     if args.train is None:
         raise UsageError("--train: give the folder of training images to compare the generated images with")
     from ..evaluate import EvalSettings, evaluate_folders
-    if args.phase is not None or args.no_transport:
-        raise UsageError(f"{'--phase' if args.phase is not None else '--no-transport'} applies to volumes; images are "
+    volume_only = [f for f, given in (("--phase", args.phase is not None), ("--no-transport", args.no_transport),
+                                      ("--workers", args.workers != 0)) if given]
+    if volume_only:
+        raise UsageError(f"{volume_only[0]} applies to volumes; images are "
                          "compared by their phases of --segment (or --labels)")
     if args.labels and args.segment is not None:
         raise UsageError("--segment splits gray images into phases; label maps (--labels) hold them already")
@@ -136,7 +140,8 @@ def _evaluate_volumes(args) -> int:
         raise UsageError(f"{(given or ['--descriptors'])[0]} applies to images; volumes are described by every phase "
                          "descriptor (see `microdiff characterize --help`)")
     from ..evaluate.volumes import VolumeEvalSettings, evaluate_against_sections, evaluate_volumes
-    settings = VolumeEvalSettings(phase=args.phase, segment=args.segment or "otsu", transport=not args.no_transport)
+    settings = VolumeEvalSettings(phase=args.phase, segment=args.segment or "otsu", transport=not args.no_transport,
+                                  workers=args.workers)
     if (args.truth is None) == (args.train is None):
         raise UsageError("volumes are compared with true volumes (--truth DIR) or with 2D sections (--train DIR); "
                          "give one of them")

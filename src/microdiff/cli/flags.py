@@ -37,6 +37,7 @@ FLAGS = {
     "regions_per_image": "--regions-per-image", "region_px": "--region-px", "region_um": "--region-um",
     "pixel_size": "--pixel-size", "exclude": "--exclude",
     # characterize and evaluate
+    "workers": "--workers",
     "descriptor": "--descriptor", "descriptors": "--descriptors", "limit_to": "--limit-to", "threshold": "--threshold",
     "phase": "--phase", "labels": "--labels", "exact": "--exact", "generated": "--generated", "train": "--train",
     "cache_dir": "--cache", "files": "FILES", "truth": "--truth", "reference": "--reference", "holdout": "--holdout",

@@ -7,7 +7,7 @@
   ``write_text_atomic``), ``RunLock``.
 - ``seeding``: seeds named by what they are for (``derive_seed``, ``sample_seed``, ``volume_seed``).
 - ``launch``: processes, devices and memory (``dist_info``, ``distributed_state``, ``default_device``,
-  ``launch``, ``keep_freed_memory``).
+  ``launch``, ``keep_freed_memory``, ``process_map`` over the CPU's cores).
 """
 from .errors import (CheckpointError, ConfigError, DataError, GenerationError, ImageError, MicrodiffError,
                      MissingPathError, ModelDirError, OutputError, OutputExistsError, PrepareError, RunDirError, SettingError,

@@ -67,6 +67,10 @@ class SettingError(UsageError):
         super().__init__(problem)
         self.setting, self.value, self.problem = name, value, problem
 
+    def __reduce__(self):                                  # whole across processes (``core.launch.process_map``)
+        return _setting_error, (type(self), self.setting, self.value is NO_VALUE,
+                                None if self.value is NO_VALUE else self.value, self.problem)
+
     def render(self, name: Callable[[str], str] = _plain) -> str:
         shown = name(self.setting) if name is not _plain else self.setting
         problem = _MARK.sub(lambda m: name(m.group(1)), self.problem)
@@ -76,6 +80,10 @@ class SettingError(UsageError):
             value = repr(self.value) if isinstance(self.value, str) else str(self.value)
             return f"{shown} {value}: {problem}"
         return f"{shown} = {self.value!r}: {problem}"
+
+
+def _setting_error(cls, name: str, missing: bool, value, problem: str) -> SettingError:
+    return cls(name, NO_VALUE if missing else value, problem)
 
 
 class ConfigError(MicrodiffError, ValueError):

@@ -1,11 +1,12 @@
-"""Processes and devices: the local launcher behind ``--num-processes``, and the torchrun /
-accelerate environment a command finds itself in."""
+"""Processes and devices: the local launcher behind ``--num-processes``, the torchrun /
+accelerate environment a command finds itself in, and ``process_map`` (independent pieces of
+CPU work, such as describing many volumes, spread over the CPU's cores)."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import SettingError
 
@@ -116,3 +117,41 @@ def launch(n: int, argv: Sequence[str]) -> int:
         procs.append(subprocess.Popen([sys.executable, "-m", "microdiff", *rest], env=env))
     codes = [p.wait() for p in procs]
     return max(codes, key=abs)
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS says, else the count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                              # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int, items: int) -> int:
+    """Processes for ``items`` pieces of work: ``workers`` (0: one per core), at most one per item."""
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise SettingError("workers", workers, "expected 0 (one process per CPU core) or a count >= 1")
+    return max(1, min(workers or cpu_cores(), items))
+
+
+def _one_thread() -> None:
+    import torch
+    torch.set_num_threads(1)
+
+
+def process_map(fn: Callable, items: Sequence, workers: int = 0) -> list:
+    """``[fn(x) for x in items]``, in order, computed in ``resolve_workers(workers)`` fresh
+    processes (spawned, not forked: the parent's torch thread pool is never copied), each with one
+    torch thread. ``fn`` and the items must be picklable (a module-level function, or a
+    ``functools.partial`` of one). With one worker it runs here, in this process. The first error
+    any item raises is raised here, and the items not yet started are cancelled."""
+    n = resolve_workers(workers, len(items))
+    if n == 1:
+        return [fn(x) for x in items]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+    try:
+        return list(pool.map(fn, items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -24,11 +24,13 @@ import csv
 import io
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..core.errors import DataError, SettingError, setting
+from ..core.launch import process_map, resolve_workers
 from ..metrics.phases import phase_scalars, scalar_names
 
 SCALARS = ("vf", "surface", "cluster", "thickness", "euler")
@@ -42,12 +44,14 @@ class VolumeEvalSettings:
     phase: int | None = None          # the phase described (labels: default 1; gray: of ``segment``, default the brightest)
     segment: str = "otsu"             # how gray volumes are split into phases
     transport: bool = True            # the tortuosity factor (TauFactor; seconds per 64^3)
+    workers: int = 1                  # processes describing volumes side by side (0: one per CPU core)
 
     def __post_init__(self):
         from ..metrics.segmentation import Segmentation
         Segmentation.parse(self.segment)
         if self.phase is not None and not (isinstance(self.phase, int) and 0 <= self.phase <= 255):
             raise SettingError("phase", self.phase, "expected a phase index 0..255")
+        resolve_workers(self.workers, 1)
 
     def names(self) -> tuple[str, ...]:
         from ..metrics.registry import REGISTRY
@@ -134,8 +138,9 @@ def evaluate_volumes(generated: str | Path, truth: str | Path, out: str | Path,
                             f"files); give the {name} volumes' folder")
     names = settings.names()
     phases = label_phases(gen_files + truth_files)
-    gen = [_measure(f, settings, names, phases) for f in gen_files]
-    tru = [_measure(f, settings, names, phases) for f in truth_files]
+    every = process_map(partial(_measure, settings=settings, names=names, phases=phases), gen_files + truth_files,
+                        settings.workers)
+    gen, tru = every[:len(gen_files)], every[len(gen_files):]
     names = names + scalar_names(phases)
     if len({v["_shape"] for v in gen + tru}) > 1:
         raise DataError(f"the volumes differ in shape (true, in {truth}: {sorted({v['_shape'] for v in tru})}; generated, "
@@ -274,7 +279,7 @@ def evaluate_against_sections(generated: str | Path, sections: str | Path, out: 
     if not gen_files:
         raise DataError(f"{generated}: holds no volumes (NNNN/labels.npy as sample3d writes them, or 3-D files)")
     names = tuple(n for n in SECTION_NAMES if n in settings.names())
-    gen = [_measure(f, settings, names) for f in gen_files]
+    gen = process_map(partial(_measure, settings=settings, names=names), gen_files, settings.workers)
     shape = gen[0]["_shape"]
     truth = _section_truth(Path(sections), shape, settings, groups)
     result = VolumeEvalResult(Path(out), settings, gen_files, [Path(sections)] * len(truth),
