@@ -21,7 +21,7 @@ demo: install
 
 test: install
 	$(BIN)/microdiff weights fetch || echo "weights could not be fetched: the tests that need them will skip"
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=10
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

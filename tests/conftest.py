@@ -15,6 +15,14 @@ def shared_path(*parts) -> Path:
     return p
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test`` runs one worker per core) each worker keeps to one thread,
+    so the workers do not oversubscribe the cores."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _threads():
     import torch
