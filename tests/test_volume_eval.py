@@ -109,3 +109,16 @@ def test_errors_cross_processes_whole():
     with pytest.raises(SettingError, match="workers = -1"):
         resolve_workers(-1, 4)
     assert resolve_workers(5, 2) == 2 and resolve_workers(0, 1) == 1
+
+
+def test_a_worker_that_dies_is_one_settings_error():
+    """A worker process killed without an answer (here it exits at once, as one killed for memory
+    would) is an error of the worker count, which names the fix, not a pool's traceback."""
+    import os
+    from microdiff.cli.flags import flag_of
+    from microdiff.core.errors import SettingError
+    from microdiff.core.launch import process_map
+    with pytest.raises(SettingError) as err:
+        process_map(os._exit, [3, 3], workers=2)
+    assert err.value.setting == "workers" and "fewer" in str(err.value) and "workers 1" in str(err.value)
+    assert err.value.render(flag_of).startswith("--workers 2: ") and "--workers 1" in err.value.render(flag_of)

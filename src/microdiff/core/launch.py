@@ -8,7 +8,7 @@ import subprocess
 import sys
 from typing import Callable, Sequence
 
-from .errors import SettingError
+from .errors import SettingError, setting
 
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3      # mallopt parameters (malloc.h)
@@ -113,7 +113,7 @@ def launch(n: int, argv: Sequence[str]) -> int:
     for rank in range(n):
         env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(n),
                "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(n)}
-        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))
+        env.setdefault("OMP_NUM_THREADS", str(max(1, cpu_cores() // n)))
         procs.append(subprocess.Popen([sys.executable, "-m", "microdiff", *rest], env=env))
     codes = [p.wait() for p in procs]
     return max(codes, key=abs)
@@ -144,14 +144,20 @@ def process_map(fn: Callable, items: Sequence, workers: int = 0) -> list:
     processes (spawned, not forked: the parent's torch thread pool is never copied), each with one
     torch thread. ``fn`` and the items must be picklable (a module-level function, or a
     ``functools.partial`` of one). With one worker it runs here, in this process. The first error
-    any item raises is raised here, and the items not yet started are cancelled."""
+    any item raises is raised here, and the items not yet started are cancelled. A worker that
+    dies without an answer (killed for memory, say) is a ``SettingError`` of ``workers``: fewer
+    processes need less memory."""
     n = resolve_workers(workers, len(items))
     if n == 1:
         return [fn(x) for x in items]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
     pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
     try:
         return list(pool.map(fn, items))
+    except BrokenProcessPool:
+        raise SettingError("workers", workers, f"one of {n} worker processes stopped without an answer (killed "
+                           f"for memory?): run again with fewer, e.g. {setting('workers')} 1") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
