@@ -115,10 +115,11 @@ def connectivity(ind: np.ndarray, min_pixels: int = 10) -> tuple[float, float]:
     """Of one phase's indicator (edge-connected, not wrapped): its clusters of at least ``min_pixels``
     pixels per 256^2 (grains, pores, particles; fewer pixels are speckle) and the share of the phase in its
     largest cluster (1 for a closed network such as grain boundaries; a broken one falls apart)."""
-    from microdiff.metrics.volume import clusters, largest_cluster_fraction
-    lab, n = clusters(ind)
+    from microdiff.metrics.volume import clusters
+    lab, _ = clusters(ind)
     sizes = np.bincount(lab.ravel())[1:]
-    return float((sizes >= min_pixels).sum() * 256 ** 2 / ind.size), largest_cluster_fraction(ind)
+    largest = float(sizes.max() / sizes.sum()) if sizes.size else 0.0      # as metrics.volume.largest_cluster_fraction
+    return float((sizes >= min_pixels).sum() * 256 ** 2 / ind.size), largest
 
 
 def single_grid(path: Path, orig: np.ndarray, sets: dict, k: int, per_row: int = 4) -> None:
