@@ -234,15 +234,17 @@ def test_smooth_along_is_a_normalised_gaussian_along_one_axis():
     assert torch.equal(smooth_along(edge, 1, 0.0), edge)
 
 
-def test_the_normal_width_fades_with_the_noise_level(monkeypatch):
-    """NORMAL_FADE = f: the width times s^2 / (s^2 + f^2), s = sigma / alpha; 0: the width at every step."""
+def test_the_normal_width_fades_with_the_noise_level():
+    """fade f: the width times s^2 / (s^2 + f^2), s = sigma / alpha; 0: the width at every step.
+    Gray volumes fade by NORMAL_FADE, phase volumes by PHASE_NORMAL_FADE."""
     import microdiff.denoise.volume as V
     vol = V.PlanarVolumeDenoiser([None] * 3, "product", normal_std=1.5)
     alpha, sigma = torch.tensor([0.6]), torch.tensor([0.8])                     # s = 4/3
-    assert vol.width(alpha, sigma) == 1.5
-    monkeypatch.setattr(V, "NORMAL_FADE", 2.0)
-    assert vol.width(alpha, sigma) == pytest.approx(1.5 * (16 / 9) / (16 / 9 + 4))
-    assert vol.width(torch.tensor([1.0]), torch.tensor([1e-4])) < 1e-8
+    assert vol.width(alpha, sigma, 0.0) == 1.5
+    assert vol.width(alpha, sigma, 2.0) == pytest.approx(1.5 * (16 / 9) / (16 / 9 + 4))
+    assert vol.width(torch.tensor([1.0]), torch.tensor([1e-4]), 1.0) == pytest.approx(1.5e-8, rel=1e-6)
+    assert vol.width(torch.tensor([1e-3]), torch.tensor([1.0]), 1.0) == pytest.approx(1.5, rel=1e-5)
+    assert (V.NORMAL_FADE, V.PHASE_NORMAL_FADE) == (1.0, 0.0)
 
 
 def test_normal_smoothing_brings_the_planes_sum_towards_the_3d_filter():

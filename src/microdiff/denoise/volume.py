@@ -21,7 +21,8 @@ PLANE_MODES = ("alternate", "fuse", "product")
 EVIDENCE = 1.0             # product mode: weight of each plane's evidence (see PlanarVolumeDenoiser.product_x0)
 UNMAPPED_EVIDENCE = 0.5    # the weight for a prior without levels, which keeps the volume fraction unmapped
 NORMAL_STD = 1.0           # product: each plane's evidence smoothed along that plane's normal (Gaussian std, voxels)
-NORMAL_FADE = 0.0          # product: the width times s^2 / (s^2 + NORMAL_FADE^2), s = sigma / alpha (0: every step)
+NORMAL_FADE = 1.0          # gray product: the width times s^2 / (s^2 + NORMAL_FADE^2), s = sigma / alpha (0: every step)
+PHASE_NORMAL_FADE = 0.0    # phase product: the same for phase volumes (measured at the full width at every step)
 MARGINAL_GRID = 8193       # marginal_denoiser: points over a volume's range of x_t, linearly interpolated between
 
 
@@ -275,10 +276,10 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         Gaussian field at high noise the exact 3D posterior mean is the field's covariance applied
         to x_t in all three directions; each plane applies it in its own two, and smoothing its
         evidence along the third on the covariance's own scale brings the sum close to it (tested
-        in closed form). One width for all steps and models: about a voxel removes the one-voxel
-        sheets and keeps features of a few voxels; chosen on real micro-CT (Ketton) against 0,
-        0.7 and 2 (BENCHMARKS.md). For i.i.d. voxels the planes add nothing (x0_a = ref) and G_a
-        changes nothing.
+        in closed form). One width for all models: about a voxel removes the one-voxel sheets and
+        keeps features of a few voxels; chosen on real micro-CT (Ketton) against 0, 0.7 and 2
+        (BENCHMARKS.md); for gray volumes it fades with the noise level (``width``). For i.i.d.
+        voxels the planes add nothing (x0_a = ref) and G_a changes nothing.
 
         EVIDENCE = 1 is the product of the three planar experts with the voxel's own evidence,
         which each of them holds, divided out twice, to first order in each plane's departure
@@ -296,11 +297,12 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
             raise ValueError("the product of planes needs the voxels' marginal: prior=VoxelPrior(values, weights)")
         alpha, sigma = self.coefficients(t, x)
         if isinstance(self.prior, PhasePrior):
-            return phase_product(x0s, self.prior.fractions, normal_std=self.width(alpha, sigma), periodic=self.periodic)
+            width = self.width(alpha, sigma, PHASE_NORMAL_FADE)
+            return phase_product(x0s, self.prior.fractions, normal_std=width, periodic=self.periodic)
         ref = marginal_denoiser(x, alpha, sigma, self.prior.values, self.prior.weights)
         levels = self.prior.levels
         weight = EVIDENCE if levels else UNMAPPED_EVIDENCE
-        width = self.width(alpha, sigma)
+        width = self.width(alpha, sigma, NORMAL_FADE)
         x0 = ref + weight * sum(smooth_along(xa - ref, a, width, self.periodic) for a, xa in enumerate(x0s))
         if not levels:
             return x0
@@ -310,12 +312,17 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
                              "the volume's own sampler and steps (generate.volumes.voxel_marginal)")
         return rank_map(x0, levels[step], self.prior.fraction, self.fractions).to(x.dtype)
 
-    def width(self, alpha: Tensor, sigma: Tensor) -> float:
-        """The smoothing along each plane's normal at this noise level (``normal_std``)."""
-        if NORMAL_FADE <= 0:
+    def width(self, alpha: Tensor, sigma: Tensor, fade: float) -> float:
+        """The smoothing along each plane's normal at this noise level: ``normal_std`` times
+        s^2 / (s^2 + fade^2), s = sigma / alpha, so the full width at high noise, where the planes'
+        sections are independent estimates, and none in the last steps, where x_t already ties
+        neighbouring sections together (fade 0: the full width at every step). Gray volumes fade
+        (NORMAL_FADE; it joined more pores on Ketton at the same surface, BENCHMARKS.md); phase
+        volumes keep the full width (PHASE_NORMAL_FADE), the setting they were measured with."""
+        if fade <= 0:
             return self.normal_std
         s2 = float((sigma / alpha).flatten()[0]) ** 2
-        return self.normal_std * s2 / (s2 + NORMAL_FADE ** 2)
+        return self.normal_std * s2 / (s2 + fade ** 2)
 
     def __call__(self, x: Tensor, t: Tensor, y: Tensor) -> DenoiserOutput:
         if x.ndim != 5 or y.ndim != 2 or y.shape[1] != 3:
