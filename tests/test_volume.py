@@ -247,6 +247,36 @@ def test_the_normal_width_fades_with_the_noise_level():
     assert (V.NORMAL_FADE, V.PHASE_NORMAL_FADE) == (1.0, 0.0)
 
 
+
+def test_gray_volumes_fade_the_width_and_phase_volumes_keep_it(monkeypatch):
+    """The product passes the faded width to the gray rule's smoothing and the full width to
+    the phase rule's, at the step's own s = sigma / alpha."""
+    import microdiff.denoise.volume as DV
+    widths = {}
+
+    def smooth_spy(x, axis, std, periodic=False):
+        widths["gray"] = std
+        return x
+
+    def phase_spy(x0s, fractions, normal_std, periodic):
+        widths["phase"] = normal_std
+        return x0s[0]
+    monkeypatch.setattr(DV, "smooth_along", smooth_spy)
+    monkeypatch.setattr(DV, "phase_product", phase_spy)
+    base = Diffusion.from_config("linear", 1000)
+    t = torch.full((1,), 400)
+    x = torch.zeros(1, 1, 4, 4, 4, dtype=torch.float64)
+    v = torch.linspace(-1, 1, 11, dtype=torch.float64)
+    gray = PlanarVolumeDenoiser(_planes(GaussianDenoiser(base, M, S)), "product", prior=(v, torch.ones(11)))
+    alpha, sigma = gray.coefficients(t, x)
+    s2 = float(sigma / alpha) ** 2
+    gray.product_x0(x, t, [x] * 3)
+    phase = PlanarVolumeDenoiser(_planes(GaussianDenoiser(base, M, S)), "product",
+                                 prior=DV.PhasePrior(torch.tensor([0.5, 0.5])))
+    phase.product_x0(x.repeat(1, 2, 1, 1, 1), t, [x.repeat(1, 2, 1, 1, 1)] * 3)
+    assert widths["gray"] == pytest.approx(DV.NORMAL_STD * s2 / (s2 + DV.NORMAL_FADE ** 2)) and 0 < s2 < 10
+    assert widths["phase"] == DV.NORMAL_STD
+
 def test_normal_smoothing_brings_the_planes_sum_towards_the_3d_filter():
     """The product's rationale in the high-noise limit, where the posterior mean of a Gaussian
     field is its covariance C applied to x_t: each plane applies C within its plane only, and the
