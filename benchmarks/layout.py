@@ -3,7 +3,8 @@
 On the built-in layered truth (``synth layers``: a dark surface band, a porous coating, a
 substrate; ``data.layers``), two ``cpu``-preset models are trained for the same fixed number of
 steps on the same crops: one with ``--layout`` (the crops' positions in their sources as a
-condition), one without (a stationary texture model, today's). Then:
+condition, and the learning-rate decay that ``train --layout`` brings), one without (a stationary
+texture model, constant learning rate after warm-up). Then:
 
 - *whole sources*: ``--num`` canvases of a whole source (96 x 128 px at the training scale) from
   each model; their row profile (mean intensity of every row, across the columns) against the
@@ -16,6 +17,7 @@ condition), one without (a stationary texture model, today's). Then:
 
     python benchmarks/layout.py --out /tmp/layout --steps 1500 --num 16
     python benchmarks/layout.py --out /tmp/layout3k --steps 3000 --num 16 --models layout
+    python benchmarks/layout.py --out /tmp/layout_const --models layout --lr-decay none
 """
 from __future__ import annotations
 
@@ -66,12 +68,15 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=16, help="samples per measurement")
     ap.add_argument("--size", type=int, default=32, help="training crop side (sources are 3 x 4 crops)")
     ap.add_argument("--models", default="layout,stationary", help="which of the two models to train and measure")
+    ap.add_argument("--lr-decay", choices=("none", "cosine"), default=None,
+                    help="train.lr_decay of the layout model (default: what `train --layout` uses, a cosine)")
     ap.add_argument("--augment", choices=("dihedral", "flips", "none"), default=None,
                     help="train.augment of the models (default: the preset's)")
     a = ap.parse_args()
     from microdiff.core.launch import keep_freed_memory
     keep_freed_memory()                      # as the command line does: large blocks reused, not re-zeroed
 
+    from microdiff.cli.train import LAYOUT_DEFAULTS
     from microdiff.config import apply_overrides, get_preset
     from microdiff.data.layers import LayerSettings, layered_image, profile_error, row_profile
     from microdiff.data.synth import synth_layers
@@ -100,9 +105,10 @@ def main() -> None:
     for layout in [t == "layout" for t in tags]:
         tag = "layout" if layout else "stationary"
         run = out / tag
+        decay = ([f"train.lr_decay={a.lr_decay}"] if a.lr_decay else LAYOUT_DEFAULTS) if layout else []
         cfg = apply_overrides(get_preset("cpu"), [f"model.image_size={a.size}", f"train.steps={a.steps}",
                                                    "train.sample_every=0", f"model.layout={str(layout).lower()}",
-                                                   *([f"train.augment={a.augment}"] if a.augment else [])])
+                                                   *decay, *([f"train.augment={a.augment}"] if a.augment else [])])
         t = time.perf_counter()
         if not (run / "model").exists():
             train_model(data, run, cfg, overwrite=True, show_progress=False)

@@ -68,7 +68,7 @@ def test_a_window_sees_its_share_of_the_canvas_coordinates():
 class _RowNet(torch.nn.Module):
     """A 'network' whose epsilon is its row-coordinate input channel; it records what it was given."""
     def forward(self, x, t, class_labels=None):
-        self.seen = (x.shape[1], class_labels)
+        self.seen = (x.shape[1], class_labels, x[:, 1:3].clone())
         return type("Out", (), {"sample": x[:, 1:2]})()
 
 
@@ -79,8 +79,34 @@ def test_windows_laid_over_a_canvas_put_each_coordinate_where_the_canvas_has_it(
     x, t = torch.zeros(1, 1, 24, 40, dtype=torch.float64), torch.tensor([10])
     out = WindowedDenoiser(ClassifierFreeGuidance(den, 2.0), 8, [0], overlap=0.3)(x, t, y)
     assert torch.allclose(out.eps, coordinate_maps(y, 24, 40)[:, :1], atol=1e-9)      # guided: the same map twice
-    channels, labels = net.seen
-    assert channels == 3 and labels.dtype == torch.long and set(labels.tolist()) == {1, 2}
+    channels, labels, maps = net.seen
+    assert channels == 3 and labels.shape == (maps.shape[0], 7) and set(labels[:, 0].tolist()) == {1, 2}
+    first, down, across = labels[:, 1:3, None, None], labels[:, 3:5, None, None], labels[:, 5:7, None, None]
+    steps = torch.arange(8, dtype=torch.float64) / 7
+    rebuilt = first + down * steps.view(1, 1, 8, 1) + across * steps.view(1, 1, 1, 8)
+    assert torch.allclose(rebuilt, maps, atol=1e-12)          # the frame is each window's affine map to its source
+
+
+def test_the_frame_embedding_starts_silent_and_reads_turned_windows():
+    """An untrained layout network's class embedding is the class label's alone; a turned window's
+    frame swaps the roles of its rows and columns, and the frame rebuilds its coordinates."""
+    from microdiff.config import ModelConfig
+    from microdiff.denoise.layout import network_condition
+    from microdiff.model.network import build_unet
+    unet = build_unet(ModelConfig(image_size=8, base_channels=16, channel_mult=(1, 2), attention_resolutions=(4,),
+                                  norm_groups=4, layout=True), num_classes=3)
+    y = layout_condition([2, 2], [(0.1, 0.2, 0.5, 0.5)] * 2, [0, 1])
+    maps = coordinate_maps(y, 8)
+    cond = network_condition(y, maps)
+    emb = unet.class_embedding
+    assert torch.equal(emb(cond), emb.labels(torch.tensor([2, 2])))
+    assert torch.allclose(cond[0, 3:5], torch.tensor([0.875, 0.0], dtype=torch.float64))     # upright: rows run down the source
+    assert cond[1, 3:5].abs().argmax() == 1 and cond[1, 5:7].abs().argmax() == 0             # turned: along its columns
+    steps = torch.arange(8, dtype=torch.float64) / 7
+    for i in range(2):
+        rebuilt = (cond[i, 1:3, None, None] + cond[i, 3:5, None, None] * steps.view(1, 8, 1)
+                   + cond[i, 5:7, None, None] * steps.view(1, 1, 8))
+        assert torch.allclose(rebuilt, maps[i], atol=1e-12)
 
 
 def test_layout_round_trip_and_its_errors(tmp_path, capsys):
@@ -92,6 +118,7 @@ def test_layout_round_trip_and_its_errors(tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *sets, "--steps", "2", "--layout",
                  "--no-progress"]) == 0
     model = tmp_path / "r" / "model"
+    assert json.loads((model / "microdiff.json").read_text())["config"]["train"]["lr_decay"] == "cosine"   # --layout's
     assert main(["sample", "--model", str(model), "--out", str(tmp_path / "s"), "--num", "1", "--steps", "2"]) == 0
     rec = json.loads((tmp_path / "s" / "sample.json").read_text())
     assert rec["size"] == [48, 64] and rec["position"] is None                  # a whole source by default
@@ -107,6 +134,17 @@ def test_layout_round_trip_and_its_errors(tmp_path, capsys):
     rc = main(["sample3d", "--model", str(model), "--out", str(tmp_path / "v")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "layout" in err and len(err.splitlines()) == 1
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    old = tmp_path / "old_model"                     # a layout model saved with a plain class embedding
+    shutil.copytree(model, old)
+    weights = old / "unet" / "diffusion_pytorch_model.safetensors"
+    state = {k: v for k, v in load_file(str(weights)).items() if not k.startswith("class_embedding.")}
+    save_file({**state, "class_embedding.weight": torch.zeros(2, 128)}, str(weights))
+    rc = main(["sample", "--model", str(old), "--out", str(tmp_path / "o"), "--num", "1", "--steps", "2"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "train --layout" in err and str(old) in err and len(err.splitlines()) == 1
     fibers = synth_fiber(tmp_path / "f", size=32, per_class=2, show_progress=False)
     rc = main(["train", "--data", str(fibers), "--out", str(tmp_path / "r2"), *sets, "--steps", "2", "--layout",
                "--no-progress"])
@@ -114,6 +152,7 @@ def test_layout_round_trip_and_its_errors(tmp_path, capsys):
     assert rc == 2 and "manifest.csv" in err and len(err.splitlines()) == 1
     assert main(["train", "--data", str(fibers), "--out", str(tmp_path / "r3"), *sets, "--steps", "2",
                  "--no-progress"]) == 0
+    assert json.loads((tmp_path / "r3" / "model" / "microdiff.json").read_text())["config"]["train"]["lr_decay"] == "none"
     capsys.readouterr()
     rc = main(["sample", "--model", str(tmp_path / "r3" / "model"), "--out", str(tmp_path / "y"), "--position", "0.5,0.5"])
     err = capsys.readouterr().err.strip()

@@ -175,3 +175,20 @@ def test_edm_preconditioning_gives_unit_variance_input_and_target():
         inv_alpha, c_in, c_skip, c_out = den._edm(t, xt)
         assert float((inv_alpha * c_in * xt).std()) == pytest.approx(1.0, rel=0.05)
         assert float(((x0 - c_skip * inv_alpha * xt) / c_out).std()) == pytest.approx(1.0, rel=0.05)
+
+
+def test_learning_rate_schedules_follow_their_closed_forms():
+    """Warm-up, then a constant rate, or a half cosine that reaches 0 at the last step."""
+    from microdiff.config import TrainConfig
+    from microdiff.train import lr_at
+    const = TrainConfig(steps=1000, lr=1e-3, warmup_steps=100)
+    cos = TrainConfig(steps=1000, lr=1e-3, warmup_steps=100, lr_decay="cosine")
+    for cfg in (const, cos):
+        assert lr_at(0, cfg) == pytest.approx(1e-5) and lr_at(99, cfg) == pytest.approx(1e-3)
+    assert lr_at(550, const) == lr_at(999, const) == 1e-3
+    assert lr_at(100, cos) == pytest.approx(1e-3)
+    assert lr_at(550, cos) == pytest.approx(0.5e-3)                                   # half-way down
+    assert lr_at(325, cos) == pytest.approx(1e-3 * (1 + np.cos(np.pi / 4)) / 2)
+    assert lr_at(1000, cos) == pytest.approx(0.0, abs=1e-15) and lr_at(5000, cos) == lr_at(1000, cos)
+    with pytest.raises(Exception, match="train.lr_decay"):
+        TrainConfig(lr_decay="linear")

@@ -23,7 +23,8 @@ def register(sub) -> None:
            help="data-parallel processes on this machine (torchrun underneath; or use `accelerate launch`)")
     p.add_argument("--no-compile", action="store_true", help="do not torch.compile the U-Net on a GPU")
     option(p, "layout", action="store_true", help="non-stationary micrographs (coatings, surfaces): the model also "
-           "sees where each crop lies in its source (model.layout); the data set must record it (prepare, synth layers)")
+           "sees where each crop lies in its source (model.layout; with train.lr_decay=cosine unless --set says "
+           "otherwise); the data set must record it (prepare, synth layers)")
     p.add_argument("--no-progress", action="store_true")
     add_max_pixels(p)
     p.set_defaults(handler=cmd_train)
@@ -33,13 +34,19 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_report)
 
 
+# What --layout brings besides model.layout: the learning rate decays to 0 (a cosine), so the last
+# weights, and their EMA, agree on where the layers lie (BENCHMARKS.md, layout).
+LAYOUT_DEFAULTS = ["train.lr_decay=cosine"]
+
+
 def config_of(args):
     """The preset with --config and --set applied, and the train flags as overrides."""
     from ..config import load_config
-    overrides = list(args.set)
+    layout = getattr(args, "layout", False)
+    overrides = (LAYOUT_DEFAULTS if layout else []) + list(args.set)      # --set wins over the layout defaults
     if getattr(args, "no_compile", False):
         overrides.append("train.compile=no")
-    if getattr(args, "layout", False):
+    if layout:
         overrides.append("model.layout=true")
     for flag, key in (("steps", "train.steps"), ("batch_size", "train.batch_size"), ("grad_accum", "train.grad_accum"),
                       ("image_size", "model.image_size"), ("lr", "train.lr"), ("seed", "train.seed")):

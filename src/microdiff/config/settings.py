@@ -173,6 +173,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     warmup_steps: int = 200
+    lr_decay: str = "none"           # after the warm-up: "none" (constant lr) or "cosine" (to 0 at the last step)
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     grad_clip: float = 1.0
@@ -196,6 +197,7 @@ class TrainConfig:
         check_int(n + "batch_size", self.batch_size, 1, 10 ** 6)
         check_float(n + "lr", self.lr, 0.0, 1.0, lo_open=True)
         check_int(n + "warmup_steps", self.warmup_steps, 0, 10 ** 9)
+        check_choice(n + "lr_decay", self.lr_decay, ("none", "cosine"))
         check_float(n + "weight_decay", self.weight_decay, 0.0)
         check_float(n + "ema_decay", self.ema_decay, 0.0, 1.0, hi_open=True)
         check_float(n + "grad_clip", self.grad_clip, 0.0)

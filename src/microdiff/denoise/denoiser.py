@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..diffusion.schedule import Diffusion, predict_eps_from_x0, predict_x0_from_eps, split_output
-from .layout import coordinate_maps, is_layout, labels_of, with_labels
+from .layout import coordinate_maps, is_layout, labels_of, network_condition, with_labels
 
 
 @dataclass(frozen=True)
@@ -128,11 +128,12 @@ class Denoiser(DenoiserBase):
         if self.prediction == "edm":
             inv_alpha, c_in, c_skip, c_out = self._edm(t, x)
             xin = xin * (inv_alpha * c_in).to(xin.dtype)
-        net_in = xin
+        net_in, labels = xin, labels_of(y)
         if is_layout(y):                      # a layout model: the coordinate channels after the image's
-            net_in = torch.cat([xin, coordinate_maps(y, *x.shape[-2:]).to(xin.dtype)], 1)
+            maps = coordinate_maps(y, *x.shape[-2:])
+            net_in, labels = torch.cat([xin, maps.to(xin.dtype)], 1), network_condition(y, maps)
         with self.autocast():
-            raw = self.net(net_in, self.network_time(t), class_labels=labels_of(y)).sample
+            raw = self.net(net_in, self.network_time(t), class_labels=labels).sample
         main, v = split_output(raw, self.channels)
         v = None if v is None else v.to(x.dtype)
         if self.prediction == "eps":

@@ -12,7 +12,8 @@ of ``LAYOUT_COLUMNS`` numbers: the class label, the region (top, left, height, w
 of the source) and the dihedral element (``data.transforms``) that maps the source's pixel grid
 to the window's -- training crops are turned and mirrored, and their coordinates with them, so
 the network learns the orientation from the coordinate channels; samples are upright (element 0).
-Plain class labels (B,) stay what non-layout models take.
+Plain class labels (B,) stay what non-layout models take. The network gets the class label with
+the window's frame (``network_condition``), which its ``model.network.RegionEmbedding`` embeds.
 """
 from __future__ import annotations
 
@@ -97,6 +98,21 @@ def coordinate_maps(y: Tensor, height: int, width: int | None = None) -> Tensor:
     if bool((k != 0).any()):
         maps = torch.stack([dihedral(maps[i], int(k[i])) for i in range(len(k))])
     return maps
+
+
+def window_frame(maps: Tensor) -> Tensor:
+    """The frame (B, 6) of windows with coordinate channels ``maps`` (B, 2, H, W): the coordinates
+    of the first pixel, their change from the first to the last row, and from the first to the
+    last column -- the affine map from the window's pixel grid to its source, orientation
+    included (a turned window's rows run along the source's columns)."""
+    first = maps[:, :, 0, 0]
+    return torch.cat([first, maps[:, :, -1, 0] - first, maps[:, :, 0, -1] - first], 1)
+
+
+def network_condition(y: Tensor, maps: Tensor) -> Tensor:
+    """What a layout model's network takes as its class labels: (B, 7) rows of the class label and
+    the frame of windows with coordinate channels ``maps``."""
+    return torch.cat([labels_of(y).to(maps.dtype)[:, None], window_frame(maps)], 1)
 
 
 def window_conditions(y: Tensor, rows0: Tensor, cols0: Tensor, window: int, height: int, width: int) -> Tensor:

@@ -7,7 +7,8 @@
                                     data's value counts per class (``data.channels.value_counts``)
 
 ``MicrodiffPipeline.from_pretrained(dir)`` loads it in one line; a plain diffusers user gets the
-network with ``UNet2DModel.from_pretrained(dir, subfolder="unet")``. diffusers is imported only
+network with ``UNet2DModel.from_pretrained(dir, subfolder="unet")`` (not of a layout model, whose
+class embedding is microdiff's own: load that with the pipeline). diffusers is imported only
 when the pipeline class is first used.
 """
 from __future__ import annotations
@@ -92,13 +93,30 @@ def weights_fingerprint(net) -> str:
     return h.hexdigest()
 
 
-def load_components(path: Path, **kwargs):
+class _Outdated(Exception):
+    """A layout model saved with a plain class embedding."""
+
+
+def load_components(path: Path, config: Config, num_classes: int, **kwargs):
     """The U-Net and the scheduler of a model folder, loaded directly (no progress bar), with a
-    clear error for missing or truncated files."""
+    clear error for missing or truncated files. A layout model's U-Net has microdiff's own class
+    embedding (``model.network.RegionEmbedding``): it is built from ``config`` and its weights
+    loaded strictly."""
     from diffusers import DDPMScheduler, UNet2DModel
     try:
-        unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", **kwargs)
+        if config.model.layout:
+            from safetensors.torch import load_file
+            state = load_file(str(path / "unet" / "diffusion_pytorch_model.safetensors"))
+            if "class_embedding.weight" in state:
+                raise _Outdated
+            unet = build_unet(config.model, num_classes)
+            unet.load_state_dict(state)
+        else:
+            unet = UNet2DModel.from_pretrained(str(path), subfolder="unet", **kwargs)
         scheduler = DDPMScheduler.from_pretrained(str(path), subfolder="scheduler")
+    except _Outdated:
+        raise ModelDirError(f"{path} is a layout model made before layout models read their window's frame "
+                            "(model.network.RegionEmbedding); train it again with `microdiff train --layout`") from None
     except Exception as e:  # noqa: BLE001  diffusers raises many kinds for missing or truncated files
         raise ModelDirError(f"cannot load the model in {path} ({type(e).__name__}: {' '.join(str(e).split())[:300]}); "
                             "re-export it or retrain") from None
@@ -158,7 +176,7 @@ def _make_pipeline_class():
         def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
             path = Path(pretrained_model_name_or_path)
             config, names = read_model_meta(path)
-            return _attach_meta(cls(*load_components(path, **kwargs)), config, names,
+            return _attach_meta(cls(*load_components(path, config, len(names), **kwargs)), config, names,
                                 read_data_statistics(path, names, config))
 
         def class_index(self, name: str) -> int:

@@ -2,6 +2,8 @@
 functions of (seed, step), and the learning-rate and EMA schedules."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..core.seeding import STREAM_DATA_ORDER, STREAM_STEP, derive_seed
@@ -51,8 +53,15 @@ def step_randomness(seed: int, step: int, batch: int, shape: tuple[int, ...], ti
 
 
 def lr_at(step: int, cfg) -> float:
+    """The learning rate of ``step`` (0-based) under ``cfg`` (a ``TrainConfig``): a linear warm-up
+    over ``warmup_steps``, then ``lr`` (``lr_decay = "none"``), or a half cosine from ``lr`` down to
+    0 at ``steps`` (``"cosine"``; a resumed run with more steps continues on the longer curve)."""
     if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.lr_decay == "cosine":
+        span = max(cfg.steps - cfg.warmup_steps, 1)
+        done = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * done))
     return cfg.lr
 
 
