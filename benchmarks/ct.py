@@ -79,13 +79,15 @@ def _seconds_file(root: Path, run: str) -> Path:
     return root / ("train_seconds.json" if run == "run" else f"train_seconds_{run}.json")
 
 
-def train(root: Path, steps: int, run: str, resume: bool) -> None:
-    """Train the `cpu` preset to `steps`; with `resume`, continue the run folder from its last checkpoint
-    (the learning rate is constant after warm-up, so a continued run is a longer run) and add the seconds."""
+def train(root: Path, steps: int, run: str, resume: bool, sets: list[str]) -> None:
+    """Train the `cpu` preset (with the `--set` overrides) to `steps`; with `resume`, continue the run
+    folder from its last checkpoint (with the preset's constant learning rate after warm-up, a
+    continued run is a longer run) and add the seconds."""
     before = json.loads(_seconds_file(root, run).read_text())["seconds"] if resume else 0.0
     flag = "--resume" if resume else "--overwrite"
     seconds = _run([sys.executable, "-m", "microdiff", "train", "--data", str(root / "data"), "--out",
-                    str(root / run), "--preset", "cpu", "--steps", str(steps), flag, "--no-progress"])
+                    str(root / run), "--preset", "cpu", "--steps", str(steps), flag, "--no-progress",
+                    *[f"--set={kv}" for kv in sets]])
     _seconds_file(root, run).write_text(json.dumps({"steps": steps, "seconds": round(before + seconds, 1)}))
 
 
@@ -171,6 +173,7 @@ def main() -> None:
     ap.add_argument("--sample-steps", type=int, default=20, help="sample: DPM-Solver++ steps per volume")
     ap.add_argument("--run", default="run", help="train, sample: the run folder under --root")
     ap.add_argument("--resume", action="store_true", help="train: continue --run from its last checkpoint")
+    ap.add_argument("--set", action="append", default=[], help="train: a setting KEY=VALUE of `microdiff train` (repeat)")
     ap.add_argument("--num", type=int, default=8)
     ap.add_argument("--name", default="vols", help="sample: the output folder under --root")
     ap.add_argument("--extra", default="", help="sample: more sample3d flags")
@@ -181,7 +184,7 @@ def main() -> None:
     if a.action == "prepare":
         prepare(a.root, a.volume, a.per_axis)
     elif a.action == "train":
-        train(a.root, a.steps, a.run, a.resume)
+        train(a.root, a.steps, a.run, a.resume, a.set)
     elif a.action == "sample":
         sample(a.root, a.name, a.num, a.sample_steps, a.run, a.extra)
     elif a.action == "slicegan":
