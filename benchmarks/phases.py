@@ -9,7 +9,7 @@ as many training sections: the floor and its 95th percentile), the triple-phase 
 volumes against the true ones (its table.md), and the same figures printed here.
 
     python benchmarks/phases.py data   --root runs/el            # synth electrode3d: slices + 8 true volumes
-    python benchmarks/phases.py train  --root runs/el --steps 1750
+    python benchmarks/phases.py train  --root runs/el --steps 1750 [--set train.lr_decay=cosine]
     python benchmarks/phases.py sample --root runs/el --num 64 --volumes 8
     python benchmarks/phases.py compare --root runs/el           # prints the table; runs/el/ev3d/table.md
 
@@ -233,6 +233,7 @@ def main(argv=None) -> int:
     ap.add_argument("--num", type=int, default=64)
     ap.add_argument("--volumes", type=int, default=8)
     ap.add_argument("--per-class", type=int, default=600)
+    ap.add_argument("--set", action="append", default=[], help="train: a setting KEY=VALUE of `microdiff train` (repeat)")
     ap.add_argument("--mcrpy", type=Path, help="single: also MCRpy's maps, the --out of benchmarks/peers/mcrpy.py")
     ap.add_argument("--compare-only", action="store_true", help="single: compare the maps already sampled")
     ap.add_argument("--guide", choices=GUIDES, default="none",
@@ -245,7 +246,8 @@ def main(argv=None) -> int:
                   "--volumes", "8", "--overwrite")
     elif a.step == "train":
         microdiff("train", "--data", str(r / "slices"), "--out", str(r / "run"), "--preset", "cpu",
-                  "--steps", str(a.steps), "--no-progress", *(["--resume"] if (r / "run").exists() else []))
+                  "--steps", str(a.steps), "--no-progress", *(["--resume"] if (r / "run").exists() else []),
+                  *[f"--set={kv}" for kv in a.set])
     elif a.step == "sample":
         microdiff("sample", "--model", str(r / "run" / "model"), "--num", str(a.num), "--steps", "20",
                   "--out", str(r / "samples2d"), "--overwrite")
