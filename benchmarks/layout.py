@@ -76,8 +76,7 @@ def main() -> None:
     from microdiff.core.launch import keep_freed_memory
     keep_freed_memory()                      # as the command line does: large blocks reused, not re-zeroed
 
-    from microdiff.cli.train import LAYOUT_DEFAULTS
-    from microdiff.config import apply_overrides, get_preset
+    from microdiff.config import LAYOUT_OVERRIDES, apply_overrides, get_preset
     from microdiff.data.layers import LayerSettings, layered_image, profile_error, row_profile
     from microdiff.data.synth import synth_layers
     from microdiff.generate import SampleSettings
@@ -105,7 +104,7 @@ def main() -> None:
     for layout in [t == "layout" for t in tags]:
         tag = "layout" if layout else "stationary"
         run = out / tag
-        decay = ([f"train.lr_decay={a.lr_decay}"] if a.lr_decay else LAYOUT_DEFAULTS) if layout else []
+        decay = ([f"train.lr_decay={a.lr_decay}"] if a.lr_decay else list(LAYOUT_OVERRIDES)) if layout else []
         cfg = apply_overrides(get_preset("cpu"), [f"model.image_size={a.size}", f"train.steps={a.steps}",
                                                    "train.sample_every=0", f"model.layout={str(layout).lower()}",
                                                    *decay, *([f"train.augment={a.augment}"] if a.augment else [])])

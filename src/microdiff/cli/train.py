@@ -34,16 +34,11 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_report)
 
 
-# What --layout brings besides model.layout: the learning rate decays to 0 (a cosine), so the last
-# weights, and their EMA, agree on where the layers lie (BENCHMARKS.md, layout).
-LAYOUT_DEFAULTS = ["train.lr_decay=cosine"]
-
-
 def config_of(args):
     """The preset with --config and --set applied, and the train flags as overrides."""
-    from ..config import load_config
+    from ..config import LAYOUT_OVERRIDES, load_config
     layout = getattr(args, "layout", False)
-    overrides = (LAYOUT_DEFAULTS if layout else []) + list(args.set)      # --set wins over the layout defaults
+    overrides = [*(LAYOUT_OVERRIDES if layout else ()), *args.set]       # --set wins over the layout overrides
     if getattr(args, "no_compile", False):
         overrides.append("train.compile=no")
     if layout:

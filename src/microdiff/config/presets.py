@@ -42,6 +42,11 @@ PRESETS: dict[str, Config] = {
     "cpu-paper": Config(model=ModelConfig(eps_skip_sigma=0.5)),
 }
 
+# What a layout model (model.layout) trains with besides its preset, as overrides that --set can
+# undo: the learning rate falls to 0 along a cosine, so that the last weights, and their EMA, agree
+# on where the layers lie (BENCHMARKS.md, layout). `train --layout` applies them.
+LAYOUT_OVERRIDES: tuple[str, ...] = ("train.lr_decay=cosine",)
+
 
 def get_preset(name: str) -> Config:
     try:

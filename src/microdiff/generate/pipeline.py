@@ -103,10 +103,11 @@ def load_components(path: Path, config: Config, num_classes: int, **kwargs):
     embedding (``model.network.RegionEmbedding``): it is built from ``config`` and its weights
     loaded strictly."""
     from diffusers import DDPMScheduler, UNet2DModel
+    from diffusers.utils import SAFETENSORS_WEIGHTS_NAME
     try:
         if config.model.layout:
             from safetensors.torch import load_file
-            state = load_file(str(path / "unet" / "diffusion_pytorch_model.safetensors"))
+            state = load_file(str(path / "unet" / SAFETENSORS_WEIGHTS_NAME))
             if "class_embedding.weight" in state:
                 raise _Outdated
             unet = build_unet(config.model, num_classes)
