@@ -127,6 +127,28 @@ def test_lognormal_timesteps_follow_edms_noise_distribution():
     assert torch.equal(t[:1000], nearest)
 
 
+def test_noise_shift_moves_the_lognormal_draw_and_only_that():
+    """``diffusion.noise_shift`` adds to the recipe's mean of ln sigma; the draw's mean moves by it,
+    its spread stays; a uniform-t recipe refuses it in one line."""
+    from microdiff.config import Config
+    from microdiff.core.errors import ConfigError
+    base = Config.from_dict({"diffusion": {"recipe": "edm"}}).diffusion.recipe_spec
+    moved = Config.from_dict({"diffusion": {"recipe": "edm", "noise_shift": 0.8}}).diffusion.recipe_spec
+    assert moved.lognormal_mean == pytest.approx(base.lognormal_mean + 0.8)
+    assert (moved.lognormal_std, moved.prediction, moved.weighting) == (base.lognormal_std, base.prediction,
+                                                                        base.weighting)
+    assert base == RECIPES["edm"]
+    d = Diffusion.from_config("linear", 1000)
+    normal = torch.randn(100_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    acp = d.alphas_cumprod
+    ls = 0.5 * torch.log((1 - acp) / acp)
+    t = lognormal_timesteps(d, normal, moved.lognormal_mean, moved.lognormal_std)
+    assert float(ls[t].mean()) == pytest.approx(-0.4, abs=0.02)
+    assert float(ls[t].std()) == pytest.approx(1.2, rel=0.02)
+    with pytest.raises(ConfigError, match="diffusion.noise_shift"):
+        Config.from_dict({"diffusion": {"recipe": "paper", "noise_shift": 0.8}})
+
+
 def test_presets_are_data_and_round_trip():
     """Every preset is a checked Config naming a known recipe, and survives its JSON form
     (run.json, microdiff.json) exactly; the paper recipe is the one with every default."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ..core.checks import check_bool, check_choice, check_float, check_int
@@ -155,16 +155,24 @@ class DiffusionConfig:
     schedule: str = "linear"         # improved-diffusion's linear schedule, scaled by 1000/T
     lambda_vlb: float = 0.001        # hybrid loss weight, improved-diffusion convention
     recipe: str = "paper"            # a name in RECIPES: parameterisation, loss weighting, timestep sampling
+    noise_shift: float = 0.0         # added to a lognormal recipe's mean of ln(sigma) in training (> 0: more
+                                     # training at high noise, where binary phases and layout are decided)
 
     @property
     def recipe_spec(self) -> Recipe:
-        return RECIPES[self.recipe]
+        """The recipe by name, its lognormal mean moved by ``noise_shift``."""
+        r = RECIPES[self.recipe]
+        return replace(r, lognormal_mean=r.lognormal_mean + self.noise_shift) if self.noise_shift else r
 
     def __post_init__(self):
         check_int("diffusion.timesteps", self.timesteps, 2, 100_000)
         check_choice("diffusion.schedule", self.schedule, SCHEDULES)
         check_float("diffusion.lambda_vlb", self.lambda_vlb, 0.0)
         check_choice("diffusion.recipe", self.recipe, RECIPES)
+        check_float("diffusion.noise_shift", self.noise_shift, -10.0, 10.0)
+        if self.noise_shift and RECIPES[self.recipe].timesteps != "lognormal":
+            raise ConfigError(f"diffusion.noise_shift = {self.noise_shift} moves a lognormal timestep draw, and "
+                              f"recipe {self.recipe!r} draws t uniformly: set diffusion.recipe = edm or noise_shift = 0")
 
 
 @dataclass(frozen=True)
