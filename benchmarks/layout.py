@@ -104,7 +104,7 @@ def main() -> None:
     for layout in [t == "layout" for t in tags]:
         tag = "layout" if layout else "stationary"
         run = out / tag
-        decay = ([f"train.lr_decay={a.lr_decay}"] if a.lr_decay else list(LAYOUT_OVERRIDES)) if layout else []
+        decay = [*LAYOUT_OVERRIDES, *([f"train.lr_decay={a.lr_decay}"] if a.lr_decay else [])] if layout else []
         cfg = apply_overrides(get_preset("cpu"), [f"model.image_size={a.size}", f"train.steps={a.steps}",
                                                    "train.sample_every=0", f"model.layout={str(layout).lower()}",
                                                    *decay, *([f"train.augment={a.augment}"] if a.augment else [])])

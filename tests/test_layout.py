@@ -118,7 +118,8 @@ def test_layout_round_trip_and_its_errors(tmp_path, capsys):
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "r"), *sets, "--steps", "2", "--layout",
                  "--no-progress"]) == 0
     model = tmp_path / "r" / "model"
-    assert json.loads((model / "microdiff.json").read_text())["config"]["train"]["lr_decay"] == "cosine"   # --layout's
+    recorded = json.loads((model / "microdiff.json").read_text())["config"]
+    assert (recorded["train"]["lr_decay"], recorded["diffusion"]["noise_shift"]) == ("cosine", 0.8)   # --layout's
     assert main(["sample", "--model", str(model), "--out", str(tmp_path / "s"), "--num", "1", "--steps", "2"]) == 0
     rec = json.loads((tmp_path / "s" / "sample.json").read_text())
     assert rec["size"] == [48, 64] and rec["position"] is None                  # a whole source by default
@@ -152,7 +153,8 @@ def test_layout_round_trip_and_its_errors(tmp_path, capsys):
     assert rc == 2 and "manifest.csv" in err and len(err.splitlines()) == 1
     assert main(["train", "--data", str(fibers), "--out", str(tmp_path / "r3"), *sets, "--steps", "2",
                  "--no-progress"]) == 0
-    assert json.loads((tmp_path / "r3" / "model" / "microdiff.json").read_text())["config"]["train"]["lr_decay"] == "none"
+    recorded = json.loads((tmp_path / "r3" / "model" / "microdiff.json").read_text())["config"]
+    assert (recorded["train"]["lr_decay"], recorded["diffusion"]["noise_shift"]) == ("none", 0.0)
     capsys.readouterr()
     rc = main(["sample", "--model", str(tmp_path / "r3" / "model"), "--out", str(tmp_path / "y"), "--position", "0.5,0.5"])
     err = capsys.readouterr().err.strip()

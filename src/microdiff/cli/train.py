@@ -23,8 +23,8 @@ def register(sub) -> None:
            help="data-parallel processes on this machine (torchrun underneath; or use `accelerate launch`)")
     p.add_argument("--no-compile", action="store_true", help="do not torch.compile the U-Net on a GPU")
     option(p, "layout", action="store_true", help="non-stationary micrographs (coatings, surfaces): the model also "
-           "sees where each crop lies in its source (model.layout; with train.lr_decay=cosine unless --set says "
-           "otherwise); the data set must record it (prepare, synth layers)")
+           "sees where each crop lies in its source (model.layout; with train.lr_decay=cosine and "
+           "diffusion.noise_shift=0.8 unless --set says otherwise); the data set must record it (prepare, synth layers)")
     p.add_argument("--no-progress", action="store_true")
     add_max_pixels(p)
     p.set_defaults(handler=cmd_train)

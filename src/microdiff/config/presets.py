@@ -44,8 +44,9 @@ PRESETS: dict[str, Config] = {
 
 # What a layout model (model.layout) trains with besides its preset, as overrides that --set can
 # undo: the learning rate falls to 0 along a cosine, so that the last weights, and their EMA, agree
-# on where the layers lie (BENCHMARKS.md, layout). `train --layout` applies them.
-LAYOUT_OVERRIDES: tuple[str, ...] = ("train.lr_decay=cosine",)
+# on where the layers lie; and training noise shifted up, where a layer's place is decided
+# (BENCHMARKS.md, layout). `train --layout` applies them.
+LAYOUT_OVERRIDES: tuple[str, ...] = ("train.lr_decay=cosine", "diffusion.noise_shift=0.8")
 
 
 def get_preset(name: str) -> Config:
