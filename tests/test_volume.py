@@ -244,13 +244,13 @@ def test_the_normal_width_fades_with_the_noise_level():
     assert vol.width(alpha, sigma, 2.0) == pytest.approx(1.5 * (16 / 9) / (16 / 9 + 4))
     assert vol.width(torch.tensor([1.0]), torch.tensor([1e-4]), 1.0) == pytest.approx(1.5e-8, rel=1e-6)
     assert vol.width(torch.tensor([1e-3]), torch.tensor([1.0]), 1.0) == pytest.approx(1.5, rel=1e-5)
-    assert (V.NORMAL_FADE, V.PHASE_NORMAL_FADE) == (1.0, 0.0)
+    assert (V.NORMAL_FADE, V.PHASE_NORMAL_FADE) == (1.0, 0.05)
 
 
 
 def test_gray_volumes_fade_the_width_and_phase_volumes_keep_it(monkeypatch):
-    """The product passes the faded width to the gray rule's smoothing and the full width to
-    the phase rule's, at the step's own s = sigma / alpha."""
+    """The product passes the faded width to the gray rule's smoothing and the barely faded one
+    to the phase rule's, at the step's own s = sigma / alpha."""
     import microdiff.denoise.volume as DV
     widths = {}
 
@@ -275,7 +275,8 @@ def test_gray_volumes_fade_the_width_and_phase_volumes_keep_it(monkeypatch):
                                  prior=DV.PhasePrior(torch.tensor([0.5, 0.5])))
     phase.product_x0(x.repeat(1, 2, 1, 1, 1), t, [x.repeat(1, 2, 1, 1, 1)] * 3)
     assert widths["gray"] == pytest.approx(DV.NORMAL_STD * s2 / (s2 + DV.NORMAL_FADE ** 2)) and 0 < s2 < 10
-    assert widths["phase"] == DV.NORMAL_STD
+    assert widths["phase"] == pytest.approx(DV.NORMAL_STD * s2 / (s2 + DV.PHASE_NORMAL_FADE ** 2))
+    assert widths["phase"] > 0.99 * DV.NORMAL_STD                                # nearly full at this noise
 
 def test_normal_smoothing_brings_the_planes_sum_towards_the_3d_filter():
     """The product's rationale in the high-noise limit, where the posterior mean of a Gaussian

@@ -22,7 +22,7 @@ EVIDENCE = 1.0             # product mode: weight of each plane's evidence (see 
 UNMAPPED_EVIDENCE = 0.5    # the weight for a prior without levels, which keeps the volume fraction unmapped
 NORMAL_STD = 1.0           # product: each plane's evidence smoothed along that plane's normal (Gaussian std, voxels)
 NORMAL_FADE = 1.0          # gray product: the width times s^2 / (s^2 + NORMAL_FADE^2), s = sigma / alpha (0: every step)
-PHASE_NORMAL_FADE = 0.0    # phase product: the same for phase volumes (measured at the full width at every step)
+PHASE_NORMAL_FADE = 0.05   # phase product: the same, fading only in the last steps (thin films keep their width)
 MARGINAL_GRID = 8193       # marginal_denoiser: points over a volume's range of x_t, linearly interpolated between
 
 
@@ -317,8 +317,9 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         s^2 / (s^2 + fade^2), s = sigma / alpha, so the full width at high noise, where the planes'
         sections are independent estimates, and none in the last steps, where x_t already ties
         neighbouring sections together (fade 0: the full width at every step). Gray volumes fade
-        (NORMAL_FADE; it joined more pores on Ketton at the same surface, BENCHMARKS.md); phase
-        volumes keep the full width (PHASE_NORMAL_FADE), the setting they were measured with."""
+        (NORMAL_FADE; it joined more pores on Ketton at the same surface, BENCHMARKS.md). Phase
+        volumes fade only in the last steps (PHASE_NORMAL_FADE): the full width there thickens thin
+        films, and fading earlier lets the voxel speckle of the unsmoothed product back in."""
         if fade <= 0:
             return self.normal_std
         s2 = float((sigma / alpha).flatten()[0]) ** 2
