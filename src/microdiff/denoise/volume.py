@@ -22,7 +22,7 @@ EVIDENCE = 1.0             # product mode: weight of each plane's evidence (see 
 UNMAPPED_EVIDENCE = 0.5    # the weight for a prior without levels, which keeps the volume fraction unmapped
 NORMAL_STD = 1.0           # product: each plane's evidence smoothed along that plane's normal (Gaussian std, voxels)
 NORMAL_FADE = 1.0          # gray product: the width times s^2 / (s^2 + NORMAL_FADE^2), s = sigma / alpha (0: every step)
-PHASE_NORMAL_FADE = 0.05   # phase product: the same, fading only in the last steps (thin films keep their width)
+PHASE_NORMAL_FADE = 0.05   # phase product: the same, narrowing only in the last steps (the full width thickens thin films)
 MARGINAL_GRID = 8193       # marginal_denoiser: points over a volume's range of x_t, linearly interpolated between
 
 
