@@ -9,8 +9,8 @@ from scipy import stats
 from microdiff.denoise.denoiser import ClassifierFreeGuidance, DenoiserOutput, GaussianDenoiser, bind_labels
 from microdiff.diffusion import (Diffusion, NoiseSource, discretized_gaussian_log_likelihood, hybrid_loss,
                                  learned_log_variance, linear_betas, normal_kl, predict_x0_from_eps, q_posterior,
-                                 q_sample, respace, sample_ancestral, sample_ddim, sample_dpmpp_2m, space_timesteps,
-                                 vb_terms_bpd)
+                                 q_sample, respace, sample_ancestral, sample_ddim, sample_dpmpp_2m, sample_dpmpp_2m_sde,
+                                 space_timesteps, vb_terms_bpd)
 
 
 def test_linear_betas_scaled_by_1000_over_T():
@@ -146,6 +146,8 @@ M, S = 0.3, 0.2          # data: every pixel i.i.d. N(M, S^2)
     (sample_dpmpp_2m, 25, "logsnr", 0.025),
     (sample_dpmpp_2m, 10, "logsnr", 0.04),
     (sample_ddim, 250, "logsnr", 0.04),
+    (sample_dpmpp_2m_sde, 25, "logsnr", 0.03),
+    (sample_dpmpp_2m_sde, 10, "logsnr", 0.04),
 ])
 def test_sampler_reproduces_gaussian_data(sampler, steps, spacing, tol):
     base = Diffusion.from_config("linear", 1000)
@@ -161,6 +163,27 @@ def test_sampler_reproduces_gaussian_data(sampler, steps, spacing, tol):
     # 16384 samples: s.e. of the mean 0.0016, of the std ~0.6 %
     assert float(out.mean()) == pytest.approx(M, abs=0.01)
     assert float(out.std()) == pytest.approx(S, rel=tol)
+
+
+def test_dpmpp_sde_is_the_ode_at_eta_0_and_per_sample():
+    """DPM-Solver++(2M) SDE with eta = 0 is DPM-Solver++(2M) (the same update in its midpoint
+    form); with noise, sample i depends on its own seed only, not on the batch it is in; and the
+    registry and the settings name the same samplers."""
+    from microdiff.config import SAMPLER_NAMES
+    from microdiff.diffusion import SAMPLERS
+    base = Diffusion.from_config("linear", 1000)
+    diff = respace(base, 20, "logsnr")
+    model = GaussianDenoiser(base, M, S)
+    noise = NoiseSource(range(4))
+    x = noise.randn((1, 6, 6), dtype=torch.float64)
+    ode = sample_dpmpp_2m(model, x, diff, NoiseSource(range(4)), clip_denoised=False)
+    sde0 = sample_dpmpp_2m_sde(model, x, diff, NoiseSource(range(4)), clip_denoised=False, eta=0.0)
+    torch.testing.assert_close(sde0, ode, rtol=0, atol=1e-7)      # sample_dpmpp_2m's e^-h is float32
+    four = sample_dpmpp_2m_sde(model, x, diff, NoiseSource([7, 8, 9, 10]), clip_denoised=False)
+    two = sample_dpmpp_2m_sde(model, x[2:], diff, NoiseSource([9, 10]), clip_denoised=False)
+    torch.testing.assert_close(four[2:], two, rtol=0, atol=0)
+    assert float((four - ode).abs().max()) > 0.01            # eta = 1 adds noise
+    assert set(SAMPLER_NAMES) == set(SAMPLERS)
 
 
 def test_logsnr_spacing_is_distinct_and_even_in_logsnr():

@@ -13,7 +13,7 @@ from typing import Any
 from ..core.checks import check_bool, check_choice, check_float, check_int
 from ..core.errors import ConfigError
 
-SAMPLER_NAMES = ("ancestral", "ddim", "dpmpp")     # diffusion.samplers.SAMPLERS (a test keeps them equal)
+SAMPLER_NAMES = ("ancestral", "ddim", "dpmpp", "dpmpp_sde")     # diffusion.samplers.SAMPLERS (a test keeps them equal)
 SCHEDULES = ("linear", "cosine")
 AUGMENTS = ("dihedral", "flips", "none")            # data.transforms.AUGMENT_ELEMENTS (a test keeps them equal)
 

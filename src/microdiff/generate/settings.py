@@ -25,7 +25,7 @@ class GenerationSettings:
     num: int = 1                      # samples per class (images) or volumes
     seed: int = 0                     # the run's seed; each sample's own derives from it (core.seeding)
     steps: int | None = None          # sampler steps (None: the model's)
-    sampler: str | None = None        # ancestral | ddim | dpmpp (None: the model's)
+    sampler: str | None = None        # ancestral | ddim | dpmpp | dpmpp_sde (None: the model's)
     guidance: float | None = None     # classifier-free guidance scale, 1 = plain conditional (None: the model's)
     batch_size: int | None = None     # images per network batch; volumes: sections per network call (64)
     overlap: float = 0.2              # least overlap of neighbouring windows, a fraction of the window
