@@ -89,31 +89,11 @@ def sample_dpmpp_2m(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: Nois
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) in data prediction, epsilon only.
 
     Walks lambda_t = log(alpha_t / sigma_t) through the respaced steps, then a final first-order
-    step to sigma = 0 (which returns the denoised estimate). One network call per step.
+    step to sigma = 0 (which returns the denoised estimate). One network call per step. The
+    deterministic case of ``sample_dpmpp_2m_sde`` (eta = 0): x_{t-1} = (sigma_{t-1} / sigma_t) x_t
+    + alpha_{t-1} (1 - e^-h) (x0 + (x0 - x0_prev) / (2 r)); ``noise`` is not drawn from.
     """
-    acp = diffusion.alphas_cumprod
-    alpha, sigma = acp.sqrt(), (1 - acp).sqrt()
-    lam = torch.log(alpha) - torch.log(sigma)
-    prev_x0, prev_h = None, None
-    for i in reversed(range(diffusion.num_timesteps)):
-        _, x0 = _denoise(model, x, diffusion, i, clip_denoised)
-        if i == 0:
-            x_next = x0                               # sigma_next = 0: the denoised estimate
-        else:
-            h = (lam[i - 1] - lam[i]).item()
-            if prev_x0 is None:
-                d = x0
-            else:
-                r = prev_h / h
-                d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * prev_x0
-            x_next = (sigma[i - 1] / sigma[i]).item() * x - alpha[i - 1].item() * torch.expm1(
-                torch.tensor(-h)).item() * d
-            prev_h = h
-        prev_x0 = x0
-        x = x_next
-        if callback is not None:
-            callback(i, x, x0)
-    return x
+    return sample_dpmpp_2m_sde(model, x, diffusion, noise, clip_denoised, callback, eta=0.0)
 
 
 def sample_dpmpp_2m_sde(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: NoiseSource,
@@ -125,7 +105,7 @@ def sample_dpmpp_2m_sde(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: 
     solution of the reverse SDE for a constant x_0 (the first-order term), plus a second-order
     correction from the previous step's x_0, plus fresh noise:
     x_{t-1} = (sigma_{t-1} / sigma_t) e^-eh x_t + alpha_{t-1} (1 - e^-(1+e)h) (x0 + (x0 - x0_prev) / (2 r))
-    + sigma_{t-1} sqrt(1 - e^-2eh) z, r = h_prev / h, e = ``eta`` (0: the ODE, exactly
+    + sigma_{t-1} sqrt(1 - e^-2eh) z, r = h_prev / h, e = ``eta`` (0: the ODE,
     ``sample_dpmpp_2m``).
     Stochastic like ``sample_ancestral`` (the noise added at each step lets later steps correct
     the errors of earlier ones, Karras et al. 2022, Sec. 4) at DPM-Solver++'s step counts. The
