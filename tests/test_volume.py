@@ -248,7 +248,7 @@ def test_the_normal_width_fades_with_the_noise_level():
 
 
 
-def test_gray_volumes_fade_the_width_and_phase_volumes_keep_it(monkeypatch):
+def test_gray_volumes_fade_the_width_and_phase_volumes_only_at_the_end(monkeypatch):
     """The product passes the faded width to the gray rule's smoothing and the barely faded one
     to the phase rule's, at the step's own s = sigma / alpha."""
     import microdiff.denoise.volume as DV
