@@ -7,7 +7,7 @@ import torch
 from scipy import stats
 
 from microdiff.denoise.denoiser import ClassifierFreeGuidance, DenoiserOutput, GaussianDenoiser, bind_labels
-from microdiff.diffusion import (Diffusion, NoiseSource, discretized_gaussian_log_likelihood, hybrid_loss,
+from microdiff.diffusion import (Diffusion, NoiseSource, get_sampler, discretized_gaussian_log_likelihood, hybrid_loss,
                                  learned_log_variance, linear_betas, normal_kl, predict_x0_from_eps, q_posterior,
                                  q_sample, respace, sample_ancestral, sample_ddim, sample_dpmpp_2m, sample_dpmpp_2m_sde,
                                  space_timesteps, vb_terms_bpd)
@@ -148,6 +148,7 @@ M, S = 0.3, 0.2          # data: every pixel i.i.d. N(M, S^2)
     (sample_ddim, 250, "logsnr", 0.04),
     (sample_dpmpp_2m_sde, 25, "logsnr", 0.03),
     (sample_dpmpp_2m_sde, 10, "logsnr", 0.04),
+    ("dpmpp_sde:eta=2,smin=0.1,smax=3", 25, "logsnr", 0.03),
 ])
 def test_sampler_reproduces_gaussian_data(sampler, steps, spacing, tol):
     base = Diffusion.from_config("linear", 1000)
@@ -158,6 +159,8 @@ def test_sampler_reproduces_gaussian_data(sampler, steps, spacing, tol):
     variance = None
     if sampler == "ancestral_beta":           # learned-variance channel saying "Sigma = beta_t" (v = 1)
         sampler, variance = sample_ancestral, 1.0
+    elif isinstance(sampler, str):            # a sampler setting with options (config.SamplerSpec)
+        sampler = get_sampler(sampler)
     model = GaussianDenoiser(base, M, S, variance=variance)
     out = sampler(model, x, diff, noise, clip_denoised=False)
     # 16384 samples: s.e. of the mean 0.0016, of the std ~0.6 %
@@ -206,6 +209,68 @@ def test_dpmpp_sde_is_the_ode_at_eta_0_and_per_sample():
     torch.testing.assert_close(four[2:], two, rtol=0, atol=0)
     assert float((four - ode).abs().max()) > 0.01            # eta = 1 adds noise
     assert set(SAMPLER_NAMES) == set(SAMPLERS)
+
+
+def test_dpmpp_sde_adds_noise_only_inside_its_sigma_window():
+    """Steps whose sigma_t / alpha_t lies outside [smin, smax] are the ODE's: a window that holds no
+    step gives the ODE's sample exactly; one that holds the last steps only leaves x_t as the ODE's
+    until the first of them, and changes the sample from there (fresh noise enters)."""
+    base = Diffusion.from_config("linear", 1000)
+    diff = respace(base, 20, "logsnr")
+    model = GaussianDenoiser(base, M, S)
+    x = NoiseSource(range(3)).randn((1, 6, 6), dtype=torch.float64)
+    ode = sample_dpmpp_2m_sde(model, x, diff, NoiseSource(range(3)), clip_denoised=False, eta=0.0)
+    none = get_sampler("dpmpp_sde:eta=2,smin=1e-9,smax=1e-9")(model, x, diff, NoiseSource(range(3)),
+                                                                 clip_denoised=False)
+    torch.testing.assert_close(none, ode, rtol=0, atol=0)
+    acp = diff.alphas_cumprod.double()
+    edm_sigma = ((1 - acp) / acp).sqrt()
+    smax = float(edm_sigma[5]) * (1 + 1e-9)   # noise at steps i = 5 .. 1 only (i = 0 returns x0)
+    walks = {}
+    for name, kw in (("ode", {"eta": 0.0}), ("window", {"eta": 2.0, "smax": smax})):
+        seen = []
+        sample_dpmpp_2m_sde(model, x, diff, NoiseSource(range(3)), clip_denoised=False,
+                            callback=lambda i, xt, x0: seen.append(xt.clone()), **kw)
+        walks[name] = seen
+    first_noisy = diff.num_timesteps - 1 - 5          # the callback's index of the step from i = 5
+    for j in range(first_noisy):
+        torch.testing.assert_close(walks["window"][j], walks["ode"][j], rtol=0, atol=0)
+    assert float((walks["window"][first_noisy] - walks["ode"][first_noisy]).abs().max()) > 0.01
+
+
+@pytest.mark.parametrize("text,canonical", [
+    ("dpmpp", "dpmpp"),
+    (" dpmpp_sde ", "dpmpp_sde"),
+    ("dpmpp_sde:eta=1", "dpmpp_sde"),                         # defaults are dropped
+    ("dpmpp_sde:smax=3,eta=2.0,smin=0.1", "dpmpp_sde:eta=2,smin=0.1,smax=3"),
+    ("dpmpp_sde:smax=inf", "dpmpp_sde"),
+])
+def test_sampler_setting_reads_back_in_one_form(text, canonical):
+    from microdiff.config import SampleConfig, SamplerSpec
+    assert str(SamplerSpec.parse(text)) == canonical
+    assert SamplerSpec.parse(canonical) == SamplerSpec.parse(text)
+    assert SampleConfig(sampler=text).sampler == canonical
+
+
+@pytest.mark.parametrize("text,says", [
+    ("dpmp", "choose one of"),
+    ("dpmpp:eta=1", "takes no options"),
+    ("dpmpp_sde:eta", "options are eta, smin, smax"),
+    ("dpmpp_sde:eta=1,eta=2", "each once"),
+    ("dpmpp_sde:gamma=1", "options are"),
+    ("dpmpp_sde:eta=-1", "eta must be a number >= 0"),
+    ("dpmpp_sde:eta=nan", "eta must be"),
+    ("dpmpp_sde:smin=inf", "smin must be"),
+    ("dpmpp_sde:smin=3,smax=1", "smin 3 is above smax 1"),
+])
+def test_bad_sampler_settings_name_the_setting_and_the_fix(text, says):
+    from microdiff.config import SampleConfig, SamplerSpec
+    from microdiff.core.errors import ConfigError, SettingError
+    with pytest.raises(SettingError, match=says) as e:
+        SamplerSpec.parse(text)
+    assert e.value.setting == "sampler" and e.value.value == text
+    with pytest.raises(ConfigError, match="sample.sampler"):
+        SampleConfig(sampler=text)
 
 
 def test_logsnr_spacing_is_distinct_and_even_in_logsnr():

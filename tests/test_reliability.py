@@ -442,3 +442,8 @@ def test_a_refused_resume_names_each_difference_as_a_flag(world, tmp_path, capsy
     err = one_line_error(capsys, ["sample", "--model", model, "--num", "1", "--steps", "3", "--out", out, "--resume"],
                          "--steps was 2, now 3")
     assert "steps=" not in err and not (out / ".lock").exists()
+    one_line_error(capsys, ["sample", "--model", model, "--num", "1", "--steps", "2", "--out", out, "--resume",
+                            "--sampler", "dpmpp_sde:smax=3,eta=2"],
+                   "--sampler was dpmpp, now dpmpp_sde:eta=2,smax=3")     # options are compared in one form
+    one_line_error(capsys, ["sample", "--model", model, "--num", "1", "--out", out, "--sampler", "dpmpp:eta=1"],
+                   "--sampler", "takes no options")

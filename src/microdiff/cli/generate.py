@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import SAMPLER_NAMES
+from ..config.sampler import EXAMPLE as SAMPLER_EXAMPLE
 from ..core.errors import UsageError
 from .common import COUNT, SEED, float_arg, int_arg
 from .flags import option, settings_from
@@ -24,7 +25,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     """Flags that every generation verb shares."""
     option(p, "model", required=True, help="model folder (RUN/model)")
     option(p, "steps", type=COUNT)
-    option(p, "sampler", choices=list(SAMPLER_NAMES))
+    option(p, "sampler", metavar="NAME[:OPTIONS]", help=f"{', '.join(SAMPLER_NAMES)} (default: the model's); "
+           f"dpmpp_sde takes eta (noise per step, a multiple of the SDE's; 0 = dpmpp) and smin/smax (the noise "
+           f"levels sigma at which it adds noise), e.g. {SAMPLER_EXAMPLE}")
     option(p, "guidance", type=float_arg(0.0, 100.0), help="classifier-free guidance scale (1 = plain conditional)")
     option(p, "seed", type=SEED, default=0)
     option(p, "batch_size", type=COUNT, help="images per network batch (volumes: sections per network call, 64)")

@@ -12,8 +12,8 @@ from typing import Any
 
 from ..core.checks import check_bool, check_choice, check_float, check_int
 from ..core.errors import ConfigError
+from .sampler import check_sampler
 
-SAMPLER_NAMES = ("ancestral", "ddim", "dpmpp", "dpmpp_sde")     # diffusion.samplers.SAMPLERS (a test keeps them equal)
 SCHEDULES = ("linear", "cosine")
 AUGMENTS = ("dihedral", "flips", "none")            # data.transforms.AUGMENT_ELEMENTS (a test keeps them equal)
 
@@ -229,14 +229,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class SampleConfig:
-    sampler: str = "dpmpp"
+    sampler: str = "dpmpp"        # a name, or dpmpp_sde with options (config.sampler.SamplerSpec)
     steps: int = 25
     guidance: float = 1.0
     batch_size: int = 32
     clip_denoised: bool = True
 
     def __post_init__(self):
-        check_choice("sample.sampler", self.sampler, SAMPLER_NAMES)
+        object.__setattr__(self, "sampler", check_sampler("sample.sampler", self.sampler, ConfigError))
         check_int("sample.steps", self.steps, 1, 100_000)
         check_float("sample.guidance", self.guidance, 0.0, 100.0)
         check_int("sample.batch_size", self.batch_size, 1, 10 ** 6)

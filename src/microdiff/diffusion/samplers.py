@@ -11,6 +11,7 @@ need, per sample, so that a sample does not depend on the batch it is in.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -97,7 +98,8 @@ def sample_dpmpp_2m(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: Nois
 
 
 def sample_dpmpp_2m_sde(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: NoiseSource,
-                        clip_denoised: bool = True, callback=None, eta: float = 1.0) -> Tensor:
+                        clip_denoised: bool = True, callback=None, eta: float = 1.0, smin: float = 0.0,
+                        smax: float = math.inf) -> Tensor:
     """DPM-Solver++(2M) SDE (Lu et al. 2022, the SDE solver of "DPM-Solver++"; the midpoint
     form of k-diffusion's ``sample_dpmpp_2m_sde``) in data prediction, epsilon only.
 
@@ -106,7 +108,8 @@ def sample_dpmpp_2m_sde(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: 
     correction from the previous step's x_0, plus fresh noise:
     x_{t-1} = (sigma_{t-1} / sigma_t) e^-eh x_t + alpha_{t-1} (1 - e^-(1+e)h) (x0 + (x0 - x0_prev) / (2 r))
     + sigma_{t-1} sqrt(1 - e^-2eh) z, r = h_prev / h, e = ``eta`` (0: the ODE,
-    ``sample_dpmpp_2m``).
+    ``sample_dpmpp_2m``). Only steps from a noise level sigma_t / alpha_t in [``smin``, ``smax``]
+    take eta (EDM's S_tmin, S_tmax, Karras et al. 2022, Alg. 2); the others are the ODE's.
     Stochastic like ``sample_ancestral`` (the noise added at each step lets later steps correct
     the errors of earlier ones, Karras et al. 2022, Sec. 4) at DPM-Solver++'s step counts. The
     last step returns the denoised estimate. One network call per step.
@@ -121,11 +124,12 @@ def sample_dpmpp_2m_sde(model: ModelFn, x: Tensor, diffusion: Diffusion, noise: 
             x_next = x0
         else:
             h = (lam[i - 1] - lam[i]).item()
+            e = eta if smin <= (sigma[i] / alpha[i]).item() <= smax else 0.0
             d = x0 if prev_x0 is None else x0 + (x0 - prev_x0) * (h / (2 * prev_h))
-            x_next = ((sigma[i - 1] / sigma[i]).item() * math.exp(-eta * h) * x
-                      - alpha[i - 1].item() * math.expm1(-(1 + eta) * h) * d)
-            if eta > 0:
-                x_next = x_next + sigma[i - 1].item() * (-math.expm1(-2 * eta * h)) ** 0.5 * noise.randn_like(x)
+            x_next = ((sigma[i - 1] / sigma[i]).item() * math.exp(-e * h) * x
+                      - alpha[i - 1].item() * math.expm1(-(1 + e) * h) * d)
+            if e > 0:
+                x_next = x_next + sigma[i - 1].item() * (-math.expm1(-2 * e * h)) ** 0.5 * noise.randn_like(x)
             prev_h = h
         prev_x0 = x0
         x = x_next
@@ -147,8 +151,11 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
 }
 
 
-def get_sampler(name: str) -> Callable[..., Tensor]:
-    try:
-        return SAMPLERS[name]
-    except KeyError:
-        raise ValueError(f"unknown sampler {name!r}; choose one of: {', '.join(SAMPLERS)}") from None
+def get_sampler(spec: str) -> Callable[..., Tensor]:
+    """The sampler function of a sampler setting (a name, or a name with options: see
+    ``config.SamplerSpec``), its options bound."""
+    from ..config import SamplerSpec
+    parsed = SamplerSpec.parse(spec)
+    fn = SAMPLERS[parsed.name]
+    options = parsed.options()
+    return functools.partial(fn, **options) if options else fn

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..config import SampleConfig
-from ..core.checks import check_choice, check_float, check_int
+from ..core.checks import check_float, check_int
 from ..core.errors import SettingError
 from ..core.seeding import candidate_seeds
 from ..denoise.canvas import Canvas
@@ -27,11 +27,11 @@ def sampling_settings(config, steps: int | None = None, sampler: str | None = No
                       batch_size: int | None = None) -> SampleConfig:
     """The sampling settings: the given ones (checked), else the model's (``config.sample``);
     ``steps`` at most the model's T."""
-    from ..config import SAMPLER_NAMES
+    from ..config import check_sampler
     if steps is not None:
         check_int("steps", steps, 1, config.diffusion.timesteps, SettingError)
     if sampler is not None:
-        check_choice("sampler", sampler, SAMPLER_NAMES, SettingError)
+        sampler = check_sampler("sampler", sampler)
     if guidance is not None:
         check_float("guidance", guidance, 0.0, 100.0, error=SettingError)
     if batch_size is not None:
@@ -43,10 +43,12 @@ def sampling_settings(config, steps: int | None = None, sampler: str | None = No
 
 
 def sampling_diffusion(diffusion: Diffusion, steps: int, sampler: str) -> Diffusion:
-    """The schedule a sampler walks: ``diffusion`` respaced to ``steps`` with the sampler's spacing."""
+    """The schedule a sampler walks: ``diffusion`` respaced to ``steps`` with the sampler's spacing
+    (``sampler`` a spec, ``config.SamplerSpec``)."""
+    from ..config import SamplerSpec
     if steps == diffusion.num_timesteps:
         return diffusion
-    return respace(diffusion, steps, DEFAULT_SPACING[sampler])
+    return respace(diffusion, steps, DEFAULT_SPACING[SamplerSpec.parse(sampler).name])
 
 
 @torch.no_grad()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import SAMPLER_NAMES
+from ..config import check_sampler
 from ..core.checks import check_bool, check_choice, check_float, check_int
 from ..core.errors import NO_VALUE, SettingError, setting
 from ..denoise.volume import PLANE_MODES
@@ -25,7 +25,7 @@ class GenerationSettings:
     num: int = 1                      # samples per class (images) or volumes
     seed: int = 0                     # the run's seed; each sample's own derives from it (core.seeding)
     steps: int | None = None          # sampler steps (None: the model's)
-    sampler: str | None = None        # ancestral | ddim | dpmpp | dpmpp_sde (None: the model's)
+    sampler: str | None = None        # ancestral | ddim | dpmpp | dpmpp_sde[:eta=E,smin=A,smax=B] (None: the model's)
     guidance: float | None = None     # classifier-free guidance scale, 1 = plain conditional (None: the model's)
     batch_size: int | None = None     # images per network batch; volumes: sections per network call (64)
     overlap: float = 0.2              # least overlap of neighbouring windows, a fraction of the window
@@ -36,7 +36,7 @@ class GenerationSettings:
         self._check("seed", check_int, 0, 2 ** 63 - 1)
         self._check("steps", check_int, 1, 100_000)
         if self.sampler is not None:
-            check_choice("sampler", self.sampler, SAMPLER_NAMES, SettingError)
+            object.__setattr__(self, "sampler", check_sampler("sampler", self.sampler))
         self._check("guidance", check_float, 0.0, 100.0)
         self._check("batch_size", check_int, 1, 10 ** 6)
         self._check("overlap", check_float, 0.0, 0.9)
