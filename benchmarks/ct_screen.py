@@ -10,6 +10,7 @@ descriptor). Few volumes, so a screen; the full comparison is ``ct.py sample`` a
 
     python benchmarks/ct_screen.py --root runs/ct --name s1 --num 3 --set NORMAL_STD=1
     python benchmarks/ct_screen.py --root runs/ct --name s0 --num 3 --set NORMAL_STD=0
+    python benchmarks/ct_screen.py --root runs/ct --name sde --num 8 --sampler dpmpp_sde:eta=2,smin=0.1,smax=3
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--name", required=True, help="the output folder under --root")
     ap.add_argument("--num", type=int, default=3)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--sampler", default=None, help="a --sampler of microdiff (default: the model's)")
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="denoise.volume settings")
     ap.add_argument("--phase", type=int, default=0, help="the phase described (0: pore)")
     a = ap.parse_args()
@@ -72,8 +74,9 @@ def main() -> None:
     out = a.root / a.name
     start = time.perf_counter()
     res = sample3d_to_folder(load_pipeline(a.root / "run" / "model"), out, class_name="ketton", num=a.num,
-                             steps=a.steps, segment="otsu", overwrite=True, show_progress=False)
-    print(f"{a.name} ({' '.join(a.set) or 'defaults'}): {a.num} volumes in {time.perf_counter() - start:.0f} s, "
+                             steps=a.steps, sampler=a.sampler, segment="otsu", overwrite=True, show_progress=False)
+    what = " ".join(a.set) or "defaults"
+    print(f"{a.name} ({what}{', ' + a.sampler if a.sampler else ''}): {a.num} volumes in {time.perf_counter() - start:.0f} s, "
           f"{np.mean(res.seconds):.1f} s per volume")
     cache = a.root / "truth_screen.json"
     if not cache.is_file():
