@@ -4,7 +4,7 @@
 options after a colon, as ``--segment`` takes ``threshold:T``::
 
     dpmpp_sde                          eta 1 at every step
-    dpmpp_sde:eta=2,smin=0.1,smax=3    twice the SDE's noise, only at steps with 0.1 <= sigma <= 3
+    dpmpp_sde:eta=2,smin=0.1,smax=3    twice the SDE's rate of fresh noise, only at steps with 0.1 <= sigma <= 3
 
 ``eta`` scales the fresh noise of ``dpmpp_sde`` per step (0: the ODE, as ``dpmpp``; above 1 more
 of x_t is replaced by fresh noise per unit of log-SNR, as EDM's S_churn does). ``smin`` and
