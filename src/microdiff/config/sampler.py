@@ -52,11 +52,12 @@ class SamplerSpec:
                 raise SettingError(setting, text, f"{name}'s options are {', '.join(allowed)}, each once as "
                                    f"key=value ({EXAMPLE})")
             try:
-                values[key] = float(value)
+                number = float(value)
             except ValueError:
-                values[key] = math.nan
-            if not (math.isfinite(values[key]) and values[key] >= 0) and not (key == "smax" and values[key] == math.inf):
+                number = math.nan
+            if not (number >= 0 and (math.isfinite(number) or key == "smax")):     # smax may be inf
                 raise SettingError(setting, text, f"{key} must be a number >= 0, got {value.strip()!r}")
+            values[key] = number
         spec = cls(name, **values)
         if spec.smin > spec.smax:
             raise SettingError(setting, text, f"smin {spec.smin:g} is above smax {spec.smax:g}; the noise needs "
