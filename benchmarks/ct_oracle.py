@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ct_denoise import CORNERS  # noqa: E402
-from ct_screen import describe  # noqa: E402
+from ct_screen import describe, set_volume_settings  # noqa: E402
 
 
 def oracle_class(base, cube: np.ndarray, s0: float):
@@ -56,10 +56,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="denoise.volume settings")
     a = ap.parse_args()
+    set_volume_settings(ap, a.set)
     import microdiff.denoise.volume as volume
-    for kv in a.set:
-        name, _, value = kv.partition("=")
-        setattr(volume, name, type(getattr(volume, name))(value))
     from microdiff.core.launch import keep_freed_memory
     from microdiff.generate import sample3d_to_folder
     from microdiff.generate.pipeline import load_pipeline

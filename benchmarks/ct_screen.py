@@ -47,6 +47,20 @@ def table(rows: list[dict]) -> dict:
     return {k: np.nanmedian(np.array([r[k] for r in rows], dtype=float), axis=0) for k in KEYS}
 
 
+def set_volume_settings(ap: argparse.ArgumentParser, pairs: list[str]) -> None:
+    """``--set NAME=VALUE`` pairs applied to the numeric settings of ``microdiff.denoise.volume``."""
+    import microdiff.denoise.volume as volume
+    names = [n for n, v in vars(volume).items() if n.isupper() and isinstance(v, (int, float))]
+    for kv in pairs:
+        name, _, value = kv.partition("=")
+        if name not in names:
+            ap.error(f"--set {kv}: microdiff.denoise.volume has no numeric setting {name!r}; it has: {', '.join(names)}")
+        try:
+            setattr(volume, name, type(getattr(volume, name))(value))
+        except ValueError:
+            ap.error(f"--set {kv}: {value!r} is not a number")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path("runs/ct"))
@@ -57,16 +71,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="denoise.volume settings")
     ap.add_argument("--phase", type=int, default=0, help="the phase described (0: pore)")
     a = ap.parse_args()
-    import microdiff.denoise.volume as volume
-    names = [n for n, v in vars(volume).items() if n.isupper() and isinstance(v, (int, float))]
-    for kv in a.set:
-        name, _, value = kv.partition("=")
-        if name not in names:
-            ap.error(f"--set {kv}: microdiff.denoise.volume has no numeric setting {name!r}; it has: {', '.join(names)}")
-        try:
-            setattr(volume, name, type(getattr(volume, name))(value))
-        except ValueError:
-            ap.error(f"--set {kv}: {value!r} is not a number")
+    set_volume_settings(ap, a.set)
     from microdiff.core.launch import keep_freed_memory
     from microdiff.generate import sample3d_to_folder
     from microdiff.generate.pipeline import load_pipeline
