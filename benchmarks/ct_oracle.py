@@ -42,7 +42,7 @@ def oracle_class(base, cube: np.ndarray, s0: float):
 
 
 def line(name: str, ind: np.ndarray) -> str:
-    d = describe(ind)
+    d = describe(ind, ("vf", "surface", "cluster", "euler", "tau"))
     return (f"| {name} | {d['vf']:.3f} | {d['surface']:.4f} | {d['cluster']:.3f} | {d['euler']:.2g} | "
             f"{' / '.join(f'{v:.1f}' for v in d['tau'])} |")
 

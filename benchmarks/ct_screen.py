@@ -36,11 +36,14 @@ def thin_share(ind: np.ndarray) -> float:
     return float(one.sum() / max(ind.sum(), 1))
 
 
-def describe(ind: np.ndarray) -> dict:
+def describe(ind: np.ndarray, keys=KEYS) -> dict:
+    """The statistics ``keys`` (of KEYS) of a boolean phase volume; only those are computed."""
     from microdiff.metrics import morphology as M, transport as T, volume as V
-    return {"vf": float(ind.mean()), "surface": V.specific_surface(ind), "cluster": V.largest_cluster_fraction(ind),
-            "chord": M.mean_chord_length(ind).tolist(), "thickness": M.mean_local_thickness(ind),
-            "euler": M.euler_density(ind), "thin": thin_share(ind), "tau": T.tortuosity(ind).tolist()}
+    how = {"vf": lambda: float(ind.mean()), "surface": lambda: V.specific_surface(ind),
+           "cluster": lambda: V.largest_cluster_fraction(ind), "chord": lambda: M.mean_chord_length(ind).tolist(),
+           "thickness": lambda: M.mean_local_thickness(ind), "euler": lambda: M.euler_density(ind),
+           "thin": lambda: thin_share(ind), "tau": lambda: T.tortuosity(ind).tolist()}
+    return {k: how[k]() for k in keys}
 
 
 def table(rows: list[dict]) -> dict:

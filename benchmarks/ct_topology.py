@@ -34,7 +34,7 @@ def gaussian_cut(shape, length: float, porosity: float, seed: int) -> np.ndarray
 
 
 def row(ind: np.ndarray) -> dict:
-    d = describe(ind)
+    d = describe(ind, ("vf", "surface", "cluster", "euler", "thin", "chord"))
     secs = [np.moveaxis(ind, a, 0)[k] for a in range(3) for k in range(4, ind.shape[a], 12)]
     s = per_section(secs)
     return {"vf": d["vf"], "surface": d["surface"], "cluster": d["cluster"], "euler": d["euler"],
