@@ -7,14 +7,17 @@ normal), one class `ketton`, 8-bit gray (pore 0, grain 255). Truth: the 32 disjo
 the other part (labels: 1 = grain, 0 = pore). microdiff trains the `cpu` preset for a fixed step
 count and builds 64^3 volumes with `sample3d`; SliceGAN (benchmarks/peers/slicegan.py, run from
 its own checkout) trains on the same training part for the same wall-clock seconds. Both are
-compared with the truth cubes by `microdiff evaluate --truth` for the pore phase (phase 0).
+compared with the truth cubes by `microdiff evaluate --truth` for the pore phase (phase 0), as is
+a classical grain model fitted to the sections' porosity and pore chords (PoreSpy's overlapping
+spheres, benchmarks/peers/porespy_grains.py, run from a folder holding PoreSpy).
 
     python benchmarks/ct.py prepare  --root runs/ct --volume ../shared/data/ct/ketton.tif
     python benchmarks/ct.py train    --root runs/ct --steps 1750 [--run run]
     python benchmarks/ct.py train    --root runs/ct --steps 3500 --run long --resume   # a copy of run, continued
     python benchmarks/ct.py sample   --root runs/ct --num 8 [--name vols --sample-steps 20 --run run --extra "..."]
     python benchmarks/ct.py slicegan --root runs/ct --slicegan /path/to/SliceGAN [--seconds S] --num 8
-    python benchmarks/ct.py compare  --root runs/ct [--names vols,slicegan]   # -> runs/ct/compare.md
+    python benchmarks/ct.py grains   --root runs/ct --porespy /path/to/folder --num 8   # PoreSpy's overlapping spheres
+    python benchmarks/ct.py compare  --root runs/ct [--names vols,slicegan,grains]   # -> runs/ct/compare.md
 """
 from __future__ import annotations
 
@@ -107,9 +110,21 @@ def slicegan(root: Path, source: Path, seconds: float | None, num: int) -> None:
           "--out", str(out), "--seconds", str(seconds)])
     _run([sys.executable, runner, "generate", "--slicegan", str(source), "--out", str(out), "--num", str(num),
           "--size", str(SIDE)])
-    vols = root / "slicegan"
+    _labels(out / "volumes", root / "slicegan")
+
+
+def grains(root: Path, porespy: Path, num: int) -> None:
+    runner = str(Path(__file__).parent / "peers" / "porespy_grains.py")
+    out = root / "grains_run"
+    _run([sys.executable, runner, "--porespy", str(porespy), "--data", str(root / "train_volume.npy"),
+          "--out", str(out), "--num", str(num), "--size", str(SIDE)])
+    _labels(out / "volumes", root / "grains")
+
+
+def _labels(src: Path, vols: Path) -> None:
+    """A peer's volumes (NNNN.npy, 1 = grain) as the label files ``evaluate`` reads."""
     vols.mkdir(exist_ok=True)
-    for f in sorted((out / "volumes").glob("*.npy")):                   # label volumes, as evaluate reads them
+    for f in sorted(src.glob("*.npy")):
         np.save(vols / f"{f.stem}_labels.npy", np.load(f))
 
 
@@ -155,6 +170,10 @@ def _seconds(root: Path, name: str) -> str:
         g = json.loads((root / "slicegan_run" / "generate.json").read_text())
         return (f"trained {t['seconds']:.0f} s ({t['iterations']} iterations, {t['generator_updates']} generator "
                 f"updates), {g['mean_seconds_per_volume']:.1f} s per volume")
+    if name == "grains":
+        g = json.loads((root / "grains_run" / "generate.json").read_text())
+        return (f"PoreSpy {g['porespy']} overlapping spheres, R {g['radius']:.2f} voxels fitted in "
+                f"{g['fit_seconds']:.1f} s, {g['mean_seconds_per_volume']:.2f} s per volume")
     made = root / name / "sampled_from.json"
     source = json.loads(made.read_text()) if made.is_file() else {"run": "run", "steps": 20}
     t = json.loads(_seconds_file(root, source["run"]).read_text())
@@ -165,7 +184,7 @@ def _seconds(root: Path, name: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=["prepare", "train", "sample", "slicegan", "compare"])
+    ap.add_argument("action", choices=["prepare", "train", "sample", "slicegan", "grains", "compare"])
     ap.add_argument("--root", type=Path, default=Path("runs/ct"))
     ap.add_argument("--volume", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/ct/ketton.tif")
     ap.add_argument("--per-axis", type=int, default=800, help="prepare: training crops per axis")
@@ -178,6 +197,7 @@ def main() -> None:
     ap.add_argument("--name", default="vols", help="sample: the output folder under --root")
     ap.add_argument("--extra", default="", help="sample: more sample3d flags")
     ap.add_argument("--slicegan", type=Path, help="slicegan: the path of a SliceGAN checkout")
+    ap.add_argument("--porespy", type=Path, help="grains: a folder holding porespy (pip install --target FOLDER porespy)")
     ap.add_argument("--seconds", type=float, default=None, help="slicegan: budget (default: microdiff's training)")
     ap.add_argument("--names", default="vols,slicegan", help="compare: the volume folders under --root")
     a = ap.parse_args()
@@ -191,6 +211,10 @@ def main() -> None:
         if a.slicegan is None:
             raise SystemExit("slicegan: give --slicegan PATH (a checkout of github.com/stke9/SliceGAN)")
         slicegan(a.root, a.slicegan, a.seconds, a.num)
+    elif a.action == "grains":
+        if a.porespy is None:
+            raise SystemExit("grains: give --porespy FOLDER (made by 'pip install --target FOLDER porespy')")
+        grains(a.root, a.porespy, a.num)
     else:
         compare(a.root, [n.strip() for n in a.names.split(",") if n.strip()])
 
