@@ -173,7 +173,8 @@ def _seconds(root: Path, name: str) -> str:
     if name == "grains":
         g = json.loads((root / "grains_run" / "generate.json").read_text())
         return (f"PoreSpy {g['porespy']} overlapping spheres, R {g['radius']:.2f} voxels fitted in "
-                f"{g['fit_seconds']:.1f} s, {g['mean_seconds_per_volume']:.2f} s per volume")
+                f"{g['fit_seconds']:.1f} s, calibrated in {g['calibrate_seconds']:.0f} s, "
+                f"{g['mean_seconds_per_volume']:.2f} s per volume")
     made = root / name / "sampled_from.json"
     source = json.loads(made.read_text()) if made.is_file() else {"run": "run", "steps": 20}
     t = json.loads(_seconds_file(root, source["run"]).read_text())
