@@ -74,7 +74,9 @@ def prepare(root: Path, volume: Path, per_axis: int, seed: int = 0) -> None:
 def _run(cmd: list[str]) -> float:
     print("+", " ".join(shlex.quote(c) for c in cmd), flush=True)
     t = time.perf_counter()
-    subprocess.run(cmd, check=True)
+    rc = subprocess.run(cmd).returncode
+    if rc != 0:                                         # the step has printed its own message
+        raise SystemExit(f"stopped: '{' '.join(cmd[1:4])} ...' exited with {rc} (its message is above)")
     return time.perf_counter() - t
 
 
@@ -139,6 +141,8 @@ def evaluate(root: Path, name: str) -> dict:
 
 def compare(root: Path, names: list[str]) -> None:
     rows = {n: evaluate(root, n) for n in names if (root / n).is_dir()}
+    if not rows:
+        raise SystemExit(f"compare: none of --names {','.join(names)} is a folder of volumes under {root}")
     keys = [("vf", ""), ("surface", ""), ("cluster", "")] + [("s2", a) for a in AXES] + \
         [("tortuosity", a) for a in AXES] + [("percolation", a) for a in AXES] + [("mean_chord", a) for a in AXES] + \
         [("chord_lengths", a) for a in AXES] + [("pore_sizes", ""), ("thickness", ""), ("euler", "")]

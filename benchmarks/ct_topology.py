@@ -3,7 +3,7 @@
 Each generated volume of the named sets is paired with level cuts of periodic Gaussian random
 fields (white noise smoothed by a Gaussian of ``--length`` voxels) at the same porosity, and the
 pore phase of all three described alike, in 3D (``ct_screen.describe``: porosity, S_V, the largest
-cluster's share, Euler density, mean chords, the one-voxel share, tau) and in 2D on the same
+cluster's share, Euler density, mean chords, the one-voxel share) and in 2D on the same
 sections as ``ct_sections.py`` (largest 2D cluster's share, components, perimeter). A Gaussian
 field's low level cut is a set of separate blobs in 3D (its excursion set percolates only above
 about 16 %); the truth's pores are the space between large grains, connected at 6 % porosity. So

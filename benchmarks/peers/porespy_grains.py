@@ -86,6 +86,9 @@ def main() -> None:
     if not (a.porespy / "porespy").is_dir():
         raise SystemExit(f"--porespy {a.porespy}: no porespy package there; make it with "
                          f"'pip install --target {a.porespy} porespy'")
+    if not a.data.is_file() or a.num < 1 or a.size < 8:
+        raise SystemExit(f"--data {a.data}, --num {a.num}, --size {a.size}: expected an existing .npy (benchmarks/ct.py "
+                         "prepare writes ROOT/train_volume.npy), --num >= 1 and --size >= 8")
     volume = np.load(a.data)
     if volume.ndim != 3 or set(np.unique(volume).tolist()) != {0, 1}:
         raise SystemExit(f"--data {a.data}: expected a 3-D volume of 0 (pore) and 1 (grain)")
