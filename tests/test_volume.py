@@ -235,8 +235,8 @@ def test_smooth_along_is_a_normalised_gaussian_along_one_axis():
 
 
 def test_the_normal_width_fades_with_the_noise_level():
-    """fade f: the width times s^2 / (s^2 + f^2), s = sigma / alpha; 0: the width at every step.
-    Gray volumes fade by NORMAL_FADE, phase volumes by PHASE_NORMAL_FADE."""
+    """fade f: the width times max(floor, s^2 / (s^2 + f^2)), s = sigma / alpha; 0: the width at
+    every step. Gray volumes fade by NORMAL_FADE down to NORMAL_FLOOR, phase volumes by PHASE_NORMAL_FADE."""
     import microdiff.denoise.volume as V
     vol = V.PlanarVolumeDenoiser([None] * 3, "product", normal_std=1.5)
     alpha, sigma = torch.tensor([0.6]), torch.tensor([0.8])                     # s = 4/3
@@ -244,7 +244,10 @@ def test_the_normal_width_fades_with_the_noise_level():
     assert vol.width(alpha, sigma, 2.0) == pytest.approx(1.5 * (16 / 9) / (16 / 9 + 4))
     assert vol.width(torch.tensor([1.0]), torch.tensor([1e-4]), 1.0) == pytest.approx(1.5e-8, rel=1e-6)
     assert vol.width(torch.tensor([1e-3]), torch.tensor([1.0]), 1.0) == pytest.approx(1.5, rel=1e-5)
-    assert (V.NORMAL_FADE, V.PHASE_NORMAL_FADE) == (1.0, 0.05)
+    assert vol.width(torch.tensor([1.0]), torch.tensor([1e-4]), 1.0, 0.3) == pytest.approx(1.5 * 0.3)   # the floor
+    assert vol.width(alpha, sigma, 2.0, 0.3) == pytest.approx(1.5 * (16 / 9) / (16 / 9 + 4))         # above it
+    assert vol.width(alpha, sigma, 0.0, 0.3) == 1.5
+    assert (V.NORMAL_FADE, V.PHASE_NORMAL_FADE, V.NORMAL_FLOOR) == (1.0, 0.05, 0.8)
 
 
 
@@ -274,7 +277,8 @@ def test_gray_volumes_fade_the_width_and_phase_volumes_only_at_the_end(monkeypat
     phase = PlanarVolumeDenoiser(_planes(GaussianDenoiser(base, M, S)), "product",
                                  prior=DV.PhasePrior(torch.tensor([0.5, 0.5])))
     phase.product_x0(x.repeat(1, 2, 1, 1, 1), t, [x.repeat(1, 2, 1, 1, 1)] * 3)
-    assert widths["gray"] == pytest.approx(DV.NORMAL_STD * s2 / (s2 + DV.NORMAL_FADE ** 2)) and 0 < s2 < 10
+    assert widths["gray"] == pytest.approx(DV.NORMAL_STD * max(DV.NORMAL_FLOOR, s2 / (s2 + DV.NORMAL_FADE ** 2)))
+    assert 0 < s2 < 10
     assert widths["phase"] == pytest.approx(DV.NORMAL_STD * s2 / (s2 + DV.PHASE_NORMAL_FADE ** 2))
     assert widths["phase"] > 0.99 * DV.NORMAL_STD                                # nearly full at this noise
 

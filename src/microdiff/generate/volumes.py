@@ -166,10 +166,11 @@ def phase_marginal(pipe, classes: Sequence[int], seed: int, sampling, targets=No
 def product_method(phases: bool = False, from_data: bool = False) -> str:
     """What ``product`` does, recorded so that resuming refuses a folder of volumes made by an
     earlier version of it; ``from_data``: the phases' shares are the training data's."""
-    from ..denoise.volume import EVIDENCE, NORMAL_FADE, NORMAL_STD, PHASE_NORMAL_FADE
-    fade = PHASE_NORMAL_FADE if phases else NORMAL_FADE
+    from ..denoise.volume import EVIDENCE, NORMAL_FADE, NORMAL_FLOOR, NORMAL_STD, PHASE_NORMAL_FADE
+    fade, floor = (PHASE_NORMAL_FADE, 0.0) if phases else (NORMAL_FADE, NORMAL_FLOOR)
+    faded = f"s^2 / (s^2 + {fade:g}^2)"
     smoothing = f"smoothed along each plane's normal (std {NORMAL_STD:g}" + \
-        (f" times s^2 / (s^2 + {fade:g}^2))" if fade > 0 else ")")
+        ((f" times max({floor:g}, {faded}))" if floor > 0 else f" times {faded})") if fade > 0 else ")")
     source = "training data" if from_data else "2D samples"
     if phases:
         return f"geometric mean of the planes' phase probabilities, each plane's log p {smoothing}, " \
