@@ -247,7 +247,7 @@ def test_the_normal_width_fades_with_the_noise_level():
     assert vol.width(torch.tensor([1.0]), torch.tensor([1e-4]), 1.0, 0.3) == pytest.approx(1.5 * 0.3)   # the floor
     assert vol.width(alpha, sigma, 2.0, 0.3) == pytest.approx(1.5 * (16 / 9) / (16 / 9 + 4))         # above it
     assert vol.width(alpha, sigma, 0.0, 0.3) == 1.5
-    assert (V.NORMAL_FADE, V.PHASE_NORMAL_FADE, V.NORMAL_FLOOR) == (1.0, 0.05, 0.8)
+    assert (V.NORMAL_FADE, V.PHASE_NORMAL_FADE, V.NORMAL_FLOOR) == (1.0, 0.05, 0.0)
 
 
 

@@ -23,7 +23,7 @@ UNMAPPED_EVIDENCE = 0.5    # the weight for a prior without levels, which keeps 
 NORMAL_STD = 1.0           # product: each plane's evidence smoothed along that plane's normal (Gaussian std, voxels)
 NORMAL_FADE = 1.0          # gray product: the width times s^2 / (s^2 + NORMAL_FADE^2), s = sigma / alpha (0: every step)
 PHASE_NORMAL_FADE = 0.05   # phase product: the same, narrowing only in the last steps (the full width thickens thin films)
-NORMAL_FLOOR = 0.8         # gray product: the faded width never below this share of NORMAL_STD (fibers' surface)
+NORMAL_FLOOR = 0.0         # gray product: the faded width never below this share of NORMAL_STD (a screen's setting)
 MARGINAL_GRID = 8193       # marginal_denoiser: points over a volume's range of x_t, linearly interpolated between
 
 
@@ -319,9 +319,8 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         sections are independent estimates, and none in the last steps, where x_t already ties
         neighbouring sections together (fade 0: the full width at every step), and never below
         ``floor`` times it. Gray volumes fade (NORMAL_FADE; it joined more pores on Ketton at the
-        same surface, BENCHMARKS.md) down to NORMAL_FLOOR: the width in the last steps sets the
-        surface of fibers from ``--axes`` (none: 16 % too little; the full width: 12 % too much;
-        0.8 of it: within 10 %), and leaves Ketton's and the Gaussian fields' within their bars.
+        same surface, BENCHMARKS.md) to none (NORMAL_FLOOR 0: a floor of 0.8 brings the fibers'
+        surface within 10 % only by speckling their edges with single voxels, BENCHMARKS.md).
         Phase volumes fade only in the last steps (PHASE_NORMAL_FADE): the full width there
         thickens thin films, and fading earlier lets the voxel speckle of the unsmoothed product
         back in."""
