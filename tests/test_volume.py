@@ -251,6 +251,17 @@ def test_the_normal_width_fades_with_the_noise_level():
 
 
 
+def test_a_floor_under_the_width_is_recorded_so_resume_refuses_other_volumes(monkeypatch):
+    """product_method: the text is the fade's alone at the default floor 0 (folders made before the
+    setting existed resume), and names the floor when a screen sets one; phase volumes never take it."""
+    import microdiff.denoise.volume as DV
+    from microdiff.generate.volumes import product_method
+    base, phase = product_method(), product_method(phases=True)
+    assert "times s^2 / (s^2 + 1^2))" in base and "max(" not in base
+    monkeypatch.setattr(DV, "NORMAL_FLOOR", 0.8)
+    assert "times max(0.8, s^2 / (s^2 + 1^2)))" in product_method() and product_method(phases=True) == phase
+
+
 def test_gray_volumes_fade_the_width_and_phase_volumes_only_at_the_end(monkeypatch):
     """The product passes the faded width to the gray rule's smoothing and the barely faded one
     to the phase rule's, at the step's own s = sigma / alpha."""
