@@ -315,10 +315,10 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
 
     def width(self, alpha: Tensor, sigma: Tensor, fade: float, floor: float = 0.0) -> float:
         """The smoothing along each plane's normal at this noise level: ``normal_std`` times
-        max(floor, s^2 / (s^2 + fade^2)), s = sigma / alpha, so the full width at high noise, where the planes'
-        sections are independent estimates, and none in the last steps, where x_t already ties
-        neighbouring sections together (fade 0: the full width at every step), and never below
-        ``floor`` times it. Gray volumes fade (NORMAL_FADE; it joined more pores on Ketton at the
+        max(floor, s^2 / (s^2 + fade^2)), s = sigma / alpha, so the full width at high noise, where
+        the planes' sections are independent estimates, and ``floor`` times it (none at floor 0) in
+        the last steps, where x_t already ties neighbouring sections together (fade 0: the full
+        width at every step). Gray volumes fade (NORMAL_FADE; it joined more pores on Ketton at the
         same surface, BENCHMARKS.md) to none (NORMAL_FLOOR 0: a floor of 0.8 brings the fibers'
         surface within 10 % only by speckling their edges with single voxels, BENCHMARKS.md).
         Phase volumes fade only in the last steps (PHASE_NORMAL_FADE): the full width there

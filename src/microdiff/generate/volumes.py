@@ -168,9 +168,8 @@ def product_method(phases: bool = False, from_data: bool = False) -> str:
     earlier version of it; ``from_data``: the phases' shares are the training data's."""
     from ..denoise.volume import EVIDENCE, NORMAL_FADE, NORMAL_FLOOR, NORMAL_STD, PHASE_NORMAL_FADE
     fade, floor = (PHASE_NORMAL_FADE, 0.0) if phases else (NORMAL_FADE, NORMAL_FLOOR)
-    faded = f"s^2 / (s^2 + {fade:g}^2)"
-    smoothing = f"smoothed along each plane's normal (std {NORMAL_STD:g}" + \
-        ((f" times max({floor:g}, {faded}))" if floor > 0 else f" times {faded})") if fade > 0 else ")")
+    share = f"s^2 / (s^2 + {fade:g}^2)" if floor <= 0 else f"max({floor:g}, s^2 / (s^2 + {fade:g}^2))"
+    smoothing = f"smoothed along each plane's normal (std {NORMAL_STD:g}" + (f" times {share})" if fade > 0 else ")")
     source = "training data" if from_data else "2D samples"
     if phases:
         return f"geometric mean of the planes' phase probabilities, each plane's log p {smoothing}, " \
