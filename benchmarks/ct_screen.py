@@ -46,6 +46,15 @@ def describe(ind: np.ndarray, keys=KEYS) -> dict:
     return {k: how[k]() for k in keys}
 
 
+def truth_rows(root: Path, phase: int = 0) -> list[dict]:
+    """``describe`` of each truth cube's ``phase`` (``ROOT/truth``), cached in ROOT/truth_screen.json."""
+    cache = root / "truth_screen.json"
+    if not cache.is_file():
+        rows = [describe(np.load(f) == phase) for f in sorted((root / "truth").glob("*_labels.npy"))]
+        cache.write_text(json.dumps(rows))
+    return json.loads(cache.read_text())
+
+
 def table(rows: list[dict]) -> dict:
     return {k: np.nanmedian(np.array([r[k] for r in rows], dtype=float), axis=0) for k in KEYS}
 
@@ -86,11 +95,7 @@ def main() -> None:
     what = " ".join(a.set) or "defaults"
     print(f"{a.name} ({what}{', ' + a.sampler if a.sampler else ''}): {a.num} volumes in {time.perf_counter() - start:.0f} s, "
           f"{np.mean(res.seconds):.1f} s per volume")
-    cache = a.root / "truth_screen.json"
-    if not cache.is_file():
-        truth = [describe(np.load(f) == a.phase) for f in sorted((a.root / "truth").glob("*_labels.npy"))]
-        cache.write_text(json.dumps(truth))
-    truth = table(json.loads(cache.read_text()))
+    truth = table(truth_rows(a.root, a.phase))
     gen = table([describe(np.load(f) == a.phase) for f in sorted(out.glob("*/labels.npy"))])
     for k in KEYS:
         print(f"  {k:9s} truth {np.round(truth[k], 4)}  generated {np.round(gen[k], 4)}  "
