@@ -4,9 +4,9 @@ The bars compare the median of a set of generated volumes with the median of the
 (porosity within 1 point, S_V within 10 %, the pores' tortuosity factor within 15 % along each
 axis). A perfect generator's volumes are cubes of the rock, so this draws ``--draws`` sets of
 ``--num`` cubes from the truth itself (without replacement) and counts the sets whose medians pass.
-The sets come from the same cubes the medians are taken from, so each rate is an upper bound on a
-perfect generator's. As in ``compare``, tau's medians are over the cubes that percolate along that
-axis (tau finite).
+The sets come from the same cubes the medians are taken from, so the rates are optimistic: a
+perfect generator's independent volumes would pass a little less often. As in ``compare``, tau's
+medians are over the cubes that percolate along that axis (tau finite).
 After ``benchmarks/ct.py prepare`` (its truth cubes; descriptors cached as ``ct_screen.py`` caches them):
 
     python benchmarks/ct_bars.py --root runs/ct --num 8

@@ -47,12 +47,15 @@ def describe(ind: np.ndarray, keys=KEYS) -> dict:
 
 
 def truth_rows(root: Path, phase: int = 0) -> list[dict]:
-    """``describe`` of each truth cube's ``phase`` (``ROOT/truth``), cached in ROOT/truth_screen.json."""
-    cache = root / "truth_screen.json"
-    if not cache.is_file():
-        rows = [describe(np.load(f) == phase) for f in sorted((root / "truth").glob("*_labels.npy"))]
+    """``describe`` of each truth cube's ``phase`` (``ROOT/truth``), cached in ROOT/truth_screen.json
+    (phase 0; ``truth_screen_phaseP.json`` for another) and made again when the cube count changes."""
+    files = sorted((root / "truth").glob("*_labels.npy"))
+    cache = root / ("truth_screen.json" if phase == 0 else f"truth_screen_phase{phase}.json")
+    rows = json.loads(cache.read_text()) if cache.is_file() else None
+    if rows is None or len(rows) != len(files):
+        rows = [describe(np.load(f) == phase) for f in files]
         cache.write_text(json.dumps(rows))
-    return json.loads(cache.read_text())
+    return rows
 
 
 def table(rows: list[dict]) -> dict:
