@@ -180,9 +180,11 @@ def _seconds(root: Path, name: str) -> str:
                 f"{g['fit_seconds']:.1f} s, calibrated in {g['calibrate_seconds']:.0f} s, "
                 f"{g['mean_seconds_per_volume']:.2f} s per volume")
     made = root / name / "sampled_from.json"
+    secs = [json.loads(f.read_text())["seconds"] for f in sorted((root / name).glob("*/volume.json"))]
+    if not made.is_file() and not secs:
+        return "made outside `ct.py sample` (no volume.json): no training or sampling seconds recorded"
     source = json.loads(made.read_text()) if made.is_file() else {"run": "run", "steps": 20}
     t = json.loads(_seconds_file(root, source["run"]).read_text())
-    secs = [json.loads(f.read_text())["seconds"] for f in sorted((root / name).glob("*/volume.json"))]
     return (f"{source['run']} trained {t['seconds']:.0f} s ({t['steps']} steps), {source['steps']} sampler steps, "
             f"{np.mean(secs):.1f} s per volume")
 
