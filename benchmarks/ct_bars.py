@@ -7,9 +7,9 @@ axis). A perfect generator's volumes are cubes of the rock, so this draws ``--dr
 The sets come from the same cubes the medians are taken from, so the rates are optimistic: a
 perfect generator's independent volumes would pass less often. ``--split`` gives the other side:
 each set drawn from one random half, against the median of the other half (independent, but a
-noisier reference, so pessimistic). As in ``compare``, tau's
-medians are over the cubes that percolate along that axis (tau finite).
-After ``benchmarks/ct.py prepare`` (its truth cubes; descriptors cached as ``ct_screen.py`` caches them):
+noisier reference, so pessimistic). As in ``compare``, tau's medians are over the cubes that
+percolate along that axis (tau finite). After ``benchmarks/ct.py prepare`` (its truth cubes;
+descriptors cached as ``ct_screen.py`` caches them):
 
     python benchmarks/ct_bars.py --root runs/ct --num 8
     python benchmarks/ct_bars.py --root runs/ct --num 8 --split   # against the other half's median
@@ -80,7 +80,8 @@ def main() -> None:
     for name, (key, axis, relative, tol) in BARS.items():
         values = np.array([r[key] if axis is None else r[key][axis] for r in rows], dtype=float)
         ok = passes(values, sets, refs, relative, tol)
-        every &= ok if key == "tau" else True
+        if key == "tau":
+            every &= ok
         print(f"| {name} | {ok.mean():.3f} |")
     print(f"| tau within 15 % along all three axes | {every.mean():.3f} |")
 

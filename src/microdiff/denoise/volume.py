@@ -319,8 +319,8 @@ class PlanarVolumeDenoiser(DenoiserWrapper):
         the planes' sections are independent estimates, and ``floor`` times it (none at floor 0) in
         the last steps, where x_t already ties neighbouring sections together (fade 0: the full
         width at every step). Gray volumes fade (NORMAL_FADE; it joined more pores on Ketton at the
-        same surface, BENCHMARKS.md) to none (NORMAL_FLOOR 0: a floor of 0.8 brings the fibers'
-        surface within 10 % only by speckling their edges with single voxels, BENCHMARKS.md).
+        same surface, BENCHMARKS.md) to none (NORMAL_FLOOR 0: a floor adds the fibers' missing surface
+        as single-voxel speckle on their edges, BENCHMARKS.md).
         Phase volumes fade only in the last steps (PHASE_NORMAL_FADE): the full width there
         thickens thin films, and fading earlier lets the voxel speckle of the unsmoothed product
         back in."""
