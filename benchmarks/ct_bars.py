@@ -67,6 +67,8 @@ def main() -> None:
     ap.add_argument("--split", action="store_true",
                     help="each set against the median of the other half of the cubes (independent, noisier)")
     a = ap.parse_args()
+    if a.draws < 1:
+        ap.error(f"--draws {a.draws}: give the number of sets to draw, 1 or more (default 20000)")
     rows = truth_rows(a.root)
     most = len(rows) - len(rows) // 2 if a.split else len(rows) - 1
     if not 0 < a.num <= most:
